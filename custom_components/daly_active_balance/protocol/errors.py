@@ -1,0 +1,52 @@
+"""Errors of the protocol layer. Every failure the layer reports is a ``DalyError``."""
+
+from __future__ import annotations
+
+
+class DalyError(Exception):
+    """Base class of everything this layer raises on purpose."""
+
+
+class FrameError(DalyError):
+    """A frame is malformed: wrong length, wrong CRC/checksum, unknown function."""
+
+
+class DalyConnectionError(DalyError):
+    """The transport cannot be opened or was lost."""
+
+
+class DalyTimeoutError(DalyError):
+    """The module did not answer in time (asleep, unplugged or out of range)."""
+
+
+class ExceptionResponseError(DalyError):
+    """The module answered with a Modbus exception frame."""
+
+    def __init__(self, function: int, code: int) -> None:
+        super().__init__(f"module answered function 0x{function:02X} with exception code {code}")
+        self.function = function
+        self.code = code
+
+
+class NotABalancerError(DalyError):
+    """Something answered, but it does not look like a DALY active balancer."""
+
+
+class ValueOutOfRangeError(DalyError, ValueError):
+    """A value for a setting is outside what the register table allows. Nothing was sent."""
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        super().__init__(f"{key}: {value!r} refused: {reason}")
+        self.key = key
+        self.value = value
+        self.reason = reason
+
+
+class WriteNotAcceptedError(DalyError):
+    """A write was sent but the module's echo or read-back shows it did not take."""
+
+    def __init__(self, key: str, wanted: object, actual: object) -> None:
+        super().__init__(f"{key}: wrote {wanted!r}, module reports {actual!r}")
+        self.key = key
+        self.wanted = wanted
+        self.actual = actual

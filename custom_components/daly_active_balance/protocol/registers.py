@@ -1,0 +1,416 @@
+"""The register table of the DALY Smart Active Balance Module (D2 protocol).
+
+This is the one place where a register's address, size, scale, unit, range and meaning are
+written. The decoder, the write encoder, the simulator's register bank and the Home Assistant
+entities are all derived from it.
+
+Every register carries the confidence of what we know about it, taken from the team's protocol
+reference (``protocol.md``): ``CAPTURED`` (seen in a real capture of the balancer),
+``DOCUMENTED`` (DALY's BMS register document), ``CODE`` (working open-source code, usually for a
+DALY *BMS*), ``INFERRED`` (a hypothesis) and ``UNKNOWN`` (meaning not known at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+import struct
+from typing import Final
+
+from .errors import ValueOutOfRangeError
+
+#: The D2 protocol's fixed slave address (not tied to a board number).
+D2_ADDRESS: Final = 0xD2
+#: The largest register count one read may ask for (the reply's byte count is one byte; the
+#: DALY app never asks the balancer for more than 62).
+MAX_READ_COUNT: Final = 62
+#: Raw value the firmware returns for absent or unsupported registers.
+RAW_ABSENT: Final = 0xFFFF
+#: Raw sleep time that disables sleeping.
+SLEEP_NEVER: Final = 65535
+
+
+class Confidence(StrEnum):
+    """How sure we are of a register's meaning (tags of the protocol reference)."""
+
+    CAPTURED = "captured"
+    DOCUMENTED = "documented"
+    CODE = "code"
+    INFERRED = "inferred"
+    UNKNOWN = "unknown"
+
+
+class Kind(Enum):
+    """How the raw 16-bit words of a register are turned into a value."""
+
+    NUMBER = "number"  # (raw - offset) * scale, one value per word
+    FLAG = "flag"  # 0/1 → bool
+    ENUM = "enum"  # raw index into ``options``
+    BITS = "bits"  # raw bit field, kept as int
+    ASCII = "ascii"  # NUL-padded ASCII text over ``count`` words
+    DATE = "date"  # YY MM DD 00 in two words → "20YY-MM-DD"
+
+
+class BatteryType(StrEnum):
+    """Cell chemistry, in the order of the raw values of register 0x0089."""
+
+    LIFEPO4 = "lifepo4"
+    LI_ION = "li_ion"
+    LTO = "lto"
+
+
+@dataclass(frozen=True, slots=True)
+class Chemistry:
+    """Voltage facts per chemistry (volts).
+
+    ``plausible_*`` bound a cell that is wired and sampled correctly. The seed manual's wiring
+    check gives 3.0–4.15 V (Li-ion), 2.5–3.6 V (LiFePO4) and 1.8–2.8 V (LTO) for a pack at rest;
+    a healthy pack under charge or deep discharge goes a little beyond, so the plausible range
+    adds a margin. ``balance_*`` bound the balance turn-on voltage that makes sense.
+    """
+
+    plausible_min: float
+    plausible_max: float
+    balance_min: float
+    balance_max: float
+
+
+CHEMISTRY: Final[Mapping[BatteryType, Chemistry]] = {
+    BatteryType.LIFEPO4: Chemistry(2.0, 3.8, 2.8, 3.65),
+    BatteryType.LI_ION: Chemistry(2.5, 4.3, 3.0, 4.2),
+    BatteryType.LTO: Chemistry(1.5, 2.9, 1.8, 2.8),
+}
+
+#: The module is forbidden below this pack voltage (seed manual, product catalogue note).
+MIN_PACK_VOLTAGE: Final = 10.0
+#: Supported string counts (seed manual: 3~24S).
+MIN_CELLS: Final = 3
+MAX_CELLS: Final = 24
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Register:
+    """One register (or an array of equal registers) of the D2 map."""
+
+    key: str
+    address: int
+    description: str
+    confidence: Confidence
+    count: int = 1
+    kind: Kind = Kind.NUMBER
+    scale: float = 1.0
+    offset: int = 0
+    unit: str | None = None
+    writable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    #: Raw values that mean "no value" (absent sensor, unsupported register).
+    absent: frozenset[int] = frozenset()
+    #: Raw values with a meaning of their own, allowed in writes even outside the range.
+    special: Mapping[int, str] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+    #: Never log, print or publish (the module's settings password).
+    secret: bool = False
+    #: Raw default (one int per word, or text for ASCII) used by the simulator.
+    default: int | tuple[int, ...] | str = 0
+
+    @property
+    def end(self) -> int:
+        """Address after the last word of this register."""
+        return self.address + self.count
+
+    @property
+    def decimals(self) -> int:
+        """Number of decimals the scale gives (0.001 → 3)."""
+        text = f"{self.scale:.10f}".rstrip("0")
+        return len(text.split(".")[1]) if "." in text else 0
+
+    def decode_word(self, raw: int) -> float | int | bool | str | None:
+        """Decode one raw word of a one-word register."""
+        if raw in self.absent:
+            return None
+        if self.kind is Kind.FLAG:
+            return raw != 0
+        if self.kind is Kind.ENUM:
+            return self.options[raw] if raw < len(self.options) else None
+        if self.kind is Kind.BITS:
+            return raw
+        if raw in self.special:
+            return raw
+        value = (raw - self.offset) * self.scale
+        if self.scale == 1.0:
+            return int(value)
+        return round(value, self.decimals)
+
+    def encode(self, value: float | int | bool | str) -> int:
+        """Encode a value for a write, refusing anything outside the register's range."""
+        if not self.writable:
+            raise ValueOutOfRangeError(self.key, value, "register is read-only")
+        if self.kind is Kind.FLAG:
+            if value not in (True, False, 0, 1):
+                raise ValueOutOfRangeError(self.key, value, "expected on/off")
+            return int(bool(value))
+        if self.kind is Kind.ENUM:
+            if value not in self.options:
+                raise ValueOutOfRangeError(self.key, value, f"expected one of {', '.join(self.options)}")
+            return self.options.index(str(value))
+        if isinstance(value, (str, bool)):
+            raise ValueOutOfRangeError(self.key, value, "expected a number")
+        raw = round(value / self.scale) + self.offset
+        if raw in self.special:
+            return raw
+        assert self.minimum is not None and self.maximum is not None
+        if not self.minimum - self.scale / 2 <= value <= self.maximum + self.scale / 2:
+            raise ValueOutOfRangeError(
+                self.key, value, f"allowed {self.minimum:g} to {self.maximum:g} {self.unit or ''}".rstrip()
+            )
+        return raw
+
+
+_C = Confidence
+_ABSENT = frozenset({RAW_ABSENT})
+_ABSENT_OR_ZERO = frozenset({0, RAW_ABSENT})
+
+
+def _cells(*mv: int) -> tuple[int, ...]:
+    return tuple(mv) + (0,) * (32 - len(mv))
+
+
+REGISTERS: Final[tuple[Register, ...]] = (
+    # --- live block 0x0000–0x003D -------------------------------------------------------
+    Register(key="cell_voltages", address=0x0000, count=32, scale=0.001, unit="V",
+             description="Cell 1…32 voltage", confidence=_C.CAPTURED,
+             default=_cells(*(3335,) * 16)),
+    Register(key="temperatures", address=0x0020, count=8, offset=40, unit="°C",
+             description="Temperature sensor 1…8; only the first `temperature_sensor_count` are "
+                         "real (slots 7/8 hold pack and average voltage on the balancer)",
+             confidence=_C.CAPTURED, default=(68, 0, 0, 0, 0, 0, 533, 3335)),
+    Register(key="pack_voltage", address=0x0028, scale=0.1, unit="V",
+             description="Pack voltage", confidence=_C.CAPTURED, default=533),
+    Register(key="current", address=0x0029, scale=0.1, offset=30000, unit="A",
+             description="Pack current, + = charge (the balancer has no shunt: always 0)",
+             confidence=_C.CAPTURED, default=30000),
+    Register(key="soc", address=0x002A, scale=0.1, unit="%",
+             description="State of charge (0 on the balancer)", confidence=_C.CAPTURED),
+    Register(key="max_cell_voltage", address=0x002B, scale=0.001, unit="V",
+             description="Highest cell voltage (sampled apart from the cell list)",
+             confidence=_C.CAPTURED, default=3335),
+    Register(key="min_cell_voltage", address=0x002C, scale=0.001, unit="V",
+             description="Lowest cell voltage (sampled apart from the cell list)",
+             confidence=_C.CAPTURED, default=3335),
+    Register(key="max_temperature", address=0x002D, offset=40, unit="°C",
+             description="Highest temperature", confidence=_C.CAPTURED, default=68),
+    Register(key="min_temperature", address=0x002E, offset=40, unit="°C",
+             description="Lowest temperature", confidence=_C.CAPTURED, default=68),
+    Register(key="state", address=0x002F, kind=Kind.ENUM,
+             options=("idle", "charge", "discharge"),
+             description="Charge state (always idle on the balancer)", confidence=_C.CAPTURED),
+    Register(key="remaining_capacity", address=0x0030, scale=0.1, unit="Ah",
+             description="Remaining capacity (0 on the balancer)", confidence=_C.CAPTURED),
+    Register(key="cell_count", address=0x0031, description="Number of cells the module measures",
+             confidence=_C.CAPTURED, default=16),
+    Register(key="temperature_sensor_count", address=0x0032,
+             description="Number of temperature sensors", confidence=_C.CAPTURED, default=1),
+    Register(key="cycles", address=0x0033, description="Charge cycles (0 on the balancer)",
+             confidence=_C.CAPTURED),
+    Register(key="balancing", address=0x0034, kind=Kind.FLAG,
+             description="Balancing active (DALY doc: 0 off, 1 on; only 0 was ever captured "
+                         "from a balancer)", confidence=_C.DOCUMENTED),
+    Register(key="charge_mos", address=0x0035, kind=Kind.FLAG,
+             description="Charge MOSFET (BMS only, meaningless here)", confidence=_C.CAPTURED),
+    Register(key="discharge_mos", address=0x0036, kind=Kind.FLAG,
+             description="Discharge MOSFET (BMS only, meaningless here)", confidence=_C.CAPTURED),
+    Register(key="average_cell_voltage", address=0x0037, scale=0.001, unit="V",
+             description="Average cell voltage", confidence=_C.CAPTURED, default=3335),
+    Register(key="cell_delta", address=0x0038, scale=0.001, unit="V",
+             description="Cell voltage difference max − min, 1 mV per step (not 0.1 mV)",
+             confidence=_C.CAPTURED),
+    Register(key="power", address=0x0039, unit="W", description="Power (DALY doc)",
+             confidence=_C.DOCUMENTED),
+    Register(key="faults", address=0x003A, count=4, kind=Kind.BITS,
+             description="Fault bit fields 1–4 (DALY doc; no capture with alarms exists)",
+             confidence=_C.DOCUMENTED),
+    # --- extended block 0x003E–0x0046 ---------------------------------------------------
+    Register(key="balancing_cells", address=0x003E, count=2, kind=Kind.BITS,
+             description="Per-cell balancing bitmap, cells 1–16 and 17–32, bit 0 = cell 1 "
+                         "(from ESPHome code; the BMS doc calls 0x003E 'remaining mileage')",
+             confidence=_C.INFERRED),
+    Register(key="balance_current", address=0x0040, scale=0.001, offset=30000, unit="A",
+             absent=_ABSENT,
+             description="Balance current (from 100Balance BMS frames; plausible for the "
+                         "balancer, sign unknown)", confidence=_C.INFERRED, default=30000),
+    Register(key="mos_temperature", address=0x0042, offset=40, unit="°C", absent=_ABSENT_OR_ZERO,
+             description="MOSFET temperature (0xFFFF on the balancer: absent)",
+             confidence=_C.CODE, default=RAW_ABSENT),
+    Register(key="board_temperature", address=0x0043, offset=40, unit="°C",
+             absent=_ABSENT_OR_ZERO, description="Board temperature (0 = absent)",
+             confidence=_C.CODE),
+    # --- settings block 0x0080–0x00A8 ---------------------------------------------------
+    Register(key="rated_capacity", address=0x0080, scale=0.1, unit="Ah",
+             description="Rated capacity", confidence=_C.CAPTURED, default=500),
+    Register(key="cell_reference_voltage", address=0x0081, scale=0.001, unit="V",
+             description="Cell reference voltage", confidence=_C.CAPTURED, default=3200),
+    Register(key="board_count", address=0x0082, description="Acquisition boards",
+             confidence=_C.CAPTURED, default=1),
+    Register(key="string_count", address=0x0083, writable=True, minimum=MIN_CELLS,
+             maximum=MAX_CELLS, step=1,
+             description="Cells on board 1 = the configured string count (the app's 'number "
+                         "of strings' is inferred to be this register, 0x00CE is the other "
+                         "candidate)", confidence=_C.INFERRED, default=16),
+    Register(key="temperature_sensor_setting", address=0x0086,
+             description="Temperature sensors on board 1", confidence=_C.CAPTURED, default=1),
+    Register(key="battery_type", address=0x0089, kind=Kind.ENUM, writable=True,
+             options=tuple(BatteryType), description="Battery type 0 LiFePO4, 1 Li-ion, 2 LTO",
+             confidence=_C.DOCUMENTED),
+    Register(key="sleep_time", address=0x008A, unit="s", writable=True, minimum=0,
+             maximum=SLEEP_NEVER, step=1, special={SLEEP_NEVER: "never"},
+             description="Sleep after this many seconds without traffic; 65535 = never (the "
+                         "manual's default is 3600 s)", confidence=_C.DOCUMENTED, default=3600),
+    Register(key="cell_overvoltage_warning", address=0x008B, scale=0.001, unit="V",
+             description="Cell over-voltage warning", confidence=_C.CAPTURED, default=3550),
+    Register(key="cell_overvoltage_alarm", address=0x008C, scale=0.001, unit="V",
+             description="Cell over-voltage alarm", confidence=_C.CAPTURED, default=3650),
+    Register(key="cell_undervoltage_warning", address=0x008D, scale=0.001, unit="V",
+             description="Cell under-voltage warning", confidence=_C.CAPTURED, default=2300),
+    Register(key="cell_undervoltage_alarm", address=0x008E, scale=0.001, unit="V",
+             description="Cell under-voltage alarm", confidence=_C.CAPTURED, default=2200),
+    Register(key="cell_delta_warning", address=0x009F, scale=0.001, unit="V",
+             description="Cell difference warning", confidence=_C.DOCUMENTED),
+    Register(key="cell_delta_alarm", address=0x00A0, scale=0.001, unit="V",
+             description="Cell difference alarm", confidence=_C.DOCUMENTED),
+    Register(key="balance_start_voltage", address=0x00A3, scale=0.001, unit="V", writable=True,
+             minimum=1.8, maximum=4.2, step=0.001,
+             description="Balance turn-on voltage: balancing needs a cell above it (range per "
+                         "chemistry in CHEMISTRY)", confidence=_C.DOCUMENTED, default=3300),
+    Register(key="balance_start_delta", address=0x00A4, scale=0.001, unit="V", writable=True,
+             minimum=0.005, maximum=0.5, step=0.001,
+             description="Balance turn-on difference: balancing needs max − min above it",
+             confidence=_C.DOCUMENTED, default=20),
+    # --- identification 0x00A9–0x00CB ---------------------------------------------------
+    Register(key="software_version", address=0x00A9, count=8, kind=Kind.ASCII,
+             description="Software version (16 bytes ASCII)", confidence=_C.CAPTURED,
+             default="B002_111132_03"),
+    Register(key="hardware_version", address=0x00B1, count=8, kind=Kind.ASCII,
+             description="Hardware version (16 bytes ASCII)", confidence=_C.CAPTURED,
+             default="E303-032DG-SMB"),
+    Register(key="serial_number", address=0x00B9, count=16, kind=Kind.ASCII,
+             description="Machine code / bar code (32 bytes ASCII, empty on the captured unit)",
+             confidence=_C.DOCUMENTED, default=""),
+    Register(key="password", address=0x00C9, count=3, kind=Kind.ASCII, secret=True,
+             description="Settings password, checked only by the phone app (a secret)",
+             confidence=_C.CAPTURED, default="123456"),
+    # --- balancer block 0x00CC–0x00D0 ---------------------------------------------------
+    Register(key="production_date", address=0x00CC, count=2, kind=Kind.DATE,
+             description="Production date YY MM DD 00 (2000-01-01 = unset)",
+             confidence=_C.DOCUMENTED, default=(0x0001, 0x0100)),
+    Register(key="register_00ce", address=0x00CE,
+             description="Unknown; equals the cell count in the only capture",
+             confidence=_C.UNKNOWN, default=16),
+    Register(key="balancer_enabled", address=0x00CF, kind=Kind.FLAG, writable=True,
+             description="Balancer switch 1 = on, 0 = off", confidence=_C.CAPTURED, default=1),
+    Register(key="register_00d0", address=0x00D0,
+             description="Unknown (10 in the capture; maybe the balance current in 0.1 A)",
+             confidence=_C.UNKNOWN, default=10),
+)
+
+BY_KEY: Final[Mapping[str, Register]] = {reg.key: reg for reg in REGISTERS}
+
+
+def register(key: str) -> Register:
+    """The register named ``key``."""
+    return BY_KEY[key]
+
+
+# --- blocks --------------------------------------------------------------------------------
+
+DecodedValue = float | int | bool | str | tuple[float | int | bool | str | None, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A contiguous run of registers read with one request."""
+
+    name: str
+    start: int
+    count: int
+
+    @property
+    def registers(self) -> tuple[Register, ...]:
+        """The registers that lie entirely inside this block."""
+        return tuple(r for r in REGISTERS if self.start <= r.address and r.end <= self.start + self.count)
+
+    def decode(self, words: Sequence[int]) -> dict[str, DecodedValue]:
+        """Decode the block's raw words into ``{key: value}``."""
+        if len(words) != self.count:
+            raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
+        return {key: fn(words) for key, fn in _decoders(self)}
+
+
+LIVE: Final = Block("live", 0x0000, 62)
+EXTENDED: Final = Block("extended", 0x003E, 9)
+SETTINGS: Final = Block("settings", 0x0080, 41)
+IDENTITY: Final = Block("identity", 0x00A9, 32)
+PASSWORD: Final = Block("password", 0x00C9, 3)
+BALANCER: Final = Block("balancer", 0x00CC, 5)
+BLOCKS: Final = (LIVE, EXTENDED, SETTINGS, IDENTITY, PASSWORD, BALANCER)
+
+_Decoder = Callable[[Sequence[int]], DecodedValue]
+_DECODER_CACHE: dict[Block, tuple[tuple[str, _Decoder], ...]] = {}
+
+
+def _ascii(words: Sequence[int]) -> str:
+    return struct.pack(f">{len(words)}H", *words).split(b"\x00", 1)[0].decode("ascii", "replace").strip()
+
+
+def _date(words: Sequence[int]) -> str | None:
+    year, month, day = words[0] >> 8, words[0] & 0xFF, words[1] >> 8
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return f"{2000 + year:04d}-{month:02d}-{day:02d}"
+
+
+def _make_decoder(reg: Register, base: int) -> _Decoder:
+    lo, hi = reg.address - base, reg.end - base
+    if reg.kind is Kind.ASCII:
+        return lambda words: _ascii(words[lo:hi])
+    if reg.kind is Kind.DATE:
+        return lambda words: _date(words[lo:hi])
+    one = reg.decode_word
+    if reg.count == 1:
+        return lambda words: one(words[lo])
+    return lambda words: tuple(one(w) for w in words[lo:hi])
+
+
+def _decoders(block: Block) -> tuple[tuple[str, _Decoder], ...]:
+    cached = _DECODER_CACHE.get(block)
+    if cached is None:
+        cached = tuple((r.key, _make_decoder(r, block.start)) for r in block.registers)
+        _DECODER_CACHE[block] = cached
+    return cached
+
+
+def encode_ascii(text: str, count: int) -> tuple[int, ...]:
+    """Pack ASCII text into ``count`` words, NUL-padded (used by the simulator)."""
+    data = text.encode("ascii")[: count * 2].ljust(count * 2, b"\x00")
+    return struct.unpack(f">{count}H", data)
+
+
+def default_words(reg: Register) -> tuple[int, ...]:
+    """The raw words a fresh simulated module holds for ``reg``."""
+    if isinstance(reg.default, str):
+        return encode_ascii(reg.default, reg.count)
+    if isinstance(reg.default, tuple):
+        return reg.default
+    return (reg.default,) * reg.count
+
+
+def balance_voltage_range(battery_type: BatteryType | str | None) -> tuple[float, float]:
+    """The sensible balance turn-on voltage range for a chemistry (the register's if unknown)."""
+    reg = BY_KEY["balance_start_voltage"]
+    assert reg.minimum is not None and reg.maximum is not None
+    if battery_type is None or battery_type not in CHEMISTRY:
+        return reg.minimum, reg.maximum
+    chem = CHEMISTRY[BatteryType(battery_type)]
+    return chem.balance_min, chem.balance_max

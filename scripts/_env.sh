@@ -1,0 +1,149 @@
+# shellcheck shell=bash
+# Shared environment bootstrap for the project's scripts (sourced, not run).
+#
+# Home Assistant 2026.10 needs Python >= 3.14.2. In order of preference:
+#   1. a host `python3.14` of at least 3.14.2,
+#   2. `uv` with a Python >= 3.14.2 it can find or install,
+#   3. a minimal Debian "forky" root made with debootstrap (it ships python3.14), kept in a
+#      cache folder outside the repository and entered through a private mount namespace
+#      (the mounts vanish with the process; the host is never modified).
+# Everything installed lives in the cache folder, so a second run reuses it.
+set -euo pipefail
+
+DALY_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DALY_PARENT="$(dirname "$DALY_REPO")"
+DALY_CACHE="${DALY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/daly-active-balance}"
+DALY_MIN_PY="3.14.2"
+DALY_ROOT="$DALY_CACHE/forky"
+DALY_CHROOT_VENV="/opt/daly-venv"
+
+_daly_log() { printf '\033[1m[daly]\033[0m %s\n' "$*" >&2; }
+
+# True when the given interpreter is at least DALY_MIN_PY.
+_daly_python_ok() {
+  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 14, 2) else 1)' 2>/dev/null
+}
+
+# Picks the mode once: host, uv or chroot.
+daly_mode() {
+  if [ -n "${DALY_MODE:-}" ]; then echo "$DALY_MODE"; return; fi
+  if command -v python3.14 >/dev/null 2>&1 && _daly_python_ok "$(command -v python3.14)"; then
+    DALY_MODE=host
+  elif command -v uv >/dev/null 2>&1 && uv python find ">=$DALY_MIN_PY" >/dev/null 2>&1; then
+    DALY_MODE=uv
+  elif command -v uv >/dev/null 2>&1 && uv python install "$DALY_MIN_PY" >/dev/null 2>&1; then
+    DALY_MODE=uv
+  else
+    DALY_MODE=chroot
+  fi
+  export DALY_MODE
+  echo "$DALY_MODE"
+}
+
+# The Debian mirror the host's own apt configuration uses (so no host name is written here).
+_daly_mirror() {
+  if [ -n "${DALY_DEBIAN_MIRROR:-}" ]; then echo "$DALY_DEBIAN_MIRROR"; return; fi
+  local uri
+  uri="$(grep -hoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[a-z]+://[^[:space:]]+/debian/?([[:space:]]|$)' \
+      /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+    | grep -oE '[a-z]+://[^[:space:]]+' | head -n1 || true)"
+  if [ -z "$uri" ]; then
+    _daly_log "cannot find a Debian mirror in the host's apt sources; set DALY_DEBIAN_MIRROR"
+    return 1
+  fi
+  echo "${uri%/}"
+}
+
+_daly_build_root() {
+  [ -f "$DALY_ROOT/.daly-root-ok" ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    _daly_log "no Python >= $DALY_MIN_PY or uv on this machine, and building the Debian root needs root"
+    return 1
+  fi
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    _daly_log "installing debootstrap"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  fi
+  local mirror
+  mirror="$(_daly_mirror)"
+  _daly_log "building a minimal Debian forky root with python3.14 in $DALY_ROOT (about 30 s)"
+  rm -rf "$DALY_ROOT"
+  mkdir -p "$DALY_CACHE"
+  debootstrap --variant=minbase --include=python3.14,python3.14-venv,python3.14-dev,gcc,ca-certificates \
+    forky "$DALY_ROOT" "$mirror" /usr/share/debootstrap/scripts/sid >"$DALY_CACHE/debootstrap.log" 2>&1 \
+    || { _daly_log "debootstrap failed; see $DALY_CACHE/debootstrap.log"; tail -n 20 "$DALY_CACHE/debootstrap.log" >&2; return 1; }
+  touch "$DALY_ROOT/.daly-root-ok"
+}
+
+# Runs "$@" inside the chroot with /proc, /dev (and /dev/pts) and the repository's parent
+# folder (so ../shared is beside the repository there too) mounted at the same paths.
+_daly_chroot_exec() {
+  cp /etc/resolv.conf "$DALY_ROOT/etc/resolv.conf" 2>/dev/null || true
+  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$DALY_ROOT/etc/ssl/certs/ca-certificates.crt"
+  fi
+  mkdir -p "$DALY_ROOT$DALY_PARENT"
+  local pass=() var
+  for var in CI TERM COLUMNS DALY_CACHE DALY_MODE PYTEST_ADDOPTS DALY_HA_PORT DALY_SIM_PORT DALY_BENCH_MINUTES DALY_SOAK_POLLS DALY_FUZZ_INPUTS; do
+    [ -n "${!var:-}" ] && pass+=("$var=${!var}")
+  done
+  # shellcheck disable=SC2016
+  unshare --mount --propagation private -- /bin/bash -c '
+    set -e
+    root="$1"; parent="$2"; repo="$3"; shift 3
+    mount --rbind /proc "$root/proc"
+    mount --rbind /dev "$root/dev"
+    mount --bind "$parent" "$root$parent"
+    exec chroot "$root" /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$repo" "$@"
+  ' daly-chroot "$DALY_ROOT" "$DALY_PARENT" "$PWD" \
+    /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH="$DALY_CHROOT_VENV/bin:/usr/local/bin:/usr/bin:/bin" \
+    VIRTUAL_ENV="$DALY_CHROOT_VENV" "${pass[@]}" "$@"
+}
+
+# The venv's location as seen from where commands run.
+daly_venv() {
+  case "$(daly_mode)" in
+    host) echo "$DALY_CACHE/venv-host" ;;
+    uv) echo "$DALY_CACHE/venv-uv" ;;
+    chroot) echo "$DALY_CHROOT_VENV" ;;
+  esac
+}
+
+# Runs "$@" with the project's venv first on PATH, in the current directory.
+daly_exec() {
+  local mode venv
+  mode="$(daly_mode)"
+  venv="$(daly_venv)"
+  if [ "$mode" = chroot ]; then
+    _daly_chroot_exec "$@"
+  else
+    PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" "$@"
+  fi
+}
+
+# Makes sure the venv exists and holds the given requirements files (re-installs on change).
+daly_ensure() {
+  local mode venv stamp want
+  mode="$(daly_mode)"
+  venv="$(daly_venv)"
+  case "$mode" in
+    host) [ -x "$venv/bin/python" ] || python3.14 -m venv "$venv" ;;
+    uv) [ -x "$venv/bin/python" ] || uv venv --seed --python ">=$DALY_MIN_PY" "$venv" >/dev/null ;;
+    chroot)
+      _daly_build_root
+      [ -x "$DALY_ROOT$venv/bin/python" ] || _daly_chroot_exec /usr/bin/python3.14 -m venv "$venv"
+      ;;
+  esac
+  want="$(cd "$DALY_REPO" && cat "$@" | sha256sum | cut -c1-16)"
+  stamp="$DALY_CACHE/installed-$mode-$(printf '%s\n' "$@" | sha256sum | cut -c1-8)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    _daly_log "installing Python packages from $* (first run: a few minutes)"
+    local args=() f
+    for f in "$@"; do args+=(-r "$f"); done
+    (cd "$DALY_REPO" && daly_exec python -m pip install --disable-pip-version-check -q --upgrade pip)
+    (cd "$DALY_REPO" && daly_exec python -m pip install --disable-pip-version-check -q "${args[@]}")
+    mkdir -p "$DALY_CACHE"
+    echo "$want" >"$stamp"
+  fi
+}

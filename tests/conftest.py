@@ -1,0 +1,25 @@
+"""Shared fixtures.
+
+Importing the integration here, at collection time, is what lets Home Assistant's loader find
+the custom component in the test harness.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import custom_components.daly_active_balance  # noqa: F401
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+VECTORS = SHARED / "vectors" / "balancer_capture.json"
+
+
+@pytest.fixture(scope="session")
+def capture() -> dict[str, Any]:
+    """The real frames captured from a 16S balancer (shared test vectors)."""
+    data: dict[str, Any] = json.loads(VECTORS.read_text())
+    return data
