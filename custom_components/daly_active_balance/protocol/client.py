@@ -1,0 +1,396 @@
+"""The client: one API over any transport.
+
+* Exactly one request is outstanding at a time: D2 replies do not carry the register address,
+  so a reply is paired with the request that is waiting for it (and checked against its size).
+* Every request has a timeout and a bounded number of retries; a lost link is reopened.
+* One lock covers a whole poll cycle and a whole verified write, so writes never interleave with
+  polls and two writes never interleave.
+* A write is refused before anything is sent when the value is outside the register table's
+  range. After sending, the client checks the echo, then reads the register back and raises
+  ``WriteNotAcceptedError`` if the module did not take the value.
+* D2 is tried first; on wired links a module that never answers D2 is tried with the legacy A5
+  frames (reference §8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+import logging
+import math
+from typing import Final, Self
+
+from . import a5
+from .errors import (
+    DalyConnectionError,
+    DalyError,
+    DalyTimeoutError,
+    ExceptionResponseError,
+    NotABalancerError,
+    WriteNotAcceptedError,
+)
+from .frames import Direction, ExceptionResponse, Frame, Function, ReadRequest, ReadResponse, WriteSingle
+from .models import Identity, ProtocolFamily, Settings, Status
+from .registers import (
+    BALANCER,
+    BY_KEY,
+    EXTENDED,
+    IDENTITY,
+    LIVE,
+    PASSWORD,
+    SETTINGS,
+    Block,
+    DecodedValue,
+    Register,
+)
+from .stream import D2Framing, FrameStream
+from .transport import Transport
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Replies came 63–501 ms after the request in the capture (reference §7.4); 1.5–3 s advised.
+DEFAULT_TIMEOUT: Final = 2.0
+DEFAULT_RETRIES: Final = 2
+
+_Match = Callable[[object], bool]
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters for diagnostics, the benchmark and the soak."""
+
+    requests: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    link_errors: int = 0
+    unsolicited: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """One poll cycle's results."""
+
+    status: Status
+    settings: Settings | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What the config flow learns before creating an entry."""
+
+    family: ProtocolFamily
+    identity: Identity
+    status: Status
+    settings: Settings
+
+
+@dataclass(slots=True)
+class _Pending:
+    match: _Match
+    future: asyncio.Future[object]
+    frames: list[object] = field(default_factory=list)
+    wanted: int = 1
+
+
+class DalyClient:
+    """Talks to one DALY active balancer over one transport."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        family: ProtocolFamily | None = None,
+    ) -> None:
+        """Nothing is opened until the first request."""
+        self.transport = transport
+        self.timeout = timeout
+        self.retries = retries
+        self.family = family
+        self.stats = ClientStats()
+        #: The last raw word read at each address (for diagnostics' register dump).
+        self.raw: dict[int, int] = {}
+        self._d2: FrameStream[Frame] = FrameStream(D2Framing(Direction.RESPONSE))
+        self._a5: FrameStream[a5.A5Frame] = FrameStream(a5.A5Framing())
+        self._lock = asyncio.Lock()
+        self._pending: _Pending | None = None
+        transport.attach(self._on_data, self._on_lost)
+
+    async def __aenter__(self) -> Self:
+        """Use as ``async with DalyClient(...) as client``."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close the transport."""
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the link; the next request reopens it."""
+        await self.transport.close()
+
+    # --- receiving --------------------------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        frames: list[object] = []
+        if self.family is not ProtocolFamily.A5:
+            frames.extend(self._d2.feed(data))
+        if self.family is not ProtocolFamily.D2:
+            frames.extend(self._a5.feed(data))
+        pending = self._pending
+        for frame in frames:
+            if pending is not None and not pending.future.done() and pending.match(frame):
+                pending.frames.append(frame)
+                if len(pending.frames) >= pending.wanted:
+                    pending.future.set_result(pending.frames)
+            else:
+                self.stats.unsolicited += 1
+                _LOGGER.debug("dropped a frame nobody asked for: %s", type(frame).__name__)
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        pending = self._pending
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(DalyConnectionError(f"link to {self.transport.description} lost: {exc}"))
+
+    # --- one exchange -----------------------------------------------------------------------
+
+    async def _exchange(
+        self, request: bytes, match: _Match, *, wanted: int = 1, retries: int | None = None
+    ) -> list[object]:
+        """Send ``request`` and wait for ``wanted`` matching frames; retry on timeout or loss."""
+        attempts = (self.retries if retries is None else retries) + 1
+        error: DalyError = DalyTimeoutError("no attempt made")
+        for attempt in range(attempts):
+            if attempt:
+                self.stats.retries += 1
+            loop = asyncio.get_running_loop()
+            pending = _Pending(match, loop.create_future(), wanted=wanted)
+            try:
+                await self.transport.open()
+                self._d2.reset()
+                self._a5.reset()
+                self._d2.expect_echo(request)
+                self._a5.expect_echo(request)
+                self._pending = pending
+                self.stats.requests += 1
+                await self.transport.write(request)
+                async with asyncio.timeout(self.timeout):
+                    result = await pending.future
+                assert isinstance(result, list)
+                return result
+            except TimeoutError:
+                self.stats.timeouts += 1
+                error = DalyTimeoutError(
+                    f"no answer from {self.transport.description} within {self.timeout:g} s "
+                    "(module asleep, unplugged or out of range?)"
+                )
+            except DalyConnectionError as err:
+                self.stats.link_errors += 1
+                error = err
+                await self.transport.close()
+            finally:
+                self._pending = None
+                if not pending.future.done():
+                    pending.future.cancel()
+        raise error
+
+    async def _read_words(self, start: int, count: int) -> tuple[int, ...]:
+        def match(frame: object) -> bool:
+            if isinstance(frame, ExceptionResponse):
+                return frame.function == Function.READ
+            return isinstance(frame, ReadResponse) and len(frame.values) == count
+
+        (frame,) = await self._exchange(ReadRequest(start, count).encode(), match)
+        if isinstance(frame, ExceptionResponse):
+            raise ExceptionResponseError(frame.function, frame.code)
+        assert isinstance(frame, ReadResponse)
+        self.raw.update(zip(range(start, start + count), frame.values, strict=True))
+        return frame.values
+
+    async def _read_block(self, block: Block) -> dict[str, DecodedValue]:
+        return block.decode(await self._read_words(block.start, block.count))
+
+    # --- protocol family --------------------------------------------------------------------
+
+    async def _ensure_family(self) -> ProtocolFamily:
+        if self.family is not None:
+            return self.family
+        try:
+            await self._read_words(BALANCER.start, BALANCER.count)
+        except DalyTimeoutError:
+            if not self.transport.supports_a5:
+                raise
+            _LOGGER.debug("no D2 answer from %s, trying A5", self.transport.description)
+            try:
+                await self._a5_exchange(a5.Command.PACK, retries=0)
+            except DalyTimeoutError:
+                raise DalyTimeoutError(f"no answer from {self.transport.description} to D2 or A5 requests") from None
+            self.family = ProtocolFamily.A5
+        else:
+            self.family = ProtocolFamily.D2
+        _LOGGER.debug("%s speaks %s", self.transport.description, self.family)
+        return self.family
+
+    async def _a5_exchange(self, command: int, *, wanted: int = 1, retries: int | None = None) -> list[a5.A5Frame]:
+        def match(frame: object) -> bool:
+            return isinstance(frame, a5.A5Frame) and frame.is_reply and frame.command == command
+
+        frames = await self._exchange(a5.build_request(command).encode(), match, wanted=wanted, retries=retries)
+        return [f for f in frames if isinstance(f, a5.A5Frame)]
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def _status(self) -> Status:
+        if await self._ensure_family() is ProtocolFamily.A5:
+            return await self._a5_status()
+        live = await self._read_block(LIVE)
+        extended = await self._read_block(EXTENDED)
+        balancer = await self._read_block(BALANCER)
+        return Status.from_d2(live, extended, balancer)
+
+    async def _settings(self) -> Settings:
+        if await self._ensure_family() is ProtocolFamily.A5:
+            thresholds = a5.decode_balance_thresholds(*await self._a5_exchange(a5.Command.BALANCE_THRESHOLDS))
+            return Settings(balance_start_voltage=thresholds.start_voltage, balance_start_delta=thresholds.start_delta)
+        return Settings.from_decoded(await self._read_block(SETTINGS))
+
+    async def _identity(self) -> Identity:
+        if await self._ensure_family() is ProtocolFamily.A5:
+            return Identity()
+        identity = await self._read_block(IDENTITY)
+        password = await self._read_block(PASSWORD)
+        balancer = await self._read_block(BALANCER)
+        return Identity.from_decoded(identity, password, balancer)
+
+    async def _a5_status(self) -> Status:
+        pack = a5.decode_pack(*await self._a5_exchange(a5.Command.PACK))
+        counts = a5.decode_counts(*await self._a5_exchange(a5.Command.COUNTS))
+        cells = a5.assemble_cells(
+            await self._a5_exchange(a5.Command.CELLS, wanted=math.ceil(counts.cell_count / 3)), counts.cell_count
+        )
+        temps: tuple[float, ...] = ()
+        if counts.temperature_sensor_count:
+            temps = a5.assemble_temperatures(
+                await self._a5_exchange(a5.Command.TEMPERATURES, wanted=math.ceil(counts.temperature_sensor_count / 7)),
+                counts.temperature_sensor_count,
+            )
+        balancing = a5.decode_balancing(*await self._a5_exchange(a5.Command.BALANCING), counts.cell_count)
+        extremes = a5.decode_extremes(*await self._a5_exchange(a5.Command.EXTREMES))
+        return Status(
+            cell_voltages=cells,
+            temperatures=temps,
+            pack_voltage=pack.voltage,
+            current=pack.current,
+            max_cell_voltage=extremes.max_voltage,
+            min_cell_voltage=extremes.min_voltage,
+            average_cell_voltage=round(sum(cells) / len(cells), 3) if cells else None,
+            cell_delta=round(max(cells) - min(cells), 3) if cells else None,
+            cell_count=counts.cell_count,
+            temperature_sensor_count=counts.temperature_sensor_count,
+            balancing=any(balancing),
+            balancing_cells=balancing,
+            protocol=ProtocolFamily.A5,
+        )
+
+    async def read_status(self) -> Status:
+        """Live values: cells, pack, temperatures, balancing, faults, balancer switch."""
+        async with self._lock:
+            return await self._status()
+
+    async def read_settings(self) -> Settings:
+        """The settings block."""
+        async with self._lock:
+            return await self._settings()
+
+    async def read_identity(self) -> Identity:
+        """Versions, serial number, production date and the (secret) password."""
+        async with self._lock:
+            return await self._identity()
+
+    async def poll(self, *, settings: bool = False) -> Poll:
+        """One poll cycle (status, and settings when asked), then release the link if wanted."""
+        async with self._lock:
+            try:
+                status = await self._status()
+                return Poll(status, await self._settings() if settings else None)
+            finally:
+                await self.transport.release()
+
+    async def probe(self) -> ProbeResult:
+        """Read everything once and check the device really is a DALY active balancer."""
+        async with self._lock:
+            try:
+                family = await self._ensure_family()
+                status = await self._status()
+                if family is ProtocolFamily.D2 and status.balancer_enabled is None:
+                    raise NotABalancerError(
+                        "register 0x00CF is not a balancer switch (a DALY BMS rather than a balancer?)"
+                    )
+                if not status.cell_count:
+                    raise NotABalancerError("the device reports no cells")
+                return ProbeResult(family, await self._identity(), status, await self._settings())
+            finally:
+                await self.transport.release()
+
+    async def read_raw(
+        self, blocks: Sequence[Block] = (LIVE, EXTENDED, SETTINGS, IDENTITY, BALANCER)
+    ) -> dict[int, int]:
+        """A raw register dump of the given blocks (diagnostics)."""
+        async with self._lock:
+            if await self._ensure_family() is ProtocolFamily.A5:
+                return {}
+            dump: dict[int, int] = {}
+            for block in blocks:
+                words = await self._read_words(block.start, block.count)
+                dump.update(zip(range(block.start, block.end), words, strict=True))
+            return dump
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def write_setting(self, key: str, value: float | int | bool | str) -> DecodedValue:
+        """Write one setting, verify it, and return the value the module now reports.
+
+        Raises ``ValueOutOfRangeError`` (nothing sent) for a value outside the table's range,
+        ``WriteNotAcceptedError`` when the read-back differs, ``DalyTimeoutError`` when the
+        module does not answer the read-back.
+        """
+        reg = BY_KEY[key]
+        raw = reg.encode(value)  # raises before anything reaches the wire
+        async with self._lock:
+            try:
+                if await self._ensure_family() is ProtocolFamily.A5:
+                    raise DalyError("this module speaks the legacy A5 protocol, whose settings writes are unknown")
+                return await self._write_verified(reg, raw, value)
+            finally:
+                await self.transport.release()
+
+    async def _write_verified(self, reg: Register, raw: int, value: object) -> DecodedValue:
+        request = WriteSingle(reg.address, raw)
+
+        def match(frame: object) -> bool:
+            return isinstance(frame, WriteSingle | ExceptionResponse)
+
+        echo_ok = False
+        try:
+            # A write is sent once: a lost echo is settled by the read-back, not by resending.
+            (echo,) = await self._exchange(request.encode(), match, retries=0)
+        except DalyTimeoutError:
+            _LOGGER.debug("no echo for the write of %s; checking the read-back", reg.key)
+        else:
+            if isinstance(echo, ExceptionResponse):
+                raise ExceptionResponseError(echo.function, echo.code)
+            echo_ok = echo == request
+            if not echo_ok:
+                _LOGGER.debug("write of %s echoed %s instead of %s", reg.key, echo, request)
+        (actual,) = await self._read_words(reg.address, 1)
+        decoded = reg.decode_word(actual)
+        if actual != raw:
+            raise WriteNotAcceptedError(reg.key, value, decoded)
+        if not echo_ok:
+            _LOGGER.debug("%s took the value although its echo was missing or wrong", reg.key)
+        return decoded
+
+    async def set_balancer(self, enabled: bool) -> bool:
+        """Switch balancing on or off (register 0x00CF), verified."""
+        return bool(await self.write_setting("balancer_enabled", enabled))

@@ -1,0 +1,157 @@
+"""Typed results the client returns: built from blocks decoded through the register table.
+
+Field names are register keys (a test checks that each one exists in the table), so a value's
+address, scale and unit stay written only in ``registers.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, Self
+
+from .registers import MAX_CELLS, DecodedValue
+
+
+class ProtocolFamily(StrEnum):
+    """Which frame family a module answers."""
+
+    D2 = "d2"
+    A5 = "a5"
+
+
+def _pick[T](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
+    """Build ``cls`` from the decoded values whose keys are its field names."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values = {name: decoded[name] for name in names if name in decoded}
+    values.update(extra)
+    return cls(**values)
+
+
+def _float(value: DecodedValue) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """What the module measures right now (live + extended + balancer blocks)."""
+
+    cell_voltages: tuple[float, ...]
+    temperatures: tuple[float, ...] = ()
+    pack_voltage: float | None = None
+    current: float | None = None
+    max_cell_voltage: float | None = None
+    min_cell_voltage: float | None = None
+    average_cell_voltage: float | None = None
+    cell_delta: float | None = None
+    cell_count: int = 0
+    temperature_sensor_count: int = 0
+    balancing: bool | None = None
+    balancing_cells: tuple[bool, ...] | None = None
+    balance_current: float | None = None
+    mos_temperature: float | None = None
+    board_temperature: float | None = None
+    faults: tuple[int, ...] = ()
+    balancer_enabled: bool | None = None
+    register_00ce: int | None = None
+    register_00d0: int | None = None
+    protocol: ProtocolFamily = ProtocolFamily.D2
+
+    @property
+    def max_cell(self) -> int | None:
+        """1-based number of the highest cell in the cell list."""
+        if not self.cell_voltages:
+            return None
+        return max(range(len(self.cell_voltages)), key=self.cell_voltages.__getitem__) + 1
+
+    @property
+    def min_cell(self) -> int | None:
+        """1-based number of the lowest cell in the cell list."""
+        if not self.cell_voltages:
+            return None
+        return min(range(len(self.cell_voltages)), key=self.cell_voltages.__getitem__) + 1
+
+    @classmethod
+    def from_d2(
+        cls,
+        live: Mapping[str, DecodedValue],
+        extended: Mapping[str, DecodedValue] | None,
+        balancer: Mapping[str, DecodedValue] | None,
+    ) -> Self:
+        """Combine decoded D2 blocks, keeping only the cells and sensors the module reports."""
+        cells_all = live["cell_voltages"]
+        temps_all = live["temperatures"]
+        assert isinstance(cells_all, tuple) and isinstance(temps_all, tuple)
+        count = live["cell_count"]
+        cell_count = count if isinstance(count, int) and 0 < count <= MAX_CELLS else 0
+        if not cell_count:
+            # The count register is implausible: trust the cells that carry a voltage.
+            cell_count = sum(1 for v in cells_all[:MAX_CELLS] if v)
+        sensors = live["temperature_sensor_count"]
+        # Slots 7/8 hold pack and average voltage on the balancer: never more than 6 sensors.
+        sensor_count = sensors if isinstance(sensors, int) and 0 <= sensors <= 6 else 0
+        merged: dict[str, DecodedValue] = {**live, **(extended or {}), **(balancer or {})}
+        bitmap = merged.get("balancing_cells")
+        balancing_cells: tuple[bool, ...] | None = None
+        if isinstance(bitmap, tuple) and all(isinstance(word, int) for word in bitmap):
+            bits = sum(int(word or 0) << (16 * i) for i, word in enumerate(bitmap))
+            balancing_cells = tuple(bool(bits >> i & 1) for i in range(cell_count))
+        faults = merged.get("faults")
+        return _pick(
+            cls,
+            merged,
+            cell_voltages=tuple(float(v or 0) for v in cells_all[:cell_count]),
+            temperatures=tuple(float(t) for t in temps_all[:sensor_count] if isinstance(t, (int, float))),
+            cell_count=cell_count,
+            temperature_sensor_count=sensor_count,
+            balancing_cells=balancing_cells,
+            faults=tuple(int(f or 0) for f in faults) if isinstance(faults, tuple) else (),
+            **{
+                key: _float(merged.get(key))
+                for key in ("mos_temperature", "board_temperature", "balance_current", "current")
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The module's settings (block 0x0080…); ``None`` where the protocol family lacks one."""
+
+    string_count: int | None = None
+    battery_type: str | None = None
+    sleep_time: int | None = None
+    balance_start_voltage: float | None = None
+    balance_start_delta: float | None = None
+    rated_capacity: float | None = None
+    cell_reference_voltage: float | None = None
+    cell_overvoltage_warning: float | None = None
+    cell_overvoltage_alarm: float | None = None
+    cell_undervoltage_warning: float | None = None
+    cell_undervoltage_alarm: float | None = None
+    cell_delta_warning: float | None = None
+    cell_delta_alarm: float | None = None
+
+    @classmethod
+    def from_decoded(cls, decoded: Mapping[str, DecodedValue]) -> Self:
+        """Build from a decoded settings block."""
+        return _pick(cls, decoded)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """Who the module is. The password is a secret: it is left out of ``repr``."""
+
+    software_version: str | None = None
+    hardware_version: str | None = None
+    serial_number: str | None = None
+    production_date: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_decoded(cls, *blocks: Mapping[str, DecodedValue]) -> Self:
+        """Build from decoded identity/password/balancer blocks."""
+        merged: dict[str, DecodedValue] = {}
+        for block in blocks:
+            merged.update(block)
+        return _pick(cls, {k: (v or None) if isinstance(v, str) else v for k, v in merged.items()})

@@ -1,0 +1,168 @@
+"""Transports: byte pipes between the client and the module.
+
+A transport knows nothing about frames. It opens a link, writes bytes, hands every received
+chunk to a callback, and reports when the link is lost. The client does the rest, so serial,
+TCP bridges and BLE share one request/response path.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+import asyncio
+from collections.abc import Callable
+import logging
+from typing import Final, override
+
+import serialx
+
+from .errors import DalyConnectionError
+
+_LOGGER = logging.getLogger(__name__)
+
+#: The module's UART (and the BLE dongle's) line settings: 9600 baud, 8N1 (reference §2.2).
+BAUDRATE: Final = 9600
+
+DataCallback = Callable[[bytes], None]
+LostCallback = Callable[[Exception | None], None]
+
+
+class Transport(ABC):
+    """A byte pipe to one module."""
+
+    #: Whether A5 frames are worth trying when D2 gets no answer (only on wired links).
+    supports_a5: bool = False
+
+    def __init__(self) -> None:
+        """Start closed."""
+        self._on_data: DataCallback | None = None
+        self._on_lost: LostCallback | None = None
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """A short human-readable name of the link (port, URL or address)."""
+
+    @property
+    @abstractmethod
+    def is_open(self) -> bool:
+        """True while the link is up."""
+
+    def attach(self, on_data: DataCallback, on_lost: LostCallback) -> None:
+        """Set where received bytes and link loss go."""
+        self._on_data = on_data
+        self._on_lost = on_lost
+
+    def _received(self, data: bytes) -> None:
+        if self._on_data is not None and data:
+            self._on_data(data)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if self._on_lost is not None:
+            self._on_lost(exc)
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Open the link; raises ``DalyConnectionError``."""
+
+    @abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Send bytes; raises ``DalyConnectionError`` when the link is down."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the link (idempotent)."""
+
+    async def release(self) -> None:  # noqa: B027 - optional hook
+        """Called after each poll; a BLE transport may disconnect here to free the link."""
+
+
+class _SerialProtocol(asyncio.Protocol):
+    def __init__(self, owner: SerialTransport, closed: asyncio.Future[None]) -> None:
+        self._owner = owner
+        self._closed = closed
+
+    @override
+    def data_received(self, data: bytes) -> None:
+        self._owner._received(data)
+
+    @override
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._owner._connection_lost(exc)
+
+
+class SerialTransport(Transport):
+    """A serial line through ``serialx``: a device path or a URL.
+
+    URLs: ``socket://host:port`` (raw TCP serial bridges), ``rfc2217://host:port`` and, inside
+    Home Assistant, ``esphome://`` (ESPHome serial proxies; HA registers that scheme).
+    """
+
+    supports_a5 = True
+
+    def __init__(self, port: str, *, baudrate: int = BAUDRATE) -> None:
+        """Remember where to connect; nothing is opened yet."""
+        super().__init__()
+        self.port = port
+        self._baudrate = baudrate
+        self._transport: asyncio.BaseTransport | None = None
+        self._closed: asyncio.Future[None] | None = None
+
+    @property
+    @override
+    def description(self) -> str:
+        return self.port
+
+    @property
+    @override
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    @override
+    async def open(self) -> None:
+        if self.is_open:
+            return
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+        try:
+            transport, _ = await serialx.create_serial_connection(
+                loop, lambda: _SerialProtocol(self, closed), self.port, baudrate=self._baudrate
+            )
+        except (OSError, ValueError, serialx.SerialException) as err:
+            raise DalyConnectionError(f"cannot open {self.port}: {err}") from err
+        self._transport = transport
+        self._closed = closed
+        _LOGGER.debug("opened serial link %s", self.port)
+
+    @override
+    async def write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise DalyConnectionError(f"{self.port} is not open")
+        assert isinstance(transport, asyncio.WriteTransport)
+        try:
+            transport.write(data)
+        except (OSError, serialx.SerialException) as err:
+            raise DalyConnectionError(f"write to {self.port} failed: {err}") from err
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return
+        self._transport = None
+        _LOGGER.debug("serial link %s lost: %s", self.port, exc)
+        self._lost(exc)
+
+    @override
+    async def close(self) -> None:
+        transport, self._transport = self._transport, None
+        closed, self._closed = self._closed, None
+        if transport is None:
+            return
+        transport.close()
+        # Wait until the port is really released so no descriptor or socket outlives us.
+        if closed is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(closed), 2)
+            except TimeoutError:
+                _LOGGER.debug("serial link %s did not report closing", self.port)

@@ -1,0 +1,183 @@
+"""The register table decodes the captured frames to the values the capture documents."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+import pytest
+
+from custom_components.daly_active_balance.protocol import registers
+from custom_components.daly_active_balance.protocol.errors import ValueOutOfRangeError
+from custom_components.daly_active_balance.protocol.frames import Direction, ReadResponse, parse
+from custom_components.daly_active_balance.protocol.models import Identity, Settings, Status
+from custom_components.daly_active_balance.protocol.registers import (
+    BALANCER,
+    BLOCKS,
+    BY_KEY,
+    IDENTITY,
+    LIVE,
+    PASSWORD,
+    REGISTERS,
+    SETTINGS,
+    Confidence,
+    balance_voltage_range,
+)
+
+
+def _response(capture: dict[str, Any], request: str) -> tuple[int, ...]:
+    reply = next(r for r in capture["responses"] if r["request"] == request)
+    frame = parse(bytes.fromhex(reply["hex"]), Direction.RESPONSE)
+    assert isinstance(frame, ReadResponse)
+    return frame.values
+
+
+def _expect(capture: dict[str, Any], request: str) -> dict[str, Any]:
+    reply = next(r for r in capture["responses"] if r["request"] == request)
+    expect: dict[str, Any] = reply["expect"]
+    return expect
+
+
+def test_live_block_decodes_to_the_capture(capture: dict[str, Any]) -> None:
+    request = "d2030000003ed7b9"
+    expect = _expect(capture, request)
+    status = Status.from_d2(LIVE.decode(_response(capture, request)), None, None)
+    assert status.cell_count == expect["cell_count"]
+    assert list(status.cell_voltages) == expect["cell_voltages_v"]
+    assert list(status.temperatures) == expect["temperatures_c"]
+    assert status.temperature_sensor_count == expect["temperature_sensor_count"]
+    assert status.pack_voltage == expect["pack_voltage_v"]
+    assert status.max_cell_voltage == expect["max_cell_voltage_v"]
+    assert status.min_cell_voltage == expect["min_cell_voltage_v"]
+    assert status.average_cell_voltage == expect["average_cell_voltage_v"]
+    assert status.cell_delta == expect["cell_delta_v"]
+    assert status.balancing is bool(expect["balancing_state"])
+    assert list(status.faults) == expect["fault_registers"]
+    # The cell list's own extremes (the registers are sampled apart from it, reference §4.1).
+    assert status.max_cell == 11
+    assert status.min_cell == 4
+
+
+def test_temperature_slots_7_and_8_are_not_temperatures(capture: dict[str, Any]) -> None:
+    decoded = LIVE.decode(_response(capture, "d2030000003ed7b9"))
+    assert decoded["temperatures"][6:] == (493, 3295)  # what a naive decoder would show
+    status = Status.from_d2(decoded, None, None)
+    assert status.temperatures == (28.0,)
+
+
+def test_settings_decode_to_the_capture(capture: dict[str, Any]) -> None:
+    request = "d20300800029965f"
+    expect = _expect(capture, request)
+    settings = Settings.from_decoded(SETTINGS.decode(_response(capture, request)))
+    assert settings.rated_capacity == expect["rated_capacity_ah"]
+    assert settings.string_count == expect["cell_count_setting"]
+    assert settings.battery_type == expect["battery_type"]
+    assert settings.sleep_time == expect["sleep_time_s"]
+    assert settings.cell_overvoltage_warning == expect["cell_overvoltage_warn_v"]
+    assert settings.cell_overvoltage_alarm == expect["cell_overvoltage_alarm_v"]
+    assert settings.cell_undervoltage_warning == expect["cell_undervoltage_warn_v"]
+    assert settings.cell_undervoltage_alarm == expect["cell_undervoltage_alarm_v"]
+    assert settings.balance_start_voltage == expect["balance_start_voltage_v"]
+    assert settings.balance_start_delta == expect["balance_start_delta_v"]
+
+
+def test_identity_and_password(capture: dict[str, Any]) -> None:
+    ident = IDENTITY.decode(_response(capture, "d20300a900208791"))
+    password = PASSWORD.decode(_response(capture, "d20300c90003c656"))
+    identity = Identity.from_decoded(ident, password)
+    expect = _expect(capture, "d20300a900208791")
+    assert identity.software_version == expect["software_version"]
+    assert identity.hardware_version == expect["hardware_version"]
+    assert identity.serial_number is None  # empty on the captured unit
+    assert identity.password == _expect(capture, "d20300c90003c656")["password"]
+    assert "123456" not in repr(identity)
+
+
+def test_balancer_block(capture: dict[str, Any]) -> None:
+    request = "d20300cc00055655"
+    expect = _expect(capture, request)
+    decoded = BALANCER.decode(_response(capture, request))
+    assert decoded["balancer_enabled"] is expect["balancer_enabled"]
+    assert decoded["register_00ce"] == expect["register_00ce"]
+    assert decoded["register_00d0"] == expect["register_00d0"]
+    assert decoded["production_date"] == "2000-01-01"
+
+
+def test_registers_are_unique_and_inside_blocks() -> None:
+    keys = [r.key for r in REGISTERS]
+    assert len(keys) == len(set(keys))
+    words: dict[int, str] = {}
+    for reg in REGISTERS:
+        for address in range(reg.address, reg.end):
+            assert address not in words, f"{reg.key} overlaps {words.get(address)}"
+            words[address] = reg.key
+        assert any(reg in block.registers for block in BLOCKS), reg.key
+
+
+def test_model_fields_are_register_keys() -> None:
+    derived = {"cell_count", "temperature_sensor_count", "protocol"}
+    for cls in (Status, Settings, Identity):
+        for f in fields(cls):
+            assert f.name in BY_KEY or f.name in derived, f"{cls.__name__}.{f.name}"
+
+
+def test_block_decode_checks_length() -> None:
+    with pytest.raises(ValueError, match="needs 5 words"):
+        BALANCER.decode((1, 2))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "raw"),
+    [
+        ("balance_start_voltage", 3.35, 3350),
+        ("balance_start_delta", 0.02, 20),
+        ("sleep_time", 65535, 65535),
+        ("sleep_time", 3600, 3600),
+        ("string_count", 24, 24),
+        ("battery_type", "lto", 2),
+        ("balancer_enabled", False, 0),
+        ("balancer_enabled", True, 1),
+    ],
+)
+def test_encode_decode_round_trip(key: str, value: Any, raw: int) -> None:
+    reg = BY_KEY[key]
+    assert reg.encode(value) == raw
+    assert reg.decode_word(raw) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("balance_start_voltage", 4.5),
+        ("balance_start_voltage", 1.0),
+        ("balance_start_delta", 0.0),
+        ("sleep_time", 65536),
+        ("sleep_time", -1),
+        ("string_count", 2),
+        ("string_count", 25),
+        ("battery_type", "lead_acid"),
+        ("balancer_enabled", 2),
+        ("balance_start_voltage", "x"),
+        ("pack_voltage", 50.0),
+    ],
+)
+def test_out_of_range_values_are_refused(key: str, value: Any) -> None:
+    with pytest.raises(ValueOutOfRangeError):
+        BY_KEY[key].encode(value)
+
+
+def test_inferred_and_unknown_registers_are_marked() -> None:
+    assert BY_KEY["string_count"].confidence is Confidence.INFERRED
+    assert BY_KEY["balancing_cells"].confidence is Confidence.INFERRED
+    assert BY_KEY["register_00d0"].confidence is Confidence.UNKNOWN
+    assert BY_KEY["balancer_enabled"].confidence is Confidence.CAPTURED
+    assert BY_KEY["password"].secret
+
+
+def test_chemistry_ranges() -> None:
+    assert balance_voltage_range("lto") == (1.8, 2.8)
+    assert balance_voltage_range(None) == (1.8, 4.2)
+    for chem in registers.CHEMISTRY.values():
+        low, high = BY_KEY["balance_start_voltage"].minimum, BY_KEY["balance_start_voltage"].maximum
+        assert low is not None and high is not None
+        assert low <= chem.balance_min < chem.balance_max <= high

@@ -1,0 +1,113 @@
+"""The stream re-assembler: chunking, garbage, bad CRCs, echoes and partial-frame timeouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from custom_components.daly_active_balance.protocol.frames import (
+    Direction,
+    ReadRequest,
+    ReadResponse,
+    WriteSingle,
+    parse,
+)
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+
+LIVE = bytes.fromhex(
+    "d2037c0d070d060d070d050d080d090d080d090d090d080d0a0d080d060d0a0d080d080000000000000000000000000000"
+    "00000000000000000000000000000000000000440000000000000000000002150d070215753000000d0a0d04004400440000"
+    "00000010000100000000000000000d07000600000000000000000000d356"
+)
+BALANCER = bytes.fromhex("d2030a0001010000100001000ac2bc")
+ECHO = bytes.fromhex("d20600cf00016b96")
+
+
+def _stream(**kwargs: Any) -> FrameStream[Any]:
+    return FrameStream(D2Framing(Direction.RESPONSE), **kwargs)
+
+
+def test_one_byte_at_a_time() -> None:
+    stream = _stream()
+    out = []
+    for byte in LIVE:
+        out += stream.feed(bytes([byte]))
+    assert out == [parse(LIVE, Direction.RESPONSE)]
+    assert stream.pending == 0
+
+
+def test_several_frames_in_one_chunk(capture: dict[str, Any]) -> None:
+    merged = next(r for r in capture["responses"] if r.get("expect_frames"))
+    frames = _stream().feed(bytes.fromhex(merged["hex"]))
+    assert len(frames) == merged["expect_frames"] == 2
+    assert frames[1] == ReadResponse((0x0001, 0x0100))
+
+
+def test_ascii_noise_from_the_dongle_is_skipped(capture: dict[str, Any]) -> None:
+    noise = b"".join(bytes.fromhex(h) for h in capture["dongle_ascii_on_notify_characteristic"])
+    frames = _stream().feed(noise + BALANCER + b"\r\n" + noise + ECHO)
+    assert [type(f) for f in frames] == [ReadResponse, WriteSingle]
+
+
+def test_bad_crc_is_never_accepted_and_the_next_good_frame_survives() -> None:
+    stream = _stream()
+    corrupt = LIVE[:-1] + bytes([LIVE[-1] ^ 0xFF])
+    frames = stream.feed(corrupt + BALANCER)
+    assert frames == [parse(BALANCER, Direction.RESPONSE)]
+    assert stream.stats.bad_checksums >= 1
+
+
+def test_false_start_does_not_hold_a_complete_frame_hostage() -> None:
+    # "d2 03 7c" claims a 129-byte frame; the real reply after it must come out at once.
+    stream = _stream()
+    assert stream.feed(b"\xd2\x03\x7c\x01\x02" + ECHO) == [WriteSingle(0x00CF, 1)]
+
+
+def test_partial_frame_times_out() -> None:
+    now = [0.0]
+    stream = _stream(partial_timeout=0.5, clock=lambda: now[0])
+    assert stream.feed(LIVE[:40]) == []
+    now[0] = 1.0
+    assert stream.feed(BALANCER) == [parse(BALANCER, Direction.RESPONSE)]
+    assert stream.stats.timeouts == 1
+    # Without the silence the split frame is completed.
+    assert stream.feed(LIVE[:40]) == []
+    now[0] = 1.1
+    assert stream.feed(LIVE[40:]) == [parse(LIVE, Direction.RESPONSE)]
+
+
+def test_half_duplex_echo_of_a_read_request_is_discarded() -> None:
+    request = ReadRequest(0x00CC, 5).encode()
+    stream = _stream()
+    stream.expect_echo(request)
+    assert stream.feed(request[:3]) == []
+    assert stream.feed(request[3:] + BALANCER) == [parse(BALANCER, Direction.RESPONSE)]
+    assert stream.stats.echoes == 1
+
+
+def test_expected_echo_that_does_not_come_is_forgotten() -> None:
+    stream = _stream()
+    stream.expect_echo(ReadRequest(0x0000, 62).encode())
+    assert stream.feed(BALANCER) == [parse(BALANCER, Direction.RESPONSE)]
+
+
+def test_request_direction() -> None:
+    stream = FrameStream(D2Framing(Direction.REQUEST))
+    wire = ReadRequest(0, 62).encode() + b"xx" + WriteSingle(0xCF, 0).encode()
+    assert stream.feed(wire) == [ReadRequest(0, 62), WriteSingle(0xCF, 0)]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, 64, 128])
+def test_split_anywhere(cut: int) -> None:
+    stream = _stream()
+    assert stream.feed(LIVE[:cut]) == []
+    assert stream.feed(LIVE[cut:]) == [parse(LIVE, Direction.RESPONSE)]
+
+
+def test_reset_drops_buffered_bytes() -> None:
+    stream = _stream()
+    stream.feed(LIVE[:10])
+    stream.reset()
+    assert stream.pending == 0
+    assert stream.feed(LIVE[10:]) == []
