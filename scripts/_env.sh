@@ -147,3 +147,32 @@ daly_ensure() {
     echo "$want" >"$stamp"
   fi
 }
+
+# Makes sure Debian's chromium (and fonts to draw text with) is where the browser tests run:
+# inside the Debian root in chroot mode (marker file beside it), on the host otherwise (as root).
+# Playwright drives this browser; it never downloads one. The forky suite's Release file can be
+# past its "Valid-Until" date on a frozen mirror, hence Check-Valid-Until=false.
+daly_ensure_chromium() {
+  local install='export DEBIAN_FRONTEND=noninteractive
+    apt-get -o Acquire::Check-Valid-Until=false update -qq \
+      && apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null'
+  case "$(daly_mode)" in
+    chroot)
+      _daly_build_root
+      if [ -f "$DALY_ROOT/.daly-chromium-ok" ] && [ -x "$DALY_ROOT/usr/bin/chromium" ]; then return 0; fi
+      _daly_log "installing Debian's chromium in $DALY_ROOT for the browser tests (about a minute)"
+      _daly_chroot_exec /bin/bash -c "$install" \
+        || { _daly_log "could not install chromium in the Debian root"; return 1; }
+      touch "$DALY_ROOT/.daly-chromium-ok"
+      ;;
+    *)
+      command -v chromium >/dev/null 2>&1 && return 0
+      if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        _daly_log "chromium is missing: install it (e.g. 'sudo apt-get install chromium') for the browser tests"
+        return 1
+      fi
+      _daly_log "installing Debian's chromium for the browser tests (about a minute)"
+      /bin/bash -c "$install" || { _daly_log "could not install chromium"; return 1; }
+      ;;
+  esac
+}

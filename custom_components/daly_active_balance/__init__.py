@@ -1,3 +1,50 @@
 """The DALY Smart Active Balance Module integration."""
 
 from __future__ import annotations
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
+from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
+from .protocol.client import DalyClient
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
+    """Connect to the module, read it once, and set up the platforms."""
+    transport = create_transport(
+        hass, dict(entry.data), keep_connected=entry.options.get(CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED)
+    )
+    coordinator = DalyCoordinator(hass, entry, DalyClient(transport))
+    try:
+        await coordinator.async_config_entry_first_refresh()
+    except BaseException:
+        await coordinator.client.close()
+        raise
+    entry.runtime_data = coordinator
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: DalyConfigEntry) -> None:
+    """Apply new options at once; none of them needs a reload."""
+    coordinator = entry.runtime_data
+    coordinator.apply_options()
+    await coordinator.async_request_refresh()
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
+    """Unload the platforms and close the port or BLE connection."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.client.close()
+    return unloaded

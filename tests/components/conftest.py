@@ -1,10 +1,68 @@
-"""Fixtures for the Home Assistant tests."""
+"""Fixtures for the Home Assistant tests: a real simulator on a real TCP socket."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.protocol.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+    serve_tcp,
+)
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_PORT
+from homeassistant.core import HomeAssistant
 
 
 @pytest.fixture(autouse=True)
 def _auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom integrations in every test that starts it."""
+
+
+@pytest.fixture
+def sim_config() -> SimulatorConfig:
+    """The simulated module's configuration (override in a test module to change it)."""
+    return SimulatorConfig(cells=16, seed=1)
+
+
+@pytest.fixture
+def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
+    """A simulated module."""
+    return SimulatedBalancer(sim_config)
+
+
+@pytest.fixture
+async def sim_server(simulator: SimulatedBalancer, socket_enabled: None) -> AsyncIterator[SimulatorServer]:
+    """The simulator served on a real TCP socket on 127.0.0.1."""
+    server = await serve_tcp(simulator)
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """A config entry pointing at the simulator through a socket:// URL."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer 16S",
+        unique_id=sim_server.url,
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def init_integration(hass: HomeAssistant, config_entry: MockConfigEntry) -> AsyncIterator[MockConfigEntry]:
+    """The integration set up against the simulator; unloaded (port closed) afterwards."""
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    yield config_entry
+    if config_entry.state is ConfigEntryState.LOADED:
+        await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()

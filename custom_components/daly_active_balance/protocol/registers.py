@@ -699,3 +699,47 @@ def balance_voltage_range(battery_type: BatteryType | str | None) -> tuple[float
         return reg.minimum, reg.maximum
     chem = CHEMISTRY[BatteryType(battery_type)]
     return chem.balance_min, chem.balance_max
+
+
+#: Names of the fault bits in registers 0x003A–0x003D (``faults`` words 0–3), from DALY's BMS
+#: document (reference §4.1). Bit 0–7 are the register's low-order byte ("byte 0") as ESPHome
+#: reads it; no capture with an alarm exists, so the byte order is unverified. Many bits are
+#: BMS-only and cannot occur on a balancer; they are named all the same so nothing is hidden.
+FAULT_BITS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        "cell_overvoltage_1", "cell_overvoltage_2", "cell_undervoltage_1", "cell_undervoltage_2",
+        "pack_overvoltage_1", "pack_overvoltage_2", "pack_undervoltage_1", "pack_undervoltage_2",
+        "charge_overtemperature_1", "charge_overtemperature_2", "charge_undertemperature_1",
+        "charge_undertemperature_2", "discharge_overtemperature_1", "discharge_overtemperature_2",
+        "discharge_undertemperature_1", "discharge_undertemperature_2",
+    ),
+    (
+        "charge_overcurrent_1", "charge_overcurrent_2", "discharge_overcurrent_1", "discharge_overcurrent_2",
+        "soc_high_1", "soc_high_2", "soc_low_1", "soc_low_2",
+        "cell_difference_1", "cell_difference_2", "temperature_difference_1", "temperature_difference_2",
+        "", "", "", "",
+    ),
+    (
+        "mos_charge_overtemperature", "mos_discharge_overtemperature", "mos_charge_sensor_fault",
+        "mos_discharge_sensor_fault", "mos_charge_adhesion", "mos_discharge_adhesion",
+        "mos_charge_circuit_fault", "mos_discharge_circuit_fault",
+        "afe_chip_fault", "cell_sampling_offline", "temperature_sensor_fault", "eeprom_fault",
+        "rtc_fault", "precharge_failed", "vehicle_communication_fault", "network_module_fault",
+    ),
+    (
+        "current_module_fault", "pack_voltage_module_fault", "short_circuit_protection_fault",
+        "low_voltage_charge_inhibit", "soft_switch_mos_off", "charging_cabinet_offline",
+        "", "", "", "", "", "", "", "", "", "",
+    ),
+)
+
+
+def active_faults(words: Sequence[int]) -> list[str]:
+    """Names of the fault bits set in the fault words (unnamed bits as ``fault_<word>_<bit>``)."""
+    names: list[str] = []
+    for index, word in enumerate(words):
+        for bit in range(16):
+            if word >> bit & 1:
+                known = FAULT_BITS[index][bit] if index < len(FAULT_BITS) else ""
+                names.append(known or f"fault_{index}_{bit}")
+    return names

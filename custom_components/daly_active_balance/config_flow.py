@@ -1,0 +1,330 @@
+"""Config flow: find the module over Bluetooth or a serial line, and prove it answers.
+
+Every path talks to the module (reads its cells, versions and settings) before an entry is
+created; nothing is written. Errors are specific: the port cannot be opened, nothing answers,
+the answer is not from a DALY balancer, or the module stopped answering part-way (timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, override
+from urllib.parse import urlsplit
+
+import probatio
+
+from homeassistant.components import usb
+from homeassistant.components.bluetooth import (
+    BluetoothServiceInfoBleak,
+    async_discovered_service_info,
+)
+from homeassistant.components.bluetooth.match import ble_device_matches
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.const import CONF_ADDRESS, CONF_PORT
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import format_mac
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+)
+from homeassistant.loader import async_get_integration
+
+from .const import (
+    CONF_CONNECTION,
+    CONF_KEEP_CONNECTED,
+    CONF_SETTINGS_EVERY,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_BLE,
+    CONNECTION_SERIAL,
+    DEFAULT_KEEP_CONNECTED,
+    DEFAULT_SETTINGS_EVERY,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+    LOGGER,
+    MAX_SETTINGS_EVERY,
+    MAX_UPDATE_INTERVAL,
+    MIN_UPDATE_INTERVAL,
+    PROBE_TIMEOUT,
+)
+from .coordinator import create_transport
+from .protocol.client import DalyClient, ProbeResult
+from .protocol.errors import DalyConnectionError, DalyError, DalyTimeoutError, NotABalancerError
+
+_MAC = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
+_URL_SCHEMES = {"socket", "rfc2217", "esphome"}
+
+
+class ProbeError(Exception):
+    """The module could not be read; ``key`` is the translated error."""
+
+    def __init__(self, key: str) -> None:
+        """Keep the translation key."""
+        super().__init__(key)
+        self.key = key
+
+
+async def async_probe(hass: HomeAssistant, data: dict[str, Any]) -> ProbeResult:
+    """Open the link described by ``data``, read the module once, close the link."""
+    client = DalyClient(create_transport(hass, data, keep_connected=False))
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            return await client.probe()
+    except DalyConnectionError as err:
+        LOGGER.debug("cannot open %s: %s", client.transport.description, err)
+        raise ProbeError("not_found" if data[CONF_CONNECTION] == CONNECTION_BLE else "cannot_open") from err
+    except NotABalancerError as err:
+        raise ProbeError("not_balancer") from err
+    except (DalyTimeoutError, TimeoutError) as err:
+        # Silence from the start means nothing answers; silence after answers is a timeout.
+        answered = client.stats.requests > client.stats.timeouts
+        raise ProbeError("timeout" if answered else "no_answer") from err
+    except DalyError as err:
+        LOGGER.debug("unexpected answer from %s: %s", client.transport.description, err)
+        raise ProbeError("not_balancer") from err
+    finally:
+        await client.close()
+
+
+def normalize_port(port: str) -> str:
+    """Check a device path or bridge URL; raise ``ProbeError('invalid_port')`` when malformed."""
+    port = port.strip()
+    if "://" in port:
+        parts = urlsplit(port)
+        if parts.scheme not in _URL_SCHEMES or not parts.netloc:
+            raise ProbeError("invalid_port")
+        if parts.scheme in {"socket", "rfc2217"}:
+            try:
+                valid = parts.hostname is not None and parts.port is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise ProbeError("invalid_port")
+        return port
+    if not port.startswith("/") and not re.fullmatch(r"COM\d+", port, re.IGNORECASE):
+        raise ProbeError("invalid_port")
+    return port
+
+
+def normalize_address(address: str) -> str:
+    """Upper-case ``AA:BB:…``; raise ``ProbeError('invalid_address')`` when malformed."""
+    address = address.strip().upper().replace("-", ":")
+    if not _MAC.fullmatch(address):
+        raise ProbeError("invalid_address")
+    return address
+
+
+def _title(probe: ProbeResult) -> str:
+    return f"DALY balancer {probe.status.cell_count}S"
+
+
+class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up a DALY Smart Active Balance Module."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._discovery: BluetoothServiceInfoBleak | None = None
+
+    @staticmethod
+    @override
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> DalyOptionsFlow:
+        return DalyOptionsFlow()
+
+    # --- Bluetooth discovery ---------------------------------------------------------------
+
+    async def async_step_bluetooth(self, discovery_info: BluetoothServiceInfoBleak) -> ConfigFlowResult:
+        """A dongle matching the manifest's matchers was seen."""
+        await self.async_set_unique_id(format_mac(discovery_info.address).upper())
+        self._abort_if_unique_id_configured()
+        self._discovery = discovery_info
+        self.context["title_placeholders"] = {"name": discovery_info.name}
+        return await self.async_step_bluetooth_confirm()
+
+    async def async_step_bluetooth_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask before connecting (the phone app must be closed: the dongle takes one link)."""
+        assert self._discovery is not None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: self._discovery.address.upper()}
+            try:
+                probe = await async_probe(self.hass, data)
+            except ProbeError as err:
+                errors["base"] = err.key
+            else:
+                return self.async_create_entry(title=_title(probe), data=data)
+        self._set_confirm_only()
+        return self.async_show_form(
+            step_id="bluetooth_confirm",
+            description_placeholders={"name": self._discovery.name},
+            errors=errors,
+        )
+
+    # --- user ------------------------------------------------------------------------------
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose how the module is connected."""
+        return self.async_show_menu(step_id="user", menu_options=["ble", "serial"])
+
+    async def _discovered(self) -> list[SelectOptionDict]:
+        integration = await async_get_integration(self.hass, DOMAIN)
+        matchers = integration.manifest.get("bluetooth", [])
+        configured = self._async_current_ids(include_ignore=False)
+        options: list[SelectOptionDict] = []
+        for info in async_discovered_service_info(self.hass, connectable=True):
+            address = info.address.upper()
+            if address in configured or not any(ble_device_matches(m, info) for m in matchers):
+                continue
+            options.append(SelectOptionDict(value=address, label=f"{info.name} ({address})"))
+        return options
+
+    async def async_step_ble(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Pick a discovered dongle, or type the address of a renamed or silent one."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                address = normalize_address(user_input[CONF_ADDRESS])
+                await self.async_set_unique_id(address, raise_on_progress=False)
+                self._abort_if_unique_id_configured()
+                data = {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: address}
+                probe = await async_probe(self.hass, data)
+            except ProbeError as err:
+                errors["base"] = err.key
+            else:
+                return self.async_create_entry(title=_title(probe), data=data)
+        schema = probatio.Schema(
+            {
+                probatio.Required(CONF_ADDRESS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=await self._discovered(), custom_value=True, mode=SelectSelectorMode.DROPDOWN
+                    )
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id="ble", data_schema=self.add_suggested_values_to_schema(schema, user_input), errors=errors
+        )
+
+    async def _ports(self) -> list[SelectOptionDict]:
+        ports = await usb.async_scan_serial_ports(self.hass)
+        return [
+            SelectOptionDict(
+                value=port.device,
+                label=usb.human_readable_device_name(
+                    port.device,
+                    port.serial_number,
+                    port.manufacturer,
+                    port.description,
+                    getattr(port, "vid", None),
+                    getattr(port, "pid", None),
+                ),
+            )
+            for port in ports
+        ]
+
+    async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Pick a serial port, or type a device path or a bridge URL."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                port = normalize_port(user_input[CONF_PORT])
+                await self.async_set_unique_id(port, raise_on_progress=False)
+                self._abort_if_unique_id_configured()
+                data = {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: port}
+                probe = await async_probe(self.hass, data)
+            except ProbeError as err:
+                errors["base"] = err.key
+            else:
+                return self.async_create_entry(title=_title(probe), data=data)
+        return self.async_show_form(
+            step_id="serial",
+            data_schema=self.add_suggested_values_to_schema(await self._port_schema(), user_input),
+            errors=errors,
+        )
+
+    async def _port_schema(self) -> probatio.Schema:
+        return probatio.Schema(
+            {
+                probatio.Required(CONF_PORT): SelectSelector(
+                    SelectSelectorConfig(options=await self._ports(), custom_value=True, mode=SelectSelectorMode.DROPDOWN)
+                )
+            }
+        )
+
+    # --- reconfigure -----------------------------------------------------------------------
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Change the address, port or URL of an entry (the module is read before saving)."""
+        entry = self._get_reconfigure_entry()
+        ble = entry.data[CONF_CONNECTION] == CONNECTION_BLE
+        key = CONF_ADDRESS if ble else CONF_PORT
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                value = normalize_address(user_input[key]) if ble else normalize_port(user_input[key])
+                if value != entry.unique_id:
+                    await self.async_set_unique_id(value)
+                    self._abort_if_unique_id_configured()
+                data = {**entry.data, key: value}
+                await async_probe(self.hass, data)
+            except ProbeError as err:
+                errors["base"] = err.key
+            else:
+                return self.async_update_reload_and_abort(entry, unique_id=value, data=data)
+        if ble:
+            schema = probatio.Schema({probatio.Required(CONF_ADDRESS): str})
+        else:
+            schema = await self._port_schema()
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {key: entry.data[key]}),
+            errors=errors,
+        )
+
+
+class DalyOptionsFlow(OptionsFlow):
+    """Polling interval, BLE link handling and how often settings are re-read."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form; options take effect without a reload."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={
+                    **user_input,
+                    CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL]),
+                    CONF_SETTINGS_EVERY: int(user_input[CONF_SETTINGS_EVERY]),
+                }
+            )
+        fields: dict[Any, Any] = {
+            probatio.Required(CONF_UPDATE_INTERVAL, default=DEFAULT_UPDATE_INTERVAL): NumberSelector(
+                NumberSelectorConfig(
+                    min=MIN_UPDATE_INTERVAL,
+                    max=MAX_UPDATE_INTERVAL,
+                    step=1,
+                    unit_of_measurement="s",
+                    mode=NumberSelectorMode.BOX,
+                )
+            ),
+            probatio.Required(CONF_SETTINGS_EVERY, default=DEFAULT_SETTINGS_EVERY): NumberSelector(
+                NumberSelectorConfig(min=1, max=MAX_SETTINGS_EVERY, step=1, mode=NumberSelectorMode.BOX)
+            ),
+        }
+        if self.config_entry.data[CONF_CONNECTION] == CONNECTION_BLE:
+            fields[probatio.Required(CONF_KEEP_CONNECTED, default=DEFAULT_KEEP_CONNECTED)] = BooleanSelector()
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(probatio.Schema(fields), self.config_entry.options),
+        )

@@ -1,0 +1,178 @@
+"""The data update coordinator: polls the module and keeps the repair issues current."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+import time
+from typing import override
+
+from homeassistant.components import bluetooth
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import CONF_ADDRESS, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .const import (
+    CONF_CONNECTION,
+    CONF_KEEP_CONNECTED,
+    CONF_SETTINGS_EVERY,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_BLE,
+    DEFAULT_KEEP_CONNECTED,
+    DEFAULT_SETTINGS_EVERY,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+    LOGGER,
+)
+from .protocol.client import DalyClient
+from .protocol.errors import (
+    DalyConnectionError,
+    DalyError,
+    DalyTimeoutError,
+    ValueOutOfRangeError,
+    WriteNotAcceptedError,
+)
+from .protocol.models import Identity, Settings, Status
+from .protocol.registers import DecodedValue
+from .protocol.transport import SerialTransport, Transport
+from .protocol.transport_ble import BleTransport
+from .repairs import async_update_issues
+
+type DalyConfigEntry = ConfigEntry[DalyCoordinator]
+
+
+@dataclass(frozen=True, slots=True)
+class DalyData:
+    """What the entities read: the latest status and settings."""
+
+    status: Status
+    settings: Settings
+
+
+def create_transport(hass: HomeAssistant, data: dict[str, object], *, keep_connected: bool = True) -> Transport:
+    """The transport a config entry's data describes."""
+    if data.get(CONF_CONNECTION) == CONNECTION_BLE:
+        address = str(data[CONF_ADDRESS])
+        return BleTransport(
+            lambda: bluetooth.async_ble_device_from_address(hass, address, connectable=True),
+            keep_connected=keep_connected,
+        )
+    return SerialTransport(str(data[CONF_PORT]))
+
+
+class DalyCoordinator(DataUpdateCoordinator[DalyData]):
+    """Polls one module: status every interval, settings every Nth poll and after writes."""
+
+    config_entry: DalyConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: DalyConfigEntry, client: DalyClient) -> None:
+        """Set up from the entry's options."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"DALY balancer {client.transport.description}",
+            update_interval=timedelta(seconds=DEFAULT_UPDATE_INTERVAL),
+        )
+        self.client = client
+        self.identity = Identity()
+        self._settings: Settings | None = None
+        self._polls = 0
+        self._settings_due = True
+        self.last_success: float | None = None
+        self.apply_options()
+
+    @property
+    def settings(self) -> Settings | None:
+        """The settings last read from the module."""
+        return self._settings
+
+    @property
+    def is_ble(self) -> bool:
+        """True when the module is reached over Bluetooth."""
+        return isinstance(self.client.transport, BleTransport)
+
+    def apply_options(self) -> None:
+        """Apply the entry's options without a reload."""
+        options = self.config_entry.options
+        self.update_interval = timedelta(seconds=options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL))
+        self.settings_every: int = options.get(CONF_SETTINGS_EVERY, DEFAULT_SETTINGS_EVERY)
+        transport = self.client.transport
+        if isinstance(transport, BleTransport):
+            transport.keep_connected = options.get(CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED)
+
+    @override
+    async def _async_setup(self) -> None:
+        """Read who the module is once (nothing is ever written during setup)."""
+        try:
+            self.identity = await self.client.read_identity()
+        except DalyError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_reach",
+                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
+            ) from err
+
+    @override
+    async def _async_update_data(self) -> DalyData:
+        read_settings = self._settings is None or self._settings_due or self._polls % self.settings_every == 0
+        try:
+            poll = await self.client.poll(settings=read_settings)
+        except (DalyTimeoutError, DalyConnectionError) as err:
+            async_update_issues(self, None)
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_reach",
+                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
+            ) from err
+        except DalyError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="bad_answer",
+                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
+            ) from err
+        self._polls += 1
+        self.last_success = time.monotonic()
+        if poll.settings is not None:
+            self._settings = poll.settings
+            self._settings_due = False
+        assert self._settings is not None
+        data = DalyData(poll.status, self._settings)
+        async_update_issues(self, data)
+        return data
+
+    async def async_write(self, key: str, value: float | int | bool | str) -> None:
+        """Write one setting through the client's verified write, then refresh."""
+        try:
+            result: DecodedValue = await self.client.write_setting(key, value)
+        except ValueOutOfRangeError as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="value_out_of_range",
+                translation_placeholders={"setting": key, "value": str(value), "reason": err.reason},
+            ) from err
+        except WriteNotAcceptedError as err:
+            self._settings_due = True
+            await self.async_request_refresh()
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="write_not_accepted",
+                translation_placeholders={"setting": key, "value": str(value), "actual": str(err.actual)},
+            ) from err
+        except DalyError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="write_failed",
+                translation_placeholders={"setting": key, "error": str(err)},
+            ) from err
+        LOGGER.debug("wrote %s = %s", key, result)
+        if self.data is not None:
+            # Show the verified value at once; the refresh below confirms it.
+            if key in Settings.__dataclass_fields__:
+                self.async_set_updated_data(replace(self.data, settings=replace(self.data.settings, **{key: result})))
+            elif key in Status.__dataclass_fields__:
+                self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **{key: result})))
+        self._settings_due = True
+        await self.async_request_refresh()
