@@ -251,7 +251,8 @@ class DalyClient:
 
     async def _settings(self) -> Settings:
         if await self._ensure_family() is ProtocolFamily.A5:
-            thresholds = a5.decode_balance_thresholds(*await self._a5_exchange(a5.Command.BALANCE_THRESHOLDS))
+            (frame,) = await self._a5_exchange(a5.Command.BALANCE_THRESHOLDS)
+            thresholds = a5.decode_balance_thresholds(frame)
             return Settings(balance_start_voltage=thresholds.start_voltage, balance_start_delta=thresholds.start_delta)
         return Settings.from_decoded(await self._read_block(SETTINGS))
 
@@ -264,8 +265,10 @@ class DalyClient:
         return Identity.from_decoded(identity, password, balancer)
 
     async def _a5_status(self) -> Status:
-        pack = a5.decode_pack(*await self._a5_exchange(a5.Command.PACK))
-        counts = a5.decode_counts(*await self._a5_exchange(a5.Command.COUNTS))
+        (frame,) = await self._a5_exchange(a5.Command.PACK)
+        pack = a5.decode_pack(frame)
+        (frame,) = await self._a5_exchange(a5.Command.COUNTS)
+        counts = a5.decode_counts(frame)
         cells = a5.assemble_cells(
             await self._a5_exchange(a5.Command.CELLS, wanted=math.ceil(counts.cell_count / 3)), counts.cell_count
         )
@@ -275,8 +278,10 @@ class DalyClient:
                 await self._a5_exchange(a5.Command.TEMPERATURES, wanted=math.ceil(counts.temperature_sensor_count / 7)),
                 counts.temperature_sensor_count,
             )
-        balancing = a5.decode_balancing(*await self._a5_exchange(a5.Command.BALANCING), counts.cell_count)
-        extremes = a5.decode_extremes(*await self._a5_exchange(a5.Command.EXTREMES))
+        (frame,) = await self._a5_exchange(a5.Command.BALANCING)
+        balancing = a5.decode_balancing(frame, counts.cell_count)
+        (frame,) = await self._a5_exchange(a5.Command.EXTREMES)
+        extremes = a5.decode_extremes(frame)
         return Status(
             cell_voltages=cells,
             temperatures=temps,

@@ -1,0 +1,272 @@
+"""The client over in-memory links to the real simulator, and over scripted links for faults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from custom_components.daly_active_balance.protocol.client import DalyClient
+from custom_components.daly_active_balance.protocol.errors import (
+    DalyConnectionError,
+    DalyError,
+    DalyTimeoutError,
+    ExceptionResponseError,
+    NotABalancerError,
+    ValueOutOfRangeError,
+    WriteNotAcceptedError,
+)
+from custom_components.daly_active_balance.protocol.frames import (
+    Direction,
+    ExceptionResponse,
+    Function,
+    ReadRequest,
+    ReadResponse,
+    WriteSingle,
+    parse,
+)
+from custom_components.daly_active_balance.protocol.models import ProtocolFamily
+from custom_components.daly_active_balance.protocol.registers import BALANCER, BY_KEY, LIVE
+from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig
+
+from .fakes import ScriptedTransport, SimTransport
+
+
+def _client(transport: ScriptedTransport, **kwargs: float) -> DalyClient:
+    return DalyClient(transport, timeout=kwargs.get("timeout", 0.3), retries=int(kwargs.get("retries", 1)))
+
+
+@pytest.fixture
+def sim() -> SimulatedBalancer:
+    return SimulatedBalancer(SimulatorConfig(cells=16, seed=3), clock=lambda: 0.0)
+
+
+async def test_status_matches_the_simulator(sim: SimulatedBalancer) -> None:
+    client = _client(SimTransport(sim))
+    status = await client.read_status()
+    assert status.protocol is ProtocolFamily.D2
+    assert status.cell_count == 16
+    assert status.cell_voltages == sim.cell_voltages()
+    assert status.pack_voltage == sim.value("pack_voltage")
+    assert status.balancer_enabled is True
+    assert len(status.temperatures) == 1
+
+
+async def test_each_poll_sends_exactly_three_reads(sim: SimulatedBalancer) -> None:
+    transport = SimTransport(sim)
+    client = _client(transport)
+    await client.poll()
+    transport.writes.clear()
+    await client.poll()
+    requests = [parse(w, Direction.REQUEST) for w in transport.writes]
+    assert [(r.start, r.count) for r in requests if isinstance(r, ReadRequest)] == [
+        (LIVE.start, LIVE.count),
+        (0x003E, 9),
+        (BALANCER.start, BALANCER.count),
+    ]
+    settings_poll = await client.poll(settings=True)
+    assert settings_poll.settings is not None
+    assert settings_poll.settings.string_count == 16
+
+
+async def test_identity_and_probe(sim: SimulatedBalancer) -> None:
+    client = _client(SimTransport(sim))
+    probe = await client.probe()
+    assert probe.identity.software_version == sim.value("software_version")
+    assert probe.identity.password == sim.value("password")
+    assert probe.settings.battery_type == "lifepo4"
+
+
+async def test_out_of_range_write_never_reaches_the_wire(sim: SimulatedBalancer) -> None:
+    transport = SimTransport(sim)
+    client = _client(transport)
+    with pytest.raises(ValueOutOfRangeError):
+        await client.write_setting("balance_start_voltage", 9.9)
+    with pytest.raises(ValueOutOfRangeError):
+        await client.write_setting("pack_voltage", 50)
+    assert transport.writes == []
+
+
+async def test_verified_write(sim: SimulatedBalancer) -> None:
+    transport = SimTransport(sim)
+    client = _client(transport)
+    assert await client.write_setting("balance_start_voltage", 3.45) == 3.45
+    assert sim.value("balance_start_voltage") == 3.45
+    sent = [parse(w, Direction.REQUEST) for w in transport.writes]
+    reg = BY_KEY["balance_start_voltage"]
+    # The first request finds the protocol family; then the write and its read-back.
+    assert sent == [
+        ReadRequest(BALANCER.start, BALANCER.count),
+        WriteSingle(reg.address, 3450),
+        ReadRequest(reg.address, 1),
+    ]
+    assert await client.set_balancer(False) is False
+    assert sim.value("balancer_enabled") is False
+
+
+async def test_a_write_the_module_ignores_is_reported(sim: SimulatedBalancer) -> None:
+    sim.ignore_writes.add("sleep_time")
+    before = sim.value("sleep_time")
+    client = _client(SimTransport(sim))
+    with pytest.raises(WriteNotAcceptedError) as err:
+        await client.write_setting("sleep_time", 65535)
+    assert err.value.actual == before
+
+
+async def test_a_write_without_echo_that_took_is_accepted() -> None:
+    words = {0x00CF: 1}
+
+    def respond(data: bytes) -> list[bytes]:
+        frame = parse(data, Direction.REQUEST)
+        if isinstance(frame, WriteSingle):
+            words[frame.register] = frame.value
+            return []  # the echo is lost
+        assert isinstance(frame, ReadRequest)
+        return [ReadResponse(tuple(words.get(a, 0) for a in range(frame.start, frame.start + frame.count))).encode()]
+
+    client = _client(ScriptedTransport(respond))
+    client.family = ProtocolFamily.D2
+    assert await client.set_balancer(False) is False
+
+
+async def test_a_write_without_echo_that_did_not_take_is_reported() -> None:
+    def respond(data: bytes) -> list[bytes]:
+        frame = parse(data, Direction.REQUEST)
+        if isinstance(frame, WriteSingle):
+            return []
+        assert isinstance(frame, ReadRequest)
+        return [ReadResponse((1,) * frame.count).encode()]
+
+    client = _client(ScriptedTransport(respond))
+    client.family = ProtocolFamily.D2
+    with pytest.raises(WriteNotAcceptedError):
+        await client.set_balancer(False)
+
+
+async def test_exception_frames_raise() -> None:
+    def respond(data: bytes) -> list[bytes]:
+        frame = parse(data, Direction.REQUEST)
+        function = Function.READ if isinstance(frame, ReadRequest) else Function.WRITE_SINGLE
+        return [ExceptionResponse(function, 2).encode()]
+
+    client = _client(ScriptedTransport(respond))
+    client.family = ProtocolFamily.D2
+    with pytest.raises(ExceptionResponseError):
+        await client.read_status()
+    with pytest.raises(ExceptionResponseError):
+        await client.set_balancer(True)
+
+
+async def test_silent_module_times_out_after_bounded_retries() -> None:
+    transport = ScriptedTransport(lambda _data: [])
+    client = _client(transport, timeout=0.05, retries=2)
+    with pytest.raises(DalyTimeoutError):
+        await client.read_status()
+    assert len(transport.writes) == 3
+    assert client.stats.timeouts == 3
+    assert client.stats.retries == 2
+
+
+async def test_half_duplex_echo_is_not_taken_for_the_answer(sim: SimulatedBalancer) -> None:
+    client = _client(SimTransport(sim, echo=True))
+    status = await client.read_status()
+    assert status.cell_voltages == sim.cell_voltages()
+    assert await client.write_setting("balance_start_delta", 0.03) == 0.03
+    assert sim.value("balance_start_delta") == 0.03
+
+
+async def test_a_write_during_a_poll_waits_for_it(sim: SimulatedBalancer) -> None:
+    transport = SimTransport(sim)
+    client = _client(transport)
+    await client.read_status()
+    transport.writes.clear()
+    poll = asyncio.create_task(client.poll())
+    await asyncio.sleep(0)
+    write = asyncio.create_task(client.write_setting("balance_start_voltage", 3.4))
+    other = asyncio.create_task(client.write_setting("balance_start_delta", 0.025))
+    await asyncio.gather(poll, write, other)
+    kinds = [type(parse(w, Direction.REQUEST)).__name__ for w in transport.writes]
+    # Three poll reads, then each write with its read-back, never interleaved.
+    assert kinds == ["ReadRequest"] * 3 + ["WriteSingle", "ReadRequest"] * 2
+
+
+async def test_stale_and_wrong_size_frames_are_ignored(sim: SimulatedBalancer) -> None:
+    stale = ReadResponse((1, 2)).encode()
+
+    def respond(data: bytes) -> list[bytes]:
+        return [stale, *[chunk for reply in sim.receive(data) for chunk in reply.chunks]]
+
+    client = _client(ScriptedTransport(respond))
+    status = await client.read_status()
+    assert status.cell_voltages == sim.cell_voltages()
+    assert client.stats.unsolicited >= 3
+
+
+async def test_link_lost_mid_request_is_retried(sim: SimulatedBalancer) -> None:
+    transport = SimTransport(sim)
+    calls = {"n": 0}
+    original = transport._deliver
+
+    def flaky(data: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            transport.drop_link()
+            return
+        original(data)
+
+    transport._deliver = flaky  # type: ignore[method-assign]
+    client = _client(transport)
+    status = await client.read_status()
+    assert status.cell_count == 16
+    assert client.stats.link_errors == 1
+    assert transport.opens == 2
+
+
+async def test_unopenable_link_raises_connection_error() -> None:
+    transport = ScriptedTransport(lambda _data: [])
+    transport.fail_open = True
+    client = _client(transport, retries=0)
+    with pytest.raises(DalyConnectionError):
+        await client.read_status()
+
+
+async def test_bms_is_not_a_balancer(sim: SimulatedBalancer) -> None:
+    sim.write_word(BY_KEY["balancer_enabled"].address, 0xFFFF)
+    client = _client(SimTransport(sim))
+    with pytest.raises(NotABalancerError):
+        await client.probe()
+
+
+async def test_raw_dump_and_release(sim: SimulatedBalancer) -> None:
+    transport = SimTransport(sim)
+    client = _client(transport)
+    dump = await client.read_raw()
+    assert dump[BY_KEY["balancer_enabled"].address] == 1
+    assert client.raw[0x0031] == 16
+    await client.close()
+    assert not transport.is_open
+
+
+async def test_password_is_never_logged(sim: SimulatedBalancer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = _client(SimTransport(sim))
+    await client.probe()
+    await client.read_raw()
+    assert "123456" not in caplog.text
+
+
+async def test_a5_module_is_read_only_and_d2_fallback(sim: SimulatedBalancer) -> None:
+    a5_sim = SimulatedBalancer(SimulatorConfig(cells=8, protocols=frozenset({"a5"}), seed=2))
+    client = _client(SimTransport(a5_sim, supports_a5=True), timeout=0.1)
+    status = await client.read_status()
+    assert client.family is ProtocolFamily.A5
+    assert status.cell_voltages == a5_sim.cell_voltages()
+    settings = await client.read_settings()
+    assert settings.balance_start_voltage == a5_sim.value("balance_start_voltage")
+    with pytest.raises(DalyError):
+        await client.set_balancer(False)
+    # Without A5 support on the link (BLE), silence is a timeout.
+    ble_like = _client(SimTransport(a5_sim), timeout=0.05, retries=0)
+    with pytest.raises(DalyTimeoutError):
+        await ble_like.read_status()
