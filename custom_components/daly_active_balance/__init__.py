@@ -8,6 +8,7 @@ from homeassistant.core import HomeAssistant
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
 from .protocol.client import DalyClient
+from .repairs import async_delete_issues
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -43,8 +44,10 @@ async def _async_options_updated(hass: HomeAssistant, entry: DalyConfigEntry) ->
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
-    """Unload the platforms and close the port or BLE connection."""
+    """Unload the platforms, withdraw the repair issues and close the port or BLE connection."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
+        # Nothing would clear this entry's issues while it is unloaded (or removed).
+        async_delete_issues(entry.runtime_data)
         await entry.runtime_data.client.close()
     return unloaded

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_PORT
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.protocol.simulator import (
@@ -14,9 +19,6 @@ from custom_components.daly_active_balance.protocol.simulator import (
     SimulatorServer,
     serve_tcp,
 )
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT
-from homeassistant.core import HomeAssistant
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +68,9 @@ async def init_integration(hass: HomeAssistant, config_entry: MockConfigEntry) -
     if config_entry.state is ConfigEntryState.LOADED:
         await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in Home Assistant's format (``snapshots/*.ambr``)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)

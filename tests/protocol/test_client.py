@@ -103,6 +103,9 @@ async def test_verified_write(sim: SimulatedBalancer) -> None:
     ]
     assert await client.set_balancer(False) is False
     assert sim.value("balancer_enabled") is False
+    # The module's echo is byte-identical to the request: it must be taken as the answer,
+    # not dropped as an adapter echo (which would wait out the timeout on every write).
+    assert client.stats.timeouts == 0
 
 
 async def test_a_write_the_module_ignores_is_reported(sim: SimulatedBalancer) -> None:
@@ -174,6 +177,7 @@ async def test_half_duplex_echo_is_not_taken_for_the_answer(sim: SimulatedBalanc
     assert status.cell_voltages == sim.cell_voltages()
     assert await client.write_setting("balance_start_delta", 0.03) == 0.03
     assert sim.value("balance_start_delta") == 0.03
+    assert client.stats.timeouts == 0
 
 
 async def test_a_write_during_a_poll_waits_for_it(sim: SimulatedBalancer) -> None:

@@ -156,9 +156,20 @@ class DalyClient:
     # --- one exchange -----------------------------------------------------------------------
 
     async def _exchange(
-        self, request: bytes, match: _Match, *, wanted: int = 1, retries: int | None = None
+        self,
+        request: bytes,
+        match: _Match,
+        *,
+        wanted: int = 1,
+        retries: int | None = None,
+        drop_echo: bool = True,
     ) -> list[object]:
-        """Send ``request`` and wait for ``wanted`` matching frames; retry on timeout or loss."""
+        """Send ``request`` and wait for ``wanted`` matching frames; retry on timeout or loss.
+
+        ``drop_echo`` discards one exact copy of the request (a half-duplex adapter's echo).
+        It must be off for single writes: the module's real answer is byte-identical to the
+        request there, so the write is verified by reading the register back instead.
+        """
         attempts = (self.retries if retries is None else retries) + 1
         error: DalyError = DalyTimeoutError("no attempt made")
         for attempt in range(attempts):
@@ -170,8 +181,9 @@ class DalyClient:
                 await self.transport.open()
                 self._d2.reset()
                 self._a5.reset()
-                self._d2.expect_echo(request)
-                self._a5.expect_echo(request)
+                if drop_echo:
+                    self._d2.expect_echo(request)
+                    self._a5.expect_echo(request)
                 self._pending = pending
                 self.stats.requests += 1
                 await self.transport.write(request)
@@ -343,13 +355,16 @@ class DalyClient:
     ) -> dict[int, int]:
         """A raw register dump of the given blocks (diagnostics)."""
         async with self._lock:
-            if await self._ensure_family() is ProtocolFamily.A5:
-                return {}
-            dump: dict[int, int] = {}
-            for block in blocks:
-                words = await self._read_words(block.start, block.count)
-                dump.update(zip(range(block.start, block.end), words, strict=True))
-            return dump
+            try:
+                if await self._ensure_family() is ProtocolFamily.A5:
+                    return {}
+                dump: dict[int, int] = {}
+                for block in blocks:
+                    words = await self._read_words(block.start, block.count)
+                    dump.update(zip(range(block.start, block.end), words, strict=True))
+                return dump
+            finally:
+                await self.transport.release()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -379,7 +394,7 @@ class DalyClient:
         echo_ok = False
         try:
             # A write is sent once: a lost echo is settled by the read-back, not by resending.
-            (echo,) = await self._exchange(request.encode(), match, retries=0)
+            (echo,) = await self._exchange(request.encode(), match, retries=0, drop_echo=False)
         except DalyTimeoutError:
             _LOGGER.debug("no echo for the write of %s; checking the read-back", reg.key)
         else:

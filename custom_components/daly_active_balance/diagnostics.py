@@ -1,0 +1,103 @@
+"""Diagnostics: the entry, what the module reported, the client's counters and a raw register dump.
+
+The module's settings password is a secret: every register the table marks ``secret`` is left
+out of the raw dump (by address, derived from the table) and out of the decoded identity (by
+key). The Bluetooth address and the serial number are redacted (the serial number's raw words
+too); a serial port or bridge URL is not secret and stays readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any, Final
+
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
+from homeassistant.const import CONF_ADDRESS
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+
+from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN
+from .coordinator import DalyConfigEntry
+from .protocol.errors import DalyError
+from .protocol.registers import BY_KEY, REGISTERS
+from .protocol.transport_ble import BleTransport
+from .repairs import ISSUES, issue_id
+
+#: Decoded fields that must never leave Home Assistant (the table's secret registers).
+SECRET_KEYS: Final = frozenset(reg.key for reg in REGISTERS if reg.secret)
+#: Raw addresses of the secret registers: dropped from the register dump entirely.
+SECRET_ADDRESSES: Final = frozenset(
+    address for reg in REGISTERS if reg.secret for address in range(reg.address, reg.end)
+)
+#: Keys whose values are replaced by ``**REDACTED**``.
+TO_REDACT: Final = frozenset({CONF_ADDRESS, "serial_number", "unique_id"})
+#: Raw addresses of decoded values that are redacted (the serial number's ASCII words).
+REDACTED_ADDRESSES: Final = frozenset(
+    address for key in TO_REDACT if key in BY_KEY for address in range(BY_KEY[key].address, BY_KEY[key].end)
+)
+
+
+def _raw_dump(words: Mapping[int, int]) -> dict[str, int | str]:
+    """Raw words by hex address, in address order: secret registers left out, redacted ones masked."""
+    return {
+        f"0x{address:04X}": REDACTED if address in REDACTED_ADDRESSES else words[address]
+        for address in sorted(words)
+        if address not in SECRET_ADDRESSES
+    }
+
+
+async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyConfigEntry) -> dict[str, Any]:
+    """Return diagnostics for a config entry (reads the module once more if it answers)."""
+    coordinator = entry.runtime_data
+    client = coordinator.client
+    ble = entry.data.get(CONF_CONNECTION) == CONNECTION_BLE
+
+    # The words the polls have read so far, taken before the fresh read below adds to them.
+    last_read = _raw_dump(client.raw)
+    fresh: dict[str, Any]
+    try:
+        fresh = {"answered": True, "registers": _raw_dump(await client.read_raw())}
+    except DalyError as err:
+        error = f"{type(err).__name__}: {err}"
+        if ble:
+            # Error texts name the link, which for BLE is the Bluetooth address.
+            error = error.replace(client.transport.description, REDACTED)
+        fresh = {"answered": False, "error": error}
+
+    identity = {key: value for key, value in asdict(coordinator.identity).items() if key not in SECRET_KEYS}
+    data = coordinator.data
+    issues = ir.async_get(hass)
+    active_issues = {
+        issue: dict(found.translation_placeholders or {})
+        for issue in ISSUES
+        if (found := issues.async_get_issue(DOMAIN, issue_id(coordinator, issue))) is not None
+    }
+
+    link: dict[str, Any] = {"ble": ble, "open": client.transport.is_open, "protocol": client.family}
+    if isinstance(client.transport, BleTransport):
+        link["connects"] = client.transport.connects
+        link["keep_connected"] = client.transport.keep_connected
+
+    diagnostics: dict[str, Any] = {
+        "entry": {
+            "title": entry.title,
+            "unique_id": entry.unique_id,
+            "data": dict(entry.data),
+            "options": dict(entry.options),
+        },
+        "link": link,
+        "coordinator": {
+            "last_update_success": coordinator.last_update_success,
+            "update_interval": coordinator.update_interval.total_seconds() if coordinator.update_interval else None,
+            "settings_every": coordinator.settings_every,
+        },
+        "identity": identity,
+        "status": asdict(data.status) if data is not None else None,
+        "settings": asdict(coordinator.settings) if coordinator.settings is not None else None,
+        "client_stats": asdict(client.stats),
+        "issues": active_issues,
+        "raw_registers": {"last_read": last_read, "fresh_read": fresh},
+    }
+    # A BLE entry's unique id is its Bluetooth address; a serial entry's is its port (not secret).
+    return async_redact_data(diagnostics, TO_REDACT if ble else TO_REDACT - {"unique_id"})

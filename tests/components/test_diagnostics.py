@@ -1,0 +1,246 @@
+"""Diagnostics, downloaded through Home Assistant's diagnostics API, against the simulator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from homeassistant.components.diagnostics import REDACTED
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_ADDRESS, CONF_PORT
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
+
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_BLE,
+    CONNECTION_SERIAL,
+    DOMAIN,
+)
+from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS, encode_ascii
+from custom_components.daly_active_balance.protocol.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+)
+from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+
+from .ble_helpers import DALY_ADDRESS, inject_advertisement, service_info, use_standin_dongle
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+SERIAL_NUMBER = "DALY2024SN0042"
+#: Every address of every secret register (the password), taken from the table.
+SECRET_ADDRESSES = {a for reg in REGISTERS if reg.secret for a in range(reg.address, reg.end)}
+
+
+@pytest.fixture
+def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
+    """A module with a serial number, whose cells are pinned and whose clock stands still.
+
+    Pinned cells and no drift keep the snapshot independent of the simulator's noise model.
+    """
+    sim = SimulatedBalancer(sim_config, clock=lambda: 0.0)
+    for cell in range(1, sim_config.cells + 1):
+        sim.set_cell_voltage(cell, 3.300 + cell / 1000)
+    serial = BY_KEY["serial_number"]
+    for offset, word in enumerate(encode_ascii(SERIAL_NUMBER, serial.count)):
+        sim.write_word(serial.address + offset, word)
+    return sim
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """A serial entry with a fixed unique id (the simulator's port changes between runs)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer 16S",
+        unique_id="simulator",
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+        options={CONF_UPDATE_INTERVAL: 5},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+def raw_registers(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The two raw dumps of a diagnostics result: last read by the polls, and read afresh."""
+    dumps = result["raw_registers"]
+    return {"last_read": dumps["last_read"], "fresh_read": dumps["fresh_read"].get("registers", {})}
+
+
+def assert_no_secret(result: dict[str, Any]) -> None:
+    """Neither the password nor the serial number, decoded or raw, is in the result."""
+    text = json.dumps(result)
+    password = BY_KEY["password"].default
+    assert isinstance(password, str) and password == "123456"
+    assert password not in text
+    assert SERIAL_NUMBER not in text
+    assert "password" not in text
+    for name, dump in raw_registers(result).items():
+        present = {int(address, 16) for address in dump}
+        assert not present & SECRET_ADDRESSES, name
+        serial = BY_KEY["serial_number"]
+        for address in range(serial.address, serial.end):
+            assert dump.get(f"0x{address:04X}", REDACTED) == REDACTED, (name, address)
+
+
+async def test_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    snapshot: SnapshotAssertion,
+    simulator: SimulatedBalancer,
+    sim_server: SimulatorServer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The whole download: entry, identity, status, settings, counters and both raw dumps."""
+    result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+
+    assert result["entry"]["data"][CONF_PORT] == sim_server.url  # a port or URL is not secret
+    # Home Assistant's extension (kept in ``snapshots/``); the plugin's fixture does not apply it here.
+    assert result == snapshot.use_extension(HomeAssistantSnapshotExtension)(exclude=props(CONF_PORT))
+
+
+async def test_diagnostics_hide_secrets(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The password is read from the module but appears nowhere; the serial number is redacted."""
+    coordinator = init_integration.runtime_data
+    # The secrets are really there to leak: read at setup, and in the client's raw words.
+    assert coordinator.identity.password == "123456"
+    assert coordinator.identity.serial_number == SERIAL_NUMBER
+    assert coordinator.client.raw.keys() >= SECRET_ADDRESSES
+
+    result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+
+    assert_no_secret(result)
+    assert result["identity"]["serial_number"] == REDACTED
+    assert result["identity"]["software_version"] == simulator.value("software_version")
+    # Apart from the secret registers, the raw dumps hold what the module holds.
+    dumps = raw_registers(result)
+    assert result["raw_registers"]["fresh_read"]["answered"] is True
+    for dump in dumps.values():
+        for key in ("string_count", "balancer_enabled", "sleep_time"):
+            address = BY_KEY[key].address
+            assert dump[f"0x{address:04X}"] == simulator.read_word(address)
+    cells = BY_KEY["cell_voltages"]
+    fresh = dumps["fresh_read"]
+    assert [fresh[f"0x{a:04X}"] for a in range(cells.address, cells.end)] == simulator.words[cells.address : cells.end]
+
+
+async def test_diagnostics_when_module_silent(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A module that does not answer is reported in the download instead of failing it."""
+    client = init_integration.runtime_data.client
+    # Time is not frozen here: a short answer timeout keeps the test fast.
+    client.timeout = 0.05
+    simulator.silent = True
+
+    result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+
+    fresh = result["raw_registers"]["fresh_read"]
+    assert fresh["answered"] is False
+    assert fresh["error"].startswith("DalyTimeoutError: no answer from socket://")
+    assert "registers" not in fresh
+    assert result["raw_registers"]["last_read"]  # what the polls read is still there
+    assert result["status"]["cell_count"] == 16
+    assert_no_secret(result)
+
+
+async def test_diagnostics_list_active_issues(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The repair issues raised for the entry are part of the download."""
+    simulator.set_cell_voltage(3, 0.0)
+    await init_integration.runtime_data.async_refresh()
+
+    result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+
+    assert result["issues"] == {
+        "cell_out_of_range": {
+            "title": "DALY balancer 16S",
+            "cells": "3 (0.000 V)",
+            "chemistry": "lifepo4",
+            "minimum": "2.00",
+            "maximum": "3.80",
+        }
+    }
+    assert result["status"]["cell_voltages"][2] == 0.0
+
+
+# --- Bluetooth ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ble_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """A Bluetooth entry (its unique id is the module's address, as the config flow makes it)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer 16S",
+        unique_id=DALY_ADDRESS,
+        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS},
+        options={CONF_UPDATE_INTERVAL: 5},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.mark.usefixtures("enable_bluetooth")
+@pytest.mark.parametrize("silent", [False, True], ids=["answering", "silent"])
+async def test_diagnostics_ble_address_redacted(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    ble_entry: MockConfigEntry,
+    silent: bool,
+) -> None:
+    """A Bluetooth entry's address is redacted everywhere, also inside an error text.
+
+    The dongle is advertised to Home Assistant's bluetooth integration and reached through the
+    real BLE transport; only the bleak client at its end is the simulator-backed stand-in.
+    """
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info())
+    assert await hass.config_entries.async_setup(ble_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ble_entry.state is ConfigEntryState.LOADED
+    client = ble_entry.runtime_data.client
+    assert isinstance(client.transport, BleTransport)
+    assert client.transport.description == DALY_ADDRESS
+    assert dongle.connects == 1
+    if silent:
+        client.timeout = 0.05  # time is not frozen here: keep the test fast
+        simulator.silent = True
+
+    result = await get_diagnostics_for_config_entry(hass, hass_client, ble_entry)
+
+    text = json.dumps(result)
+    assert DALY_ADDRESS not in text
+    assert DALY_ADDRESS.lower() not in text
+    assert result["entry"]["data"][CONF_ADDRESS] == REDACTED
+    assert result["entry"]["unique_id"] == REDACTED
+    assert result["link"] == {"ble": True, "open": True, "protocol": "d2", "connects": 1, "keep_connected": True}
+    fresh = result["raw_registers"]["fresh_read"]
+    assert fresh["answered"] is not silent
+    if silent:
+        assert fresh["error"].startswith(f"DalyTimeoutError: no answer from {REDACTED} within")
+    assert_no_secret(result)
+    assert await hass.config_entries.async_unload(ble_entry.entry_id)

@@ -1,0 +1,274 @@
+"""Repair issues: each is raised by a real condition of the simulated module and clears itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import time
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONF_SETTINGS_EVERY,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_SERIAL,
+    DOMAIN,
+)
+from custom_components.daly_active_balance.protocol.registers import (
+    BY_KEY,
+    CHEMISTRY,
+    MIN_PACK_VOLTAGE,
+    SLEEP_NEVER,
+    BatteryType,
+)
+from custom_components.daly_active_balance.protocol.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+)
+from custom_components.daly_active_balance.repairs import (
+    ISSUE_CELL_OUT_OF_RANGE,
+    ISSUE_PACK_VOLTAGE_LOW,
+    ISSUE_STOPPED_ANSWERING,
+    ISSUE_STRING_COUNT,
+    ISSUES,
+)
+
+from .test_init import UPDATE_INTERVAL, advance, poll_unanswered, run_out_timeouts
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+TITLE = "DALY balancer"
+
+
+@pytest.fixture
+def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
+    """The simulated module on the (possibly frozen) test clock, so it can fall asleep in a test."""
+    return SimulatedBalancer(sim_config, clock=lambda: time.monotonic())  # noqa: PLW0108 - looked up at each call, so the freezer applies
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """An entry that polls every few seconds and re-reads the settings on every poll."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=TITLE,
+        unique_id="simulator",
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+        options={CONF_UPDATE_INTERVAL: UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+def issue(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> ir.IssueEntry | None:
+    """The issue ``key`` of ``entry``, if it is raised."""
+    return ir.async_get(hass).async_get_issue(DOMAIN, f"{key}_{entry.entry_id}")
+
+
+def raised(hass: HomeAssistant, entry: MockConfigEntry) -> set[str]:
+    """The keys of the issues raised for ``entry``."""
+    return {key for key in ISSUES if issue(hass, entry, key) is not None}
+
+
+async def test_healthy_module_raises_nothing(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """A healthy module raises no issue."""
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert raised(hass, init_integration) == set()
+
+
+@pytest.mark.parametrize(
+    ("volts", "shown"),
+    [(0.0, "0.000 V"), (1.2, "1.200 V"), (4.05, "4.050 V")],
+    ids=["zero", "low", "high"],
+)
+async def test_cell_out_of_range(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+    volts: float,
+    shown: str,
+) -> None:
+    """A cell at 0 V or outside its chemistry's range raises an issue naming it; it clears when fixed."""
+    simulator.set_cell_voltage(7, volts)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+
+    found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
+    assert found is not None
+    assert found.translation_key == ISSUE_CELL_OUT_OF_RANGE
+    assert found.severity is ir.IssueSeverity.ERROR
+    assert not found.is_fixable
+    chemistry = CHEMISTRY[BatteryType.LIFEPO4]
+    assert found.translation_placeholders == {
+        "title": TITLE,
+        "cells": f"7 ({shown})",
+        "chemistry": BatteryType.LIFEPO4.value,
+        "minimum": f"{chemistry.plausible_min:.2f}",
+        "maximum": f"{chemistry.plausible_max:.2f}",
+    }
+
+    simulator.set_cell_voltage(3, 0.0)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
+    assert found is not None
+    assert found.translation_placeholders is not None
+    assert found.translation_placeholders["cells"] == f"3 (0.000 V), 7 ({shown})"
+
+    simulator.set_cell_voltage(3, 3.3)
+    simulator.set_cell_voltage(7, 3.3)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    assert issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE) is None
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(cells=8, battery_type=BatteryType.LTO, seed=1)])
+async def test_cell_range_follows_chemistry(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """3.3 V is normal for LiFePO4 but implausible for an LTO cell."""
+    assert raised(hass, init_integration) == set()
+    simulator.set_cell_voltage(2, 3.3)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
+    assert found is not None
+    assert found.translation_placeholders is not None
+    assert found.translation_placeholders["chemistry"] == BatteryType.LTO.value
+    assert found.translation_placeholders["cells"] == "2 (3.300 V)"
+
+
+async def test_string_count_mismatch(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A string count that differs from the cells measured raises an issue; setting it right clears it."""
+    address = BY_KEY["string_count"].address
+    simulator.write_word(address, 15)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+
+    found = issue(hass, init_integration, ISSUE_STRING_COUNT)
+    assert found is not None
+    assert found.translation_key == ISSUE_STRING_COUNT
+    assert found.translation_placeholders == {"title": TITLE, "configured": "15", "reported": "16"}
+
+    simulator.write_word(address, 16)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    assert issue(hass, init_integration, ISSUE_STRING_COUNT) is None
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(cells=4, seed=1)])
+async def test_pack_voltage_low(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A 4S LiFePO4 pack drawn down to 2.4 V per cell (9.6 V) is below the module's minimum."""
+    assert issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW) is None
+    for cell in range(1, 5):
+        simulator.set_cell_voltage(cell, 2.4)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+
+    found = issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW)
+    assert found is not None
+    assert found.translation_key == ISSUE_PACK_VOLTAGE_LOW
+    assert found.translation_placeholders == {"title": TITLE, "voltage": "9.6", "minimum": f"{MIN_PACK_VOLTAGE:.0f}"}
+    # 2.4 V is a plausible LiFePO4 cell: only the pack issue is raised.
+    assert raised(hass, init_integration) == {ISSUE_PACK_VOLTAGE_LOW}
+
+    for cell in range(1, 5):
+        simulator.release_cell(cell)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    assert issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW) is None
+
+
+async def test_stopped_answering(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Silent for longer than the sleep time raises an issue; it clears when the module answers.
+
+    The module really falls asleep here (the simulator follows the frozen clock), so the first
+    request after the silence only wakes it and is lost; the client's retry gets the answer.
+    """
+    coordinator = init_integration.runtime_data
+    simulator.write_word(BY_KEY["sleep_time"].address, 30)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    assert coordinator.settings is not None
+    assert coordinator.settings.sleep_time == 30
+
+    simulator.silent = True
+    await poll_unanswered(hass, freezer, coordinator)
+    assert coordinator.last_success is not None
+    assert time.monotonic() - coordinator.last_success < 30
+    assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None  # silent, but not for long yet
+
+    while time.monotonic() - coordinator.last_success <= 30:
+        await poll_unanswered(hass, freezer, coordinator)
+    found = issue(hass, init_integration, ISSUE_STOPPED_ANSWERING)
+    assert found is not None
+    assert found.translation_key == ISSUE_STOPPED_ANSWERING
+    assert found.severity is ir.IssueSeverity.WARNING
+    assert found.translation_placeholders == {"title": TITLE, "sleep_time": "30"}
+    assert simulator.asleep
+
+    simulator.silent = False
+    client = coordinator.client
+    successes = coordinator.last_success
+    freezer.tick(timedelta(seconds=UPDATE_INTERVAL))
+    async_fire_time_changed(hass)
+    await run_out_timeouts(hass, freezer, lambda: coordinator.last_success != successes)
+    assert not simulator.asleep
+    assert client.stats.retries > 0  # the wake-up request was lost
+    assert coordinator.last_update_success
+    assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None
+
+
+async def test_never_sleeping_module_raises_no_sleep_issue(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """With sleep time 65535 (never sleep) a long silence is not blamed on sleep."""
+    coordinator = init_integration.runtime_data
+    simulator.write_word(BY_KEY["sleep_time"].address, SLEEP_NEVER)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    assert coordinator.settings is not None
+    assert coordinator.settings.sleep_time == SLEEP_NEVER
+
+    simulator.silent = True
+    await poll_unanswered(hass, freezer, coordinator)
+    freezer.tick(timedelta(hours=20))
+    await poll_unanswered(hass, freezer, coordinator)
+    assert not coordinator.last_update_success
+    assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None
+
+
+async def test_issues_removed_on_unload(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """An unloaded entry leaves no issue behind: nothing could clear it any more."""
+    simulator.set_cell_voltage(1, 0.0)
+    simulator.write_word(BY_KEY["string_count"].address, 12)
+    await advance(hass, freezer, UPDATE_INTERVAL)
+    assert raised(hass, init_integration) == {ISSUE_CELL_OUT_OF_RANGE, ISSUE_STRING_COUNT}
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert raised(hass, init_integration) == set()
