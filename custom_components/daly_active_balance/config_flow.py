@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, override
+from typing import Any, cast, override
 from urllib.parse import urlsplit
-
-import probatio
 
 from homeassistant.components import usb
 from homeassistant.components.bluetooth import (
@@ -22,6 +20,7 @@ from homeassistant.components.bluetooth import (
 from homeassistant.components.bluetooth.match import ble_device_matches
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
@@ -39,7 +38,8 @@ from homeassistant.helpers.selector import (
     SelectSelectorConfig,
     SelectSelectorMode,
 )
-from homeassistant.loader import async_get_integration
+from homeassistant.loader import BluetoothMatcherOptional, async_get_integration
+import probatio
 
 from .const import (
     CONF_CONNECTION,
@@ -87,8 +87,10 @@ async def async_probe(hass: HomeAssistant, data: dict[str, Any]) -> ProbeResult:
     except NotABalancerError as err:
         raise ProbeError("not_balancer") from err
     except (DalyTimeoutError, TimeoutError) as err:
-        # Silence from the start means nothing answers; silence after answers is a timeout.
-        answered = client.stats.requests > client.stats.timeouts
+        # Silence from the start means nothing answers; silence after answers is a timeout. The
+        # protocol family is learnt from the first answer, so it tells the two apart even when
+        # the probe's own time budget ran out while a request was still waiting.
+        answered = client.family is not None
         raise ProbeError("timeout" if answered else "no_answer") from err
     except DalyError as err:
         LOGGER.debug("unexpected answer from %s: %s", client.transport.description, err)
@@ -186,7 +188,9 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
         options: list[SelectOptionDict] = []
         for info in async_discovered_service_info(self.hass, connectable=True):
             address = info.address.upper()
-            if address in configured or not any(ble_device_matches(m, info) for m in matchers):
+            if address in configured or not any(
+                ble_device_matches(cast(BluetoothMatcherOptional, m), info) for m in matchers
+            ):
                 continue
             options.append(SelectOptionDict(value=address, label=f"{info.name} ({address})"))
         return options
@@ -259,7 +263,9 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
         return probatio.Schema(
             {
                 probatio.Required(CONF_PORT): SelectSelector(
-                    SelectSelectorConfig(options=await self._ports(), custom_value=True, mode=SelectSelectorMode.DROPDOWN)
+                    SelectSelectorConfig(
+                        options=await self._ports(), custom_value=True, mode=SelectSelectorMode.DROPDOWN
+                    )
                 )
             }
         )
@@ -273,15 +279,26 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
         key = CONF_ADDRESS if ble else CONF_PORT
         errors: dict[str, str] = {}
         if user_input is not None:
+            unloaded = False
             try:
                 value = normalize_address(user_input[key]) if ble else normalize_port(user_input[key])
                 if value != entry.unique_id:
                     await self.async_set_unique_id(value)
                     self._abort_if_unique_id_configured()
                 data = {**entry.data, key: value}
+                # A running entry holds its link (a serial port is locked, a dongle takes one
+                # central, many bridges one client), and the module may sit behind the new value
+                # too (e.g. /dev/serial/by-id/…): release it for the probe. Unloading also drops
+                # the update listener, which would otherwise poll the old link on the data change
+                # (and which HA 2026.10 reports with async_update_reload_and_abort, breaking in
+                # 2026.12).
+                if entry.state is ConfigEntryState.LOADED:
+                    unloaded = await self.hass.config_entries.async_unload(entry.entry_id)
                 await async_probe(self.hass, data)
             except ProbeError as err:
                 errors["base"] = err.key
+                if unloaded:  # back onto the old link while the user corrects the value
+                    self.hass.config_entries.async_schedule_reload(entry.entry_id)
             else:
                 return self.async_update_reload_and_abort(entry, unique_id=value, data=data)
         if ble:

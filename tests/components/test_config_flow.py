@@ -1,0 +1,943 @@
+"""The config flow against the real simulator.
+
+Serial links are real: the simulator on a pseudo-terminal (a device path) and on a loopback TCP
+socket (``socket://127.0.0.1:PORT``). Bluetooth goes through Home Assistant's bluetooth
+integration (advertisements injected at its scanner callback, matched against the manifest) and
+the stand-in BleakClient bound to a simulator. Only the USB port scan is replaced, since its
+answer depends on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+import json
+from pathlib import Path
+import socket
+import time
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
+from homeassistant.components.bluetooth import BluetoothServiceInfoBleak
+from homeassistant.components.usb import SerialDevice, USBDevice
+from homeassistant.config_entries import SOURCE_BLUETOOTH, SOURCE_USER, ConfigEntryState, ConfigFlowResult
+from homeassistant.const import CONF_ADDRESS, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.daly_active_balance import config_flow
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONF_KEEP_CONNECTED,
+    CONF_SETTINGS_EVERY,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_BLE,
+    CONNECTION_SERIAL,
+    DEFAULT_KEEP_CONNECTED,
+    DEFAULT_SETTINGS_EVERY,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+    MAX_SETTINGS_EVERY,
+    MAX_UPDATE_INTERVAL,
+    MIN_UPDATE_INTERVAL,
+)
+from custom_components.daly_active_balance.protocol.client import DalyClient
+from custom_components.daly_active_balance.protocol.frames import Direction, ExceptionResponse, Function, ReadRequest
+from custom_components.daly_active_balance.protocol.registers import BY_KEY
+from custom_components.daly_active_balance.protocol.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+    serve_pty,
+    serve_tcp,
+)
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+
+from .ble_helpers import (
+    DALY_ADDRESS,
+    DALY_MANUFACTURER_PAYLOAD,
+    DALY_NAME,
+    inject_advertisement,
+    service_info,
+    use_standin_dongle,
+)
+
+pytestmark = pytest.mark.usefixtures("socket_enabled", "enable_bluetooth")
+
+MANIFEST = json.loads(
+    (Path(__file__).parents[2] / "custom_components" / DOMAIN / "manifest.json").read_text(encoding="utf-8")
+)
+#: A client answer timeout short enough that silent modules cost well under a second.
+SHORT_TIMEOUT = 0.15
+#: 0x00CF: the balancer's on/off switch; a DALY BMS reads 0xFFFF there (reference §4.6).
+BALANCER_SWITCH = BY_KEY["balancer_enabled"].address
+OTHER_ADDRESS = "C4:DE:E2:11:22:33"
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def mock_setup_entry(hass: HomeAssistant) -> AsyncIterator[AsyncMock]:
+    """Entries created by a flow are not set up (the flow is under test, not the setup).
+
+    They are unloaded again while the stand-ins are still in place.
+    """
+    with (
+        patch(f"custom_components.{DOMAIN}.async_setup_entry", return_value=True) as mock,
+        patch(f"custom_components.{DOMAIN}.async_unload_entry", return_value=True),
+    ):
+        yield mock
+        await hass.async_block_till_done()
+        for entry in hass.config_entries.async_entries(DOMAIN):
+            if entry.state is ConfigEntryState.LOADED:
+                await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.fixture(params=["pty", "tcp"])
+async def link(request: pytest.FixtureRequest, simulator: SimulatedBalancer) -> AsyncIterator[SimulatorServer]:
+    """The simulator behind a real serial device path (pty) or a real TCP socket."""
+    serve = serve_pty if request.param == "pty" else serve_tcp
+    server = await serve(simulator)
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def usb_ports() -> Iterator[list[USBDevice | SerialDevice]]:
+    """What HA's usb component reports; a test fills the list before opening the serial step."""
+    ports: list[USBDevice | SerialDevice] = []
+    # Patched where the flow looks it up (``config_flow.usb``), whatever module object that is.
+    with patch(f"{config_flow.__name__}.usb.async_scan_serial_ports", AsyncMock(return_value=ports)):
+        yield ports
+
+
+@pytest.fixture
+def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow's client gives up on an unanswered request after ``SHORT_TIMEOUT`` seconds."""
+    defaults = DalyClient.__init__.__kwdefaults__
+    assert defaults is not None and "timeout" in defaults
+    monkeypatch.setitem(defaults, "timeout", SHORT_TIMEOUT)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def refused_port() -> int:
+    """A loopback TCP port nobody listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_answering_after(sim: SimulatedBalancer, answers: int) -> Callable[[], None]:
+    """The module answers ``answers`` requests, then goes silent (power lost, cable pulled).
+
+    Returns how to bring it back.
+    """
+    original = sim.receive
+    seen = 0
+
+    def receive(data: bytes) -> list[Any]:
+        nonlocal seen
+        replies = original(data)
+        seen += len(replies)
+        if seen >= answers:
+            sim.silent = True
+        return replies
+
+    sim.receive = receive  # type: ignore[method-assign]
+
+    def restore() -> None:
+        del sim.receive
+        sim.silent = False
+
+    return restore
+
+
+def make_bms(sim: SimulatedBalancer) -> None:
+    """Make the module look like a DALY BMS: register 0x00CF is not a balancer switch."""
+    sim.write_word(BALANCER_SWITCH, 0xFFFF)
+
+
+def make_balancer(sim: SimulatedBalancer) -> None:
+    """Undo ``make_bms`` (the balancer switch reads 'on')."""
+    sim.write_word(BALANCER_SWITCH, 1)
+
+
+def entries(hass: HomeAssistant) -> list[Any]:
+    """This integration's config entries."""
+    return hass.config_entries.async_entries(DOMAIN)
+
+
+def form_schema(result: ConfigFlowResult) -> dict[Any, Any]:
+    """The fields of a form: marker → validator (selector)."""
+    data_schema = result["data_schema"]
+    assert data_schema is not None
+    return dict(data_schema.schema)
+
+
+def selector_config(result: ConfigFlowResult, key: str) -> Any:
+    """The configuration of a form field's selector."""
+    return form_schema(result)[key].config
+
+
+def suggested(result: ConfigFlowResult, key: str) -> Any:
+    """The suggested (pre-filled) value of a form field."""
+    for marker in form_schema(result):
+        if marker == key:
+            return (marker.description or {}).get("suggested_value")
+    raise AssertionError(f"{key} is not in the form")
+
+
+def fields(result: ConfigFlowResult) -> set[str]:
+    """The names of a form's fields."""
+    return {str(marker) for marker in form_schema(result)}
+
+
+def select_options(result: ConfigFlowResult, key: str) -> list[dict[str, str]]:
+    """The options of a select field."""
+    return list(selector_config(result, key)["options"])
+
+
+async def open_step(hass: HomeAssistant, step: str) -> ConfigFlowResult:
+    """Start a user flow and choose ``step`` from the menu."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": step})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step
+    assert result["errors"] == {}
+    return result
+
+
+async def submit(hass: HomeAssistant, result: ConfigFlowResult, user_input: dict[str, Any]) -> ConfigFlowResult:
+    """Submit a form."""
+    return await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+
+
+def assert_form_error(result: ConfigFlowResult, step: str, error: str) -> None:
+    """The same form is shown again with ``error``."""
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step
+    assert result["errors"] == {"base": error}
+
+
+# --- user menu --------------------------------------------------------------------------------
+
+
+async def test_user_menu(hass: HomeAssistant) -> None:
+    """The user step offers Bluetooth and serial."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "user"
+    assert result["menu_options"] == ["ble", "serial"]
+
+
+# --- serial: success --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(cells=16, seed=1), SimulatorConfig(cells=5, seed=2)])
+async def test_serial_typed_port_creates_entry(
+    hass: HomeAssistant,
+    link: SimulatorServer,
+    sim_config: SimulatorConfig,
+    simulator: SimulatedBalancer,
+    usb_ports: list[USBDevice | SerialDevice],
+    mock_setup_entry: AsyncMock,
+) -> None:
+    """A typed device path or socket:// URL is probed over the real link and becomes the entry."""
+    result = await open_step(hass, "serial")
+    result = await submit(hass, result, {CONF_PORT: f"  {link.url} "})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"DALY balancer {sim_config.cells}S"
+    assert result["data"] == {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: link.url}
+    assert result["result"].unique_id == link.url
+    assert result["result"].options == {}
+    assert [e.entry_id for e in entries(hass)] == [result["result"].entry_id]
+    # The module was really read (cells, identity, settings), and nothing was written.
+    assert simulator.stats.requests >= 5
+    assert simulator.stats.writes == 0
+    await hass.async_block_till_done()
+    assert len(mock_setup_entry.mock_calls) == 1
+
+
+async def test_serial_lists_usb_ports_and_creates_entry_from_one(
+    hass: HomeAssistant, usb_ports: list[USBDevice | SerialDevice], mock_setup_entry: AsyncMock
+) -> None:
+    """The serial step lists HA's USB/serial ports; picking one (here: the simulator's pty) works."""
+    server = await serve_pty(SimulatedBalancer(SimulatorConfig(cells=8, seed=3)))
+    try:
+        usb_ports.extend(
+            [
+                USBDevice(
+                    device=server.url,
+                    vid="1A86",
+                    pid="7523",
+                    serial_number="5678",
+                    manufacturer="QinHeng Electronics",
+                    description="USB Serial",
+                ),
+                SerialDevice(device="/dev/ttyS0", serial_number=None, manufacturer=None, description=None),
+            ]
+        )
+        result = await open_step(hass, "serial")
+        assert select_options(result, CONF_PORT) == [
+            {
+                "value": server.url,
+                "label": f"USB Serial - {server.url}, s/n: 5678 - QinHeng Electronics - 1A86:7523",
+            },
+            {"value": "/dev/ttyS0", "label": "/dev/ttyS0, s/n: n/a"},
+        ]
+        assert selector_config(result, CONF_PORT)["custom_value"] is True
+        result = await submit(hass, result, {CONF_PORT: server.url})
+    finally:
+        await server.close()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "DALY balancer 8S"
+    assert result["result"].unique_id == server.url
+
+
+async def test_serial_already_configured(
+    hass: HomeAssistant, sim_server: SimulatorServer, simulator: SimulatedBalancer, usb_ports: list[Any]
+) -> None:
+    """A port that already has an entry aborts before anything is opened."""
+    MockConfigEntry(
+        domain=DOMAIN, unique_id=sim_server.url, data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url}
+    ).add_to_hass(hass)
+    result = await open_step(hass, "serial")
+    result = await submit(hass, result, {CONF_PORT: sim_server.url})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert simulator.stats.requests == 0
+    assert len(entries(hass)) == 1
+
+
+# --- serial: errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "port",
+    [
+        "socket://nohost",
+        "socket://127.0.0.1:notaport",
+        "rfc2217://:4000",
+        "http://x",
+        "esphome://",
+        "foo",
+        "ttyUSB0",
+        "COM",
+    ],
+)
+async def test_serial_malformed_port(
+    hass: HomeAssistant,
+    sim_server: SimulatorServer,
+    simulator: SimulatedBalancer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+    port: str,
+) -> None:
+    """A malformed path or URL is refused before anything is opened; the user can correct it."""
+    result = await open_step(hass, "serial")
+    result = await submit(hass, result, {CONF_PORT: port})
+    assert_form_error(result, "serial", "invalid_port")
+    assert suggested(result, CONF_PORT) == port
+    assert entries(hass) == []
+    assert simulator.stats.requests == 0
+    result = await submit(hass, result, {CONF_PORT: sim_server.url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PORT] == sim_server.url
+
+
+@pytest.mark.parametrize(
+    "port",
+    [
+        "/dev/ttyDALY-does-not-exist",
+        "COM3",
+        "socket://127.0.0.1:{refused}",
+        "rfc2217://127.0.0.1:{refused}",
+    ],
+)
+async def test_serial_cannot_open(
+    hass: HomeAssistant,
+    sim_server: SimulatorServer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+    port: str,
+) -> None:
+    """A missing device or a bridge that refuses the connection gives ``cannot_open``."""
+    port = port.format(refused=refused_port())
+    result = await open_step(hass, "serial")
+    result = await submit(hass, result, {CONF_PORT: port})
+    assert_form_error(result, "serial", "cannot_open")
+    assert entries(hass) == []
+    result = await submit(hass, result, {CONF_PORT: sim_server.url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [
+        (" /dev/ttyUSB0 ", "/dev/ttyUSB0"),
+        ("/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0", "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"),
+        ("COM3", "COM3"),
+        ("com12", "com12"),
+        ("socket://192.0.2.10:8899", "socket://192.0.2.10:8899"),
+        ("rfc2217://bridge.local:4000", "rfc2217://bridge.local:4000"),
+        # ESPHome serial proxies: the URL's details belong to serialx, only the host is required.
+        ("esphome://proxy.local", "esphome://proxy.local"),
+        ("esphome://proxy.local:6053?port_name=uart1", "esphome://proxy.local:6053?port_name=uart1"),
+    ],
+)
+def test_normalize_port_accepts(port: str, expected: str) -> None:
+    """Device paths, COM ports and the three bridge URL schemes are accepted as typed (trimmed).
+
+    (An ``esphome://`` URL is not driven through the flow here: serialx's ESPHome client needs a
+    real ESPHome API peer, and its error translation depends on how aioesphomeapi was imported.)
+    """
+    assert config_flow.normalize_port(port) == expected
+
+
+def _silent(sim: SimulatedBalancer) -> Callable[[], None]:
+    sim.silent = True
+
+    def fix() -> None:
+        sim.silent = False
+
+    return fix
+
+
+def _stops(sim: SimulatedBalancer) -> Callable[[], None]:
+    return stop_answering_after(sim, 1)
+
+
+def _bms(sim: SimulatedBalancer) -> Callable[[], None]:
+    make_bms(sim)
+    return lambda: make_balancer(sim)
+
+
+@pytest.mark.usefixtures("short_timeouts")
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [(_silent, "no_answer"), (_stops, "timeout"), (_bms, "not_balancer")],
+    ids=["silent", "stops", "bms"],
+)
+async def test_serial_probe_errors(
+    hass: HomeAssistant,
+    link: SimulatorServer,
+    simulator: SimulatedBalancer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+    fault: Callable[[SimulatedBalancer], Callable[[], None]],
+    error: str,
+) -> None:
+    """Silence, a module that stops part-way and a BMS each get their own error; a retry works."""
+    fix = fault(simulator)
+    result = await open_step(hass, "serial")
+    started = time.monotonic()
+    result = await submit(hass, result, {CONF_PORT: link.url})
+    assert time.monotonic() - started < 3
+    assert_form_error(result, "serial", error)
+    assert entries(hass) == []
+    assert simulator.stats.writes == 0
+    fix()
+    result = await submit(hass, result, {CONF_PORT: link.url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: link.url}
+
+
+async def _serve_exception_replies() -> tuple[asyncio.Server, str]:
+    """A Modbus-like device on TCP that answers every read with an exception reply."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stream = FrameStream(D2Framing(Direction.REQUEST))
+        try:
+            while data := await reader.read(256):
+                for frame in stream.feed(data):
+                    if isinstance(frame, ReadRequest):
+                        writer.write(ExceptionResponse(Function.READ, 0x02).encode())
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_serial_exception_replies_are_not_a_balancer(
+    hass: HomeAssistant, usb_ports: list[Any], mock_setup_entry: AsyncMock
+) -> None:
+    """A device that refuses the balancer's registers with exception replies is not a balancer."""
+    server, url = await _serve_exception_replies()
+    try:
+        result = await open_step(hass, "serial")
+        result = await submit(hass, result, {CONF_PORT: url})
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert_form_error(result, "serial", "not_balancer")
+    assert entries(hass) == []
+
+
+@pytest.mark.parametrize(("answers", "error"), [(0, "no_answer"), (1, "timeout")])
+async def test_probe_budget_runs_out(
+    hass: HomeAssistant,
+    sim_server: SimulatorServer,
+    simulator: SimulatedBalancer,
+    usb_ports: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    answers: int,
+    error: str,
+) -> None:
+    """When the whole probe's time budget ends first, the error still tells silence from a stall."""
+    monkeypatch.setattr(config_flow, "PROBE_TIMEOUT", 0.3)
+    if answers:
+        stop_answering_after(simulator, answers)
+    else:
+        simulator.silent = True
+    result = await open_step(hass, "serial")
+    started = time.monotonic()
+    result = await submit(hass, result, {CONF_PORT: sim_server.url})
+    # The client's own timeouts (2 s per request) never ran out: the budget ended the probe.
+    assert time.monotonic() - started < 1.5
+    assert_form_error(result, "serial", error)
+
+
+# --- Bluetooth discovery ----------------------------------------------------------------------
+
+
+def _matcher_advertisement(matcher: dict[str, Any]) -> BluetoothServiceInfoBleak:
+    """An advertisement that only ``matcher`` of the manifest's matchers accepts."""
+    if "local_name" in matcher:
+        assert matcher["local_name"] == "DL-*"
+        return service_info(name=DALY_NAME, manufacturer_data={})
+    # A renamed dongle (the GAP name is writable, reference §2.1): only its manufacturer data tells.
+    return service_info(name="Akku-2", manufacturer_data={matcher["manufacturer_id"]: DALY_MANUFACTURER_PAYLOAD})
+
+
+def _flows(hass: HomeAssistant) -> list[Any]:
+    return list(hass.config_entries.flow.async_progress_by_handler(DOMAIN))
+
+
+@pytest.mark.parametrize(
+    "matcher", MANIFEST["bluetooth"], ids=lambda m: str(m.get("local_name", m.get("manufacturer_id")))
+)
+async def test_bluetooth_discovery_each_matcher(
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    monkeypatch: pytest.MonkeyPatch,
+    mock_setup_entry: AsyncMock,
+    matcher: dict[str, Any],
+) -> None:
+    """Every manifest matcher starts a flow from a real advertisement; confirming probes over BLE."""
+    assert matcher["connectable"] is True
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    info = _matcher_advertisement(matcher)
+    await inject_advertisement(hass, info)
+    (flow,) = _flows(hass)
+    assert flow["context"]["source"] == SOURCE_BLUETOOTH
+    assert flow["context"]["unique_id"] == DALY_ADDRESS
+    assert flow["context"]["title_placeholders"] == {"name": info.name}
+    assert flow["step_id"] == "bluetooth_confirm"
+    assert dongle.connects == 0  # nothing connects before the user confirms
+
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "DALY balancer 16S"
+    assert result["data"] == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
+    assert result["result"].unique_id == DALY_ADDRESS
+    # The probe went through the dongle and released it (the DALY app may connect again).
+    assert dongle.connects == 1
+    assert dongle.disconnects == 1
+    assert simulator.stats.requests >= 5
+
+
+async def test_bluetooth_unrelated_advertisement_starts_no_flow(hass: HomeAssistant) -> None:
+    """An advertisement no matcher accepts (another vendor's device) starts nothing."""
+    await inject_advertisement(
+        hass, service_info(address=OTHER_ADDRESS, name="Sensor-1", manufacturer_data={0x1234: b"\x05"})
+    )
+    assert _flows(hass) == []
+
+
+async def test_bluetooth_confirm_form(hass: HomeAssistant) -> None:
+    """Discovery asks before connecting, naming the dongle."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_BLUETOOTH}, data=service_info()
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "bluetooth_confirm"
+    assert result["description_placeholders"] == {"name": DALY_NAME}
+    assert result["errors"] == {}
+
+
+async def test_bluetooth_discovery_already_configured(hass: HomeAssistant) -> None:
+    """A dongle that already has an entry aborts discovery."""
+    MockConfigEntry(
+        domain=DOMAIN, unique_id=DALY_ADDRESS, data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
+    ).add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_BLUETOOTH}, data=service_info()
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_bluetooth_confirm_not_a_balancer(
+    hass: HomeAssistant, simulator: SimulatedBalancer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DALY BMS dongle (same name scheme) is shown as not a balancer, and no entry is made."""
+    make_bms(simulator)
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info())
+    (flow,) = _flows(hass)
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+    assert_form_error(result, "bluetooth_confirm", "not_balancer")
+    assert result["description_placeholders"] == {"name": DALY_NAME}
+    assert entries(hass) == []
+    assert dongle.connects == dongle.disconnects == 1
+
+
+async def test_bluetooth_confirm_connection_refused(
+    hass: HomeAssistant, simulator: SimulatedBalancer, monkeypatch: pytest.MonkeyPatch, mock_setup_entry: AsyncMock
+) -> None:
+    """A dongle that refuses the connection (the phone app holds it) gives ``not_found``; retry works."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    dongle.fail_connect = True
+    await inject_advertisement(hass, service_info())
+    (flow,) = _flows(hass)
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+    assert_form_error(result, "bluetooth_confirm", "not_found")
+    assert entries(hass) == []
+    dongle.fail_connect = False
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+# --- Bluetooth: manual step -------------------------------------------------------------------
+
+
+async def test_ble_step_lists_matching_connectable_unconfigured_dongles(
+    hass: HomeAssistant, simulator: SimulatedBalancer, monkeypatch: pytest.MonkeyPatch, mock_setup_entry: AsyncMock
+) -> None:
+    """Only connectable, matching, not yet configured dongles are offered; picking one works."""
+    use_standin_dongle(monkeypatch, simulator)
+    configured = "40:17:10:01:AA:01"
+    MockConfigEntry(
+        domain=DOMAIN, unique_id=configured, data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: configured}
+    ).add_to_hass(hass)
+    for info in (
+        service_info(),  # offered
+        service_info(address="40:17:10:01:AA:02", name="Akku-2", manufacturer_data={0x0104: DALY_MANUFACTURER_PAYLOAD}),
+        service_info(address=configured, name="DL-4017100100AA01"),  # already configured
+        service_info(address=OTHER_ADDRESS, name="Thermometer", manufacturer_data={0x1234: b"\x05"}),  # not DALY
+        service_info(address="40:17:10:01:AA:03", name="DL-4017100100AA03", connectable=False),  # cannot connect
+    ):
+        await inject_advertisement(hass, info)
+
+    result = await open_step(hass, "ble")
+    assert sorted(select_options(result, CONF_ADDRESS), key=lambda o: o["value"]) == [
+        {"value": "40:17:10:01:5C:9B", "label": f"{DALY_NAME} (40:17:10:01:5C:9B)"},
+        {"value": "40:17:10:01:AA:02", "label": "Akku-2 (40:17:10:01:AA:02)"},
+    ]
+    assert selector_config(result, CONF_ADDRESS)["custom_value"] is True
+    result = await submit(hass, result, {CONF_ADDRESS: DALY_ADDRESS})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
+    assert result["result"].unique_id == DALY_ADDRESS
+
+
+async def test_ble_step_typed_address(
+    hass: HomeAssistant, simulator: SimulatedBalancer, monkeypatch: pytest.MonkeyPatch, mock_setup_entry: AsyncMock
+) -> None:
+    """Junk is ``invalid_address``, an address nothing can reach is ``not_found``; a typed address works."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info())
+    result = await open_step(hass, "ble")
+
+    for junk in ("not-a-mac", "40:17:10:01:5C", "40:17:10:01:5C:9G", ""):
+        result = await submit(hass, result, {CONF_ADDRESS: junk})
+        assert_form_error(result, "ble", "invalid_address")
+        assert suggested(result, CONF_ADDRESS) == junk
+
+    result = await submit(hass, result, {CONF_ADDRESS: OTHER_ADDRESS})
+    assert_form_error(result, "ble", "not_found")
+    assert dongle.connects == 0
+    assert entries(hass) == []
+
+    # Lower case with dashes, as some tools print it, is normalised.
+    result = await submit(hass, result, {CONF_ADDRESS: " 40-17-10-01-5c-9b "})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
+    assert result["result"].unique_id == DALY_ADDRESS
+    assert dongle.connects == 1
+
+
+async def test_ble_step_already_configured(hass: HomeAssistant) -> None:
+    """Typing the address of a configured dongle aborts."""
+    MockConfigEntry(
+        domain=DOMAIN, unique_id=DALY_ADDRESS, data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
+    ).add_to_hass(hass)
+    result = await open_step(hass, "ble")
+    result = await submit(hass, result, {CONF_ADDRESS: DALY_ADDRESS.lower()})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+# --- reconfigure ------------------------------------------------------------------------------
+
+
+async def test_reconfigure_serial_to_new_module(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    simulator: SimulatedBalancer,
+    usb_ports: list[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The URL is changed to another module: the entry is updated and reloaded onto it.
+
+    The old link is released and stays released: the integration's update listener (options apply
+    without a reload) must not poll the old module again because the entry's data changed, and
+    Home Assistant must not report the listener (it calls that breaking in 2026.12).
+    """
+    entry = init_integration
+    old_url = entry.data[CONF_PORT]
+    old_client = entry.runtime_data.client
+    assert entry.runtime_data.data.status.cell_count == 16
+    new_sim = SimulatedBalancer(SimulatorConfig(cells=7, seed=4))
+    new_server = await serve_pty(new_sim)
+    try:
+        result = await entry.start_reconfigure_flow(hass)
+        assert result["type"] is FlowResultType.FORM
+        assert result["step_id"] == "reconfigure"
+        assert suggested(result, CONF_PORT) == old_url
+
+        old_requests = simulator.stats.requests
+        result = await submit(hass, result, {CONF_PORT: new_server.url})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        assert entry.data == {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: new_server.url}
+        assert entry.unique_id == new_server.url
+        assert entry.state is ConfigEntryState.LOADED
+        assert entry.runtime_data.client is not old_client
+        assert entry.runtime_data.client.transport.description == new_server.url
+        assert entry.runtime_data.data.status.cell_count == 7
+        assert not old_client.transport.is_open
+        assert simulator.stats.requests == old_requests
+        assert not [r for r in caplog.records if "update listener" in r.getMessage()]
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await new_server.close()
+
+
+async def test_reconfigure_running_entry_on_its_own_port(
+    hass: HomeAssistant, simulator: SimulatedBalancer, usb_ports: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A running entry holds (locks) its serial port: reconfigure releases it for the probe.
+
+    A failed attempt puts the entry back onto its old port; submitting the same port (or another
+    path to the same adapter) then succeeds.
+    """
+    server = await serve_pty(simulator)
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=server.url, data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: server.url}
+    )
+    entry.add_to_hass(hass)
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert entry.runtime_data.client.transport.is_open
+
+        result = await entry.start_reconfigure_flow(hass)
+        result = await submit(hass, result, {CONF_PORT: f"socket://127.0.0.1:{refused_port()}"})
+        assert_form_error(result, "reconfigure", "cannot_open")
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+        assert entry.runtime_data.client.transport.description == server.url
+        assert entry.data[CONF_PORT] == server.url
+
+        result = await submit(hass, result, {CONF_PORT: server.url})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+        assert entry.unique_id == entry.data[CONF_PORT] == server.url
+        assert not [r for r in caplog.records if "update listener" in r.getMessage()]
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await server.close()
+
+
+@pytest.mark.usefixtures("short_timeouts")
+async def test_reconfigure_serial_errors_keep_the_entry(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    simulator: SimulatedBalancer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+) -> None:
+    """Failed attempts change nothing; the form keeps what was typed; a good one saves."""
+    old_url = config_entry.data[CONF_PORT]
+    result = await config_entry.start_reconfigure_flow(hass)
+    refused = f"socket://127.0.0.1:{refused_port()}"
+    for port, error in (("foo", "invalid_port"), (refused, "cannot_open")):
+        result = await submit(hass, result, {CONF_PORT: port})
+        assert_form_error(result, "reconfigure", error)
+        assert suggested(result, CONF_PORT) == port
+        assert config_entry.data[CONF_PORT] == old_url
+        assert config_entry.unique_id == old_url
+
+    # The same URL again while the module is silent: nothing answers, nothing changes.
+    simulator.silent = True
+    result = await submit(hass, result, {CONF_PORT: old_url})
+    assert_form_error(result, "reconfigure", "no_answer")
+    simulator.silent = False
+    result = await submit(hass, result, {CONF_PORT: old_url})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert config_entry.data == {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: old_url}
+    assert config_entry.unique_id == old_url
+    await hass.async_block_till_done()
+    assert len(mock_setup_entry.mock_calls) == 1  # reloaded (set up) once, after the good attempt
+
+
+async def test_reconfigure_serial_to_port_of_another_entry(
+    hass: HomeAssistant, config_entry: MockConfigEntry, usb_ports: list[Any]
+) -> None:
+    """Reconfiguring onto a port another entry uses aborts and leaves both entries alone."""
+    other = MockConfigEntry(
+        domain=DOMAIN, unique_id="/dev/ttyUSB1", data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: "/dev/ttyUSB1"}
+    )
+    other.add_to_hass(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
+    result = await submit(hass, result, {CONF_PORT: "/dev/ttyUSB1"})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert config_entry.data[CONF_PORT] != "/dev/ttyUSB1"
+
+
+async def test_reconfigure_ble_address(
+    hass: HomeAssistant, simulator: SimulatedBalancer, monkeypatch: pytest.MonkeyPatch, mock_setup_entry: AsyncMock
+) -> None:
+    """A BLE entry's address is changed (e.g. a replaced dongle) after the new one is read."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=OTHER_ADDRESS, data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: OTHER_ADDRESS}
+    )
+    entry.add_to_hass(hass)
+    await inject_advertisement(hass, service_info())
+    for flow in _flows(hass):  # the new dongle was also discovered; that flow is not used here
+        hass.config_entries.flow.async_abort(flow["flow_id"])
+
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert fields(result) == {CONF_ADDRESS}
+    assert suggested(result, CONF_ADDRESS) == OTHER_ADDRESS
+
+    result = await submit(hass, result, {CONF_ADDRESS: "nonsense"})
+    assert_form_error(result, "reconfigure", "invalid_address")
+    result = await submit(hass, result, {CONF_ADDRESS: "40:17:10:01:00:00"})
+    assert_form_error(result, "reconfigure", "not_found")
+    assert entry.data[CONF_ADDRESS] == OTHER_ADDRESS
+
+    result = await submit(hass, result, {CONF_ADDRESS: DALY_ADDRESS.lower()})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
+    assert entry.unique_id == DALY_ADDRESS
+    assert dongle.connects == dongle.disconnects == 1
+    await hass.async_block_till_done()
+    assert len(mock_setup_entry.mock_calls) == 1
+
+
+# --- options ----------------------------------------------------------------------------------
+
+
+def _entry(hass: HomeAssistant, connection: str, options: dict[str, Any] | None = None) -> MockConfigEntry:
+    key, value = (CONF_ADDRESS, DALY_ADDRESS) if connection == CONNECTION_BLE else (CONF_PORT, "/dev/ttyUSB0")
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=value, data={CONF_CONNECTION: connection, key: value}, options=options or {}
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_options_serial(hass: HomeAssistant) -> None:
+    """Serial entries get interval and settings cadence (no BLE switch); values are stored as ints."""
+    entry = _entry(hass, CONNECTION_SERIAL)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    assert fields(result) == {CONF_UPDATE_INTERVAL, CONF_SETTINGS_EVERY}
+    assert selector_config(result, CONF_UPDATE_INTERVAL)["min"] == MIN_UPDATE_INTERVAL
+    assert selector_config(result, CONF_UPDATE_INTERVAL)["max"] == MAX_UPDATE_INTERVAL
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_UPDATE_INTERVAL: 7.0, CONF_SETTINGS_EVERY: 3.0}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {CONF_UPDATE_INTERVAL: 7, CONF_SETTINGS_EVERY: 3}
+    assert all(type(value) is int for value in entry.options.values())
+
+
+async def test_options_defaults_and_current_values(hass: HomeAssistant) -> None:
+    """Empty input takes the defaults; an existing entry's options are pre-filled."""
+    entry = _entry(hass, CONNECTION_BLE)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert entry.options == {
+        CONF_UPDATE_INTERVAL: DEFAULT_UPDATE_INTERVAL,
+        CONF_SETTINGS_EVERY: DEFAULT_SETTINGS_EVERY,
+        CONF_KEEP_CONNECTED: DEFAULT_KEEP_CONNECTED,
+    }
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_UPDATE_INTERVAL) == DEFAULT_UPDATE_INTERVAL
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_UPDATE_INTERVAL: 30, CONF_SETTINGS_EVERY: 5, CONF_KEEP_CONNECTED: False}
+    )
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_UPDATE_INTERVAL) == 30
+    assert suggested(result, CONF_SETTINGS_EVERY) == 5
+    assert suggested(result, CONF_KEEP_CONNECTED) is False
+
+
+async def test_options_ble_offers_keep_connected(hass: HomeAssistant) -> None:
+    """BLE entries also choose whether to keep the link open."""
+    entry = _entry(hass, CONNECTION_BLE)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert fields(result) == {CONF_UPDATE_INTERVAL, CONF_SETTINGS_EVERY, CONF_KEEP_CONNECTED}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_UPDATE_INTERVAL: MIN_UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1, CONF_KEEP_CONNECTED: False},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {
+        CONF_UPDATE_INTERVAL: MIN_UPDATE_INTERVAL,
+        CONF_SETTINGS_EVERY: 1,
+        CONF_KEEP_CONNECTED: False,
+    }
+
+
+@pytest.mark.parametrize(
+    "user_input",
+    [
+        {CONF_UPDATE_INTERVAL: MIN_UPDATE_INTERVAL - 1, CONF_SETTINGS_EVERY: 10},
+        {CONF_UPDATE_INTERVAL: 0.5, CONF_SETTINGS_EVERY: 10},
+        {CONF_UPDATE_INTERVAL: MAX_UPDATE_INTERVAL + 1, CONF_SETTINGS_EVERY: 10},
+        {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 0},
+        {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: MAX_SETTINGS_EVERY + 1},
+        {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 10, CONF_KEEP_CONNECTED: True},  # not offered on serial
+    ],
+)
+async def test_options_out_of_range_rejected(hass: HomeAssistant, user_input: dict[str, Any]) -> None:
+    """Values outside the selectors' range (below the interval floor, above the ceilings) are refused."""
+    entry = _entry(hass, CONNECTION_SERIAL, {CONF_UPDATE_INTERVAL: 20})
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(result["flow_id"], user_input)
+    assert entry.options == {CONF_UPDATE_INTERVAL: 20}
