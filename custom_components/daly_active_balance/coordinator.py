@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 import time
-from typing import override
+from typing import Any, override
 
 from homeassistant.components import bluetooth
 from homeassistant.config_entries import ConfigEntry
@@ -170,9 +170,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         LOGGER.debug("wrote %s = %s", key, result)
         if self.data is not None:
             # Show the verified value at once; the refresh below confirms it.
+            change: dict[str, Any] = {key: result}
             if key in Settings.__dataclass_fields__:
-                self.async_set_updated_data(replace(self.data, settings=replace(self.data.settings, **{key: result})))
+                self.async_set_updated_data(replace(self.data, settings=replace(self.data.settings, **change)))
             elif key in Status.__dataclass_fields__:
-                self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **{key: result})))
+                self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **change)))
         self._settings_due = True
         await self.async_request_refresh()

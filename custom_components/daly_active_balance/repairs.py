@@ -85,9 +85,7 @@ def async_update_issues(coordinator: DalyCoordinator, data: DalyData | None) -> 
         }
     _set(coordinator, ISSUE_CELL_OUT_OF_RANGE, placeholders)
 
-    mismatch = (
-        settings.string_count is not None and status.cell_count and settings.string_count != status.cell_count
-    )
+    mismatch = settings.string_count is not None and status.cell_count and settings.string_count != status.cell_count
     _set(
         coordinator,
         ISSUE_STRING_COUNT,
