@@ -176,3 +176,33 @@ daly_ensure_chromium() {
       ;;
   esac
 }
+
+# Makes sure a C++ compiler is where Python packages are built (the Debian root in chroot mode,
+# the host otherwise). Home Assistant's voice pipeline, which its service helper always imports
+# (so the web UI does not load without it), needs pymicro-vad and pyspeex-noise, and neither has
+# a wheel for Python 3.14: pip builds them from source (about 20 s).
+daly_ensure_cxx() {
+  case "$(daly_mode)" in
+    chroot)
+      _daly_build_root
+      if [ -f "$DALY_ROOT/.daly-cxx-ok" ] && [ -x "$DALY_ROOT/usr/bin/g++" ]; then return 0; fi
+      _daly_log "installing g++ in $DALY_ROOT (to build Home Assistant's voice packages)"
+      _daly_chroot_exec /bin/bash -c 'export DEBIAN_FRONTEND=noninteractive
+        apt-get -o Acquire::Check-Valid-Until=false update -qq \
+          && apt-get install -y -qq --no-install-recommends g++ >/dev/null' \
+        || { _daly_log "could not install g++ in the Debian root"; return 1; }
+      touch "$DALY_ROOT/.daly-cxx-ok"
+      ;;
+    *)
+      command -v c++ >/dev/null 2>&1 && return 0
+      if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        _daly_log "no C++ compiler: install one (e.g. 'sudo apt-get install g++') to build pymicro-vad"
+        return 1
+      fi
+      _daly_log "installing g++ (to build Home Assistant's voice packages)"
+      { DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null; } \
+        || { _daly_log "could not install g++"; return 1; }
+      ;;
+  esac
+}

@@ -1,6 +1,6 @@
 """Write docs/registers.md from the register table (the table stays the one place for each fact).
 
-    bash -c 'source scripts/_env.sh; daly_exec python scripts/gen_register_docs.py'
+bash -c 'source scripts/_env.sh; daly_exec python scripts/gen_register_docs.py'
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ def draw() -> Image.Image:
     img = Image.new("RGBA", (s, s), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     ink = (30, 41, 59, 255)
-    d.rounded_rectangle((40 * scale, 70 * scale, 216 * scale, 222 * scale), radius=22 * scale, outline=ink, width=10 * scale)
+    d.rounded_rectangle(
+        (40 * scale, 70 * scale, 216 * scale, 222 * scale), radius=22 * scale, outline=ink, width=10 * scale
+    )
     d.rounded_rectangle((104 * scale, 52 * scale, 152 * scale, 72 * scale), radius=6 * scale, fill=ink)
     levels = (0.78, 0.62, 0.70, 0.86)
     colours = ((34, 197, 94, 255), (250, 204, 21, 255), (34, 197, 94, 255), (34, 197, 94, 255))
@@ -27,7 +29,9 @@ def draw() -> Image.Image:
     for i, (level, colour) in enumerate(zip(levels, colours, strict=True)):
         x0 = left + i * (width + gap)
         y0 = bottom - (bottom - top) * level
-        d.rounded_rectangle((x0 * scale, y0 * scale, (x0 + width) * scale, bottom * scale), radius=5 * scale, fill=colour)
+        d.rounded_rectangle(
+            (x0 * scale, y0 * scale, (x0 + width) * scale, bottom * scale), radius=5 * scale, fill=colour
+        )
     # Two-headed arrow: charge moves from the fullest cell to the emptiest.
     y = 30
     d.line((70 * scale, y * scale, 186 * scale, y * scale), fill=(14, 116, 144, 255), width=9 * scale)
