@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import override
+
 from homeassistant.const import CONF_ADDRESS
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import CONNECTION_BLUETOOTH, DeviceInfo
-from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN, MANUFACTURER
-from .coordinator import DalyCoordinator
+from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
+from .protocol.registers import Confidence, register
+
+#: Register confidences too weak to show an entity unless the user asks for it.
+_UNSURE = frozenset({Confidence.INFERRED, Confidence.UNKNOWN})
+
+
+def enabled_by_default(register_key: str) -> bool:
+    """False when the register's meaning is only inferred or unknown (the user enables it)."""
+    return register(register_key).confidence not in _UNSURE
 
 
 def device_info(coordinator: DalyCoordinator) -> DeviceInfo:
@@ -29,6 +44,18 @@ def device_info(coordinator: DalyCoordinator) -> DeviceInfo:
     return info
 
 
+@dataclass(frozen=True, kw_only=True)
+class DalyEntityDescription(EntityDescription):
+    """What every description of this integration adds: whether the module has the entity.
+
+    ``exists_fn`` decides both whether the entity is created and whether it is available: a
+    cell that disappears after a string count change turns unavailable instead of showing its
+    last voltage.
+    """
+
+    exists_fn: Callable[[DalyData], bool] = lambda _data: True
+
+
 class DalyEntity(CoordinatorEntity[DalyCoordinator]):
     """An entity of one DALY balancer."""
 
@@ -40,3 +67,41 @@ class DalyEntity(CoordinatorEntity[DalyCoordinator]):
         self.entity_description = description
         self._attr_unique_id = f"{coordinator.config_entry.unique_id}_{description.key}"
         self._attr_device_info = device_info(coordinator)
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available while the module answers and still has what this entity shows."""
+        description = self.entity_description
+        if not super().available:
+            return False
+        return not isinstance(description, DalyEntityDescription) or description.exists_fn(self.coordinator.data)
+
+
+@callback
+def async_add_present_entities[D: DalyEntityDescription](
+    entry: DalyConfigEntry,
+    descriptions: Iterable[D],
+    factory: Callable[[DalyCoordinator, D], Entity],
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the entities the module has now, and those that appear later (more cells set).
+
+    Entities whose thing disappears stay registered and turn unavailable (see
+    ``DalyEntityDescription``).
+    """
+    coordinator = entry.runtime_data
+    pending = list(descriptions)
+
+    @callback
+    def add_present() -> None:
+        present = [d for d in pending if d.exists_fn(coordinator.data)]
+        if not present:
+            return
+        for description in present:
+            pending.remove(description)
+        async_add_entities(factory(coordinator, description) for description in present)
+
+    add_present()
+    if pending:
+        entry.async_on_unload(coordinator.async_add_listener(add_present))

@@ -129,7 +129,7 @@ class SerialTransport(Transport):
             transport, _ = await serialx.create_serial_connection(
                 loop, lambda: _SerialProtocol(self, closed), self.port, baudrate=self._baudrate
             )
-        except Exception as err:  # noqa: BLE001 - serialx's URL backends (esphome, rfc2217) raise their own types
+        except Exception as err:  # serialx's URL backends (esphome, rfc2217) raise their own types
             raise DalyConnectionError(f"cannot open {self.port}: {err}") from err
         self._transport = transport
         self._closed = closed

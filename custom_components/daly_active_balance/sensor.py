@@ -1,0 +1,202 @@
+"""Sensors: cell and pack voltages, temperatures, balance current and diagnostics.
+
+Units and display precision come from the register table (``protocol/registers.py``); a
+register whose meaning is only inferred or unknown gives an entity disabled by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import override
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import EntityCategory, UnitOfElectricPotential
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .coordinator import DalyConfigEntry, DalyData
+from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .protocol.registers import MAX_CELLS, register
+
+# The coordinator polls; sensors only read its data.
+PARALLEL_UPDATES = 0
+
+#: The live block has 8 temperature slots, but slots 7/8 hold voltages on the balancer.
+MAX_TEMPERATURE_SENSORS = 6
+
+
+@dataclass(frozen=True, kw_only=True)
+class DalySensorEntityDescription(SensorEntityDescription, DalyEntityDescription):
+    """A sensor of the module: how to read its value from the coordinator's data."""
+
+    value_fn: Callable[[DalyData], StateType]
+
+
+def _measured(
+    key: str,
+    *,
+    register_key: str | None = None,
+    device_class: SensorDeviceClass | None = None,
+    value_fn: Callable[[DalyData], StateType],
+    exists_fn: Callable[[DalyData], bool] = lambda _data: True,
+    translation_key: str | None = None,
+    translation_placeholders: dict[str, str] | None = None,
+    suggested_unit_of_measurement: str | None = None,
+    suggested_display_precision: int | None = None,
+    entity_category: EntityCategory | None = None,
+) -> DalySensorEntityDescription:
+    """A measurement whose unit, precision and default visibility come from its register."""
+    reg = register(register_key or key)
+    return DalySensorEntityDescription(
+        key=key,
+        translation_key=translation_key or key,
+        translation_placeholders=translation_placeholders,
+        device_class=device_class,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=reg.unit,
+        suggested_unit_of_measurement=suggested_unit_of_measurement,
+        # The table's decimals fit its native unit; a suggested unit brings its own precision.
+        suggested_display_precision=reg.decimals
+        if suggested_display_precision is None
+        else suggested_display_precision,
+        entity_category=entity_category,
+        entity_registry_enabled_default=enabled_by_default(reg.key),
+        value_fn=value_fn,
+        exists_fn=exists_fn,
+    )
+
+
+def _cell_voltage(cell: int) -> DalySensorEntityDescription:
+    """The voltage of cell ``cell`` (1-based); it exists while the module reports that cell."""
+    index = cell - 1
+    return _measured(
+        f"cell_voltage_{cell}",
+        register_key="cell_voltages",
+        translation_key="cell_voltage",
+        translation_placeholders={"cell": str(cell)},
+        device_class=SensorDeviceClass.VOLTAGE,
+        value_fn=lambda data: data.status.cell_voltages[index] if index < len(data.status.cell_voltages) else None,
+        exists_fn=lambda data: index < len(data.status.cell_voltages),
+    )
+
+
+def _temperature(sensor: int) -> DalySensorEntityDescription:
+    """Temperature sensor ``sensor`` (1-based); only real sensors are created."""
+    index = sensor - 1
+    return _measured(
+        f"temperature_{sensor}",
+        register_key="temperatures",
+        translation_key="temperature",
+        translation_placeholders={"sensor": str(sensor)},
+        device_class=SensorDeviceClass.TEMPERATURE,
+        value_fn=lambda data: data.status.temperatures[index] if index < len(data.status.temperatures) else None,
+        exists_fn=lambda data: index < len(data.status.temperatures),
+    )
+
+
+def _diagnostic_count(key: str, value_fn: Callable[[DalyData], StateType]) -> DalySensorEntityDescription:
+    """A count or raw register shown on the device page's diagnostic card."""
+    return DalySensorEntityDescription(
+        key=key,
+        translation_key=key,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=enabled_by_default(key),
+        value_fn=value_fn,
+    )
+
+
+SENSORS: tuple[DalySensorEntityDescription, ...] = (
+    _measured("pack_voltage", device_class=SensorDeviceClass.VOLTAGE, value_fn=lambda data: data.status.pack_voltage),
+    *(_cell_voltage(cell) for cell in range(1, MAX_CELLS + 1)),
+    _measured(
+        "min_cell_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        value_fn=lambda data: data.status.min_cell_voltage,
+    ),
+    _measured(
+        "max_cell_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        value_fn=lambda data: data.status.max_cell_voltage,
+    ),
+    _measured(
+        "average_cell_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        value_fn=lambda data: data.status.average_cell_voltage,
+    ),
+    # Which cell is lowest / highest: computed from the cell list (no register holds it). A cell
+    # number is a label, not a quantity, so it gets no state class (no long-term statistics).
+    DalySensorEntityDescription(
+        key="min_voltage_cell",
+        translation_key="min_voltage_cell",
+        value_fn=lambda data: data.status.min_cell,
+    ),
+    DalySensorEntityDescription(
+        key="max_voltage_cell",
+        translation_key="max_voltage_cell",
+        value_fn=lambda data: data.status.max_cell,
+    ),
+    # Native unit from the table (V); shown in mV, the unit people write automations in.
+    _measured(
+        "cell_delta",
+        device_class=SensorDeviceClass.VOLTAGE,
+        suggested_unit_of_measurement=UnitOfElectricPotential.MILLIVOLT,
+        suggested_display_precision=0,
+        value_fn=lambda data: data.status.cell_delta,
+    ),
+    *(_temperature(sensor) for sensor in range(1, MAX_TEMPERATURE_SENSORS + 1)),
+    # [INF] register 0x0040: meaning taken from 100Balance BMS frames, sign unknown. Created only
+    # when the module reports it (0xFFFF = absent); disabled by default through its confidence.
+    _measured(
+        "balance_current",
+        device_class=SensorDeviceClass.CURRENT,
+        value_fn=lambda data: data.status.balance_current,
+        exists_fn=lambda data: data.status.balance_current is not None,
+    ),
+    _measured(
+        "mos_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda data: data.status.mos_temperature,
+        exists_fn=lambda data: data.status.mos_temperature is not None,
+    ),
+    _measured(
+        "board_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda data: data.status.board_temperature,
+        exists_fn=lambda data: data.status.board_temperature is not None,
+    ),
+    _diagnostic_count("cell_count", lambda data: data.status.cell_count),
+    _diagnostic_count("temperature_sensor_count", lambda data: data.status.temperature_sensor_count),
+    # Registers of unknown meaning, kept visible (disabled) for people researching them.
+    _diagnostic_count("register_00ce", lambda data: data.status.register_00ce),
+    _diagnostic_count("register_00d0", lambda data: data.status.register_00d0),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: DalyConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors the module has."""
+    async_add_present_entities(entry, SENSORS, DalySensor, async_add_entities)
+
+
+class DalySensor(DalyEntity, SensorEntity):
+    """A value the module measures."""
+
+    entity_description: DalySensorEntityDescription
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """The value from the latest poll."""
+        return self.entity_description.value_fn(self.coordinator.data)

@@ -1,0 +1,209 @@
+"""Number platform (balance thresholds, sleep time, string count), against the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from unittest.mock import PropertyMock, patch
+
+from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
+from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.protocol.registers import (
+    CHEMISTRY,
+    SLEEP_NEVER,
+    BatteryType,
+    register,
+)
+from custom_components.daly_active_balance.protocol.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+)
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+@pytest.fixture(autouse=True)
+def only_numbers() -> Iterator[None]:
+    """Set up the number platform alone."""
+    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.NUMBER]):
+        yield
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """An entry with a fixed unique id (the simulator's port changes between runs)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer",
+        unique_id="simulator",
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+def enable_all_entities() -> Iterator[None]:
+    """Create every entity enabled (the string count is disabled by default: [INF])."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
+
+
+def entity_id(entity_registry: er.EntityRegistry, key: str) -> str:
+    """The entity id of the number for register ``key``."""
+    found = entity_registry.async_get_entity_id(Platform.NUMBER, DOMAIN, f"simulator_{key}")
+    assert found is not None, key
+    return found
+
+
+async def set_value(hass: HomeAssistant, entity_id: str, value: float) -> None:
+    """Set a number through the service, as the UI does."""
+    await hass.services.async_call(
+        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: entity_id, ATTR_VALUE: value}, blocking=True
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+@pytest.mark.usefixtures("enable_all_entities")
+async def test_snapshot(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Every number: ranges, steps, units, modes, category and state."""
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+
+
+async def test_string_count_disabled_by_default(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """[INF] string count register: created disabled; the documented settings are enabled."""
+    disabled = {
+        e.unique_id.removeprefix("simulator_"): e.disabled_by
+        for e in er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    }
+    assert disabled == {
+        "balance_start_voltage": None,
+        "balance_start_delta": None,
+        "sleep_time": None,
+        "string_count": er.RegistryEntryDisabler.INTEGRATION,
+    }
+
+
+@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.parametrize(
+    ("key", "shown", "stored"),
+    [
+        ("balance_start_voltage", 3.45, 3.45),
+        ("balance_start_delta", 35, 0.035),
+        ("sleep_time", SLEEP_NEVER, SLEEP_NEVER),
+        ("sleep_time", 120, 120),
+        ("string_count", 12, 12),
+    ],
+)
+async def test_write_reaches_module(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+    key: str,
+    shown: float,
+    stored: float,
+) -> None:
+    """A value set in Home Assistant is stored by the module and read back into the state."""
+    assert simulator.value(key) != pytest.approx(stored)
+    number = entity_id(entity_registry, key)
+    await set_value(hass, number, shown)
+    assert simulator.value(key) == pytest.approx(stored)
+    assert float(hass.states.get(number).state) == pytest.approx(shown)
+
+
+async def test_balance_delta_shown_in_millivolts(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The table keeps volts; the entity shows and takes millivolts, with the table's range."""
+    reg = register("balance_start_delta")
+    state = hass.states.get(entity_id(entity_registry, "balance_start_delta"))
+    assert state.attributes["unit_of_measurement"] == "mV"
+    assert float(state.state) == pytest.approx(simulator.value("balance_start_delta") * 1000)
+    assert state.attributes["min"] == pytest.approx(reg.minimum * 1000)
+    assert state.attributes["max"] == pytest.approx(reg.maximum * 1000)
+    assert state.attributes["step"] == pytest.approx(reg.step * 1000)
+
+
+@pytest.mark.parametrize(
+    "sim_config",
+    [SimulatorConfig(cells=16, seed=1, battery_type=t) for t in BatteryType],
+    ids=[str(t) for t in BatteryType],
+)
+async def test_balance_voltage_range_follows_chemistry(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    sim_config: SimulatorConfig,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The turn-on voltage is bounded by the configured chemistry, not by the register alone."""
+    chemistry = CHEMISTRY[BatteryType(sim_config.battery_type)]
+    state = hass.states.get(entity_id(entity_registry, "balance_start_voltage"))
+    assert state.attributes["min"] == pytest.approx(chemistry.balance_min)
+    assert state.attributes["max"] == pytest.approx(chemistry.balance_max)
+
+
+@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("balance_start_voltage", 3.9),  # above LiFePO4's 3.65 V, inside the register's 4.2 V
+        ("balance_start_delta", 501),
+        ("balance_start_delta", 4),
+        ("string_count", 25),
+        ("string_count", 2),
+    ],
+)
+async def test_out_of_range_refused(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+    key: str,
+    value: float,
+) -> None:
+    """A value outside the range raises ServiceValidationError and nothing reaches the module."""
+    before = simulator.value(key)
+    with pytest.raises(ServiceValidationError):
+        await set_value(hass, entity_id(entity_registry, key), value)
+    assert simulator.value(key) == before
+
+
+async def test_ignored_write_raises(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A write the module echoes but does not take raises; the state shows the real value."""
+    simulator.ignore_writes.add("sleep_time")
+    before = simulator.value("sleep_time")
+    number = entity_id(entity_registry, "sleep_time")
+    with pytest.raises(HomeAssistantError) as caught:
+        await set_value(hass, number, 600)
+    assert not isinstance(caught.value, ServiceValidationError)
+    assert caught.value.translation_key == "write_not_accepted"
+    assert simulator.value("sleep_time") == before
+    assert float(hass.states.get(number).state) == before

@@ -1,0 +1,102 @@
+"""Select platform (battery type), against the simulated module on a real TCP socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from unittest.mock import patch
+
+from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
+from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.protocol.registers import BatteryType
+from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+@pytest.fixture(autouse=True)
+def only_selects() -> Iterator[None]:
+    """Set up the select platform alone."""
+    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.SELECT]):
+        yield
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """An entry with a fixed unique id (the simulator's port changes between runs)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer",
+        unique_id="simulator",
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+def battery_type(entity_registry: er.EntityRegistry, init_integration: MockConfigEntry) -> str:
+    """The battery type select's entity id."""
+    found = entity_registry.async_get_entity_id(Platform.SELECT, DOMAIN, "simulator_battery_type")
+    assert found is not None
+    return found
+
+
+async def select(hass: HomeAssistant, entity_id: str, option: str) -> None:
+    """Pick ``option`` through the service, as the UI does."""
+    await hass.services.async_call(
+        SELECT_DOMAIN, SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: entity_id, ATTR_OPTION: option}, blocking=True
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_snapshot(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The battery type select: options, category and state."""
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+
+
+async def test_options_are_the_chemistries(hass: HomeAssistant, battery_type: str) -> None:
+    """The options are the register table's chemistries."""
+    state = hass.states.get(battery_type)
+    assert state is not None
+    assert state.attributes["options"] == [str(t) for t in BatteryType]
+
+
+@pytest.mark.parametrize("option", [BatteryType.LI_ION, BatteryType.LTO])
+async def test_select_writes_module(
+    hass: HomeAssistant, simulator: SimulatedBalancer, battery_type: str, option: BatteryType
+) -> None:
+    """A chosen battery type reaches the module and is read back into the state."""
+    assert simulator.value("battery_type") == BatteryType.LIFEPO4
+    await select(hass, battery_type, option)
+    assert simulator.value("battery_type") == option
+    assert hass.states.get(battery_type).state == option
+
+
+async def test_unknown_option_refused(hass: HomeAssistant, simulator: SimulatedBalancer, battery_type: str) -> None:
+    """An option that is not a chemistry never reaches the module."""
+    with pytest.raises(ServiceValidationError):
+        await select(hass, battery_type, "lead_acid")
+    assert simulator.value("battery_type") == BatteryType.LIFEPO4
+
+
+async def test_ignored_write_raises(hass: HomeAssistant, simulator: SimulatedBalancer, battery_type: str) -> None:
+    """A write the module echoes but does not take raises, and the state stays the real value."""
+    simulator.ignore_writes.add("battery_type")
+    with pytest.raises(HomeAssistantError) as caught:
+        await select(hass, battery_type, BatteryType.LTO)
+    assert caught.value.translation_key == "write_not_accepted"
+    assert simulator.value("battery_type") == BatteryType.LIFEPO4
+    assert hass.states.get(battery_type).state == BatteryType.LIFEPO4

@@ -1,0 +1,160 @@
+"""Sensor platform, against the simulated module on a real TCP socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from unittest.mock import PropertyMock, patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import CONF_PORT, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONNECTION_SERIAL,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+)
+from custom_components.daly_active_balance.protocol.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+)
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+@pytest.fixture(autouse=True)
+def only_sensors() -> Iterator[None]:
+    """Set up the sensor platform alone."""
+    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.SENSOR]):
+        yield
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """An entry with a fixed unique id (the simulator's port changes between runs)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer",
+        unique_id="simulator",
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+def enable_all_entities() -> Iterator[None]:
+    """Create every entity enabled, also those disabled by default."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
+
+
+def entity_id(entity_registry: er.EntityRegistry, key: str) -> str:
+    """The entity id of the sensor with description key ``key``."""
+    found = entity_registry.async_get_entity_id(Platform.SENSOR, DOMAIN, f"simulator_{key}")
+    assert found is not None, key
+    return found
+
+
+def cell_sensor_keys(entity_registry: er.EntityRegistry, entry: MockConfigEntry) -> list[str]:
+    """Description keys of the cell voltage sensors that were created."""
+    prefix = f"{entry.unique_id}_cell_voltage_"
+    return [
+        e.unique_id.removeprefix(f"{entry.unique_id}_")
+        for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+        if e.unique_id.startswith(prefix)
+    ]
+
+
+async def poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """Let one update interval pass so the coordinator polls the module."""
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_INTERVAL))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+@pytest.mark.usefixtures("enable_all_entities")
+async def test_snapshot(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Every sensor of a 16-cell module: names, units, classes, categories and states."""
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+
+
+async def test_cells_equal_simulator(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Each cell sensor shows the simulator's cell; a changed cell shows after the next poll."""
+    cells = simulator.cell_voltages()
+    assert len(cell_sensor_keys(entity_registry, init_integration)) == len(cells) == 16
+    for number, volts in enumerate(cells, start=1):
+        state = hass.states.get(entity_id(entity_registry, f"cell_voltage_{number}"))
+        assert state is not None
+        assert float(state.state) == pytest.approx(volts, abs=0.0005)
+        assert state.attributes["unit_of_measurement"] == "V"
+
+    simulator.set_cell_voltage(5, 3.512)
+    simulator.set_cell_voltage(9, 3.101)
+    await poll(hass, freezer)
+
+    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_5")).state) == pytest.approx(3.512)
+    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_9")).state) == pytest.approx(3.101)
+    assert hass.states.get(entity_id(entity_registry, "max_voltage_cell")).state == "5"
+    assert hass.states.get(entity_id(entity_registry, "min_voltage_cell")).state == "9"
+
+
+async def test_cell_delta_in_millivolts(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The cell difference is kept in V natively and shown in mV."""
+    state = hass.states.get(entity_id(entity_registry, "cell_delta"))
+    assert state is not None
+    assert state.attributes["unit_of_measurement"] == "mV"
+    assert float(state.state) == pytest.approx(simulator.value("cell_delta") * 1000, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    "sim_config",
+    [SimulatorConfig(cells=3, seed=1), SimulatorConfig(cells=24, seed=1)],
+    ids=["3S", "24S"],
+)
+async def test_cell_count_follows_module(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    sim_config: SimulatorConfig,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Exactly one sensor per reported cell, for the smallest and the largest module."""
+    cells = simulator.cell_voltages()
+    assert len(cells) == sim_config.cells
+    keys = cell_sensor_keys(entity_registry, init_integration)
+    assert sorted(keys) == sorted(f"cell_voltage_{n}" for n in range(1, sim_config.cells + 1))
+    last = hass.states.get(entity_id(entity_registry, f"cell_voltage_{sim_config.cells}"))
+    assert float(last.state) == pytest.approx(cells[-1], abs=0.0005)
+    assert hass.states.get(entity_id(entity_registry, "cell_count")).state == str(sim_config.cells)

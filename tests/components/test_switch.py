@@ -1,0 +1,302 @@
+"""Switch platform (balancer, keep Bluetooth connected), against the simulated module."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+from unittest.mock import patch
+from urllib.parse import urlsplit
+
+from bleak.backends.device import BLEDevice
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    CONF_ADDRESS,
+    CONF_PORT,
+    SERVICE_TURN_OFF,
+    SERVICE_TURN_ON,
+    STATE_OFF,
+    STATE_ON,
+    Platform,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONF_KEEP_CONNECTED,
+    CONNECTION_BLE,
+    CONNECTION_SERIAL,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+)
+from custom_components.daly_active_balance.coordinator import DalyCoordinator
+from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
+from custom_components.daly_active_balance.protocol.transport import Transport
+from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+BLE_ADDRESS = "AA:BB:CC:DD:EE:FF"
+
+
+@pytest.fixture(autouse=True)
+def only_switches() -> Iterator[None]:
+    """Set up the switch platform alone."""
+    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.SWITCH]):
+        yield
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """A serial entry with a fixed unique id (the simulator's port changes between runs)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer",
+        unique_id="simulator",
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+def entity_id(entity_registry: er.EntityRegistry, key: str, unique_id: str = "simulator") -> str | None:
+    """The entity id of the switch with description key ``key``, if it exists."""
+    return entity_registry.async_get_entity_id(Platform.SWITCH, DOMAIN, f"{unique_id}_{key}")
+
+
+async def switch(hass: HomeAssistant, entity_id: str, *, on: bool) -> None:
+    """Turn a switch on or off through the service, as the UI does."""
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_ON if on else SERVICE_TURN_OFF, {ATTR_ENTITY_ID: entity_id}, blocking=True
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """Let one update interval pass so the coordinator polls the module."""
+    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_INTERVAL))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_snapshot(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The switches of a serial entry: the balancer only."""
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+
+
+async def test_balancer_switch_writes_module(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Off and on reach register 0x00CF and are read back into the state."""
+    balancer = entity_id(entity_registry, "balancer_enabled")
+    assert balancer is not None
+    assert simulator.value("balancer_enabled") is True
+    assert hass.states.get(balancer).state == STATE_ON
+
+    await switch(hass, balancer, on=False)
+    assert simulator.value("balancer_enabled") is False
+    assert hass.states.get(balancer).state == STATE_OFF
+
+    await switch(hass, balancer, on=True)
+    assert simulator.value("balancer_enabled") is True
+    assert hass.states.get(balancer).state == STATE_ON
+
+
+async def test_balancer_switch_follows_module(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A change made elsewhere (the phone app) shows after the next poll."""
+    balancer = entity_id(entity_registry, "balancer_enabled")
+    assert balancer is not None
+    simulator.write_word(0x00CF, 0)
+    await poll(hass, freezer)
+    assert hass.states.get(balancer).state == STATE_OFF
+
+
+async def test_ignored_write_raises(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A switch the module echoes but does not take raises; the state stays on."""
+    balancer = entity_id(entity_registry, "balancer_enabled")
+    assert balancer is not None
+    simulator.ignore_writes.add("balancer_enabled")
+    with pytest.raises(HomeAssistantError) as caught:
+        await switch(hass, balancer, on=False)
+    assert caught.value.translation_key == "write_not_accepted"
+    assert simulator.value("balancer_enabled") is True
+    assert hass.states.get(balancer).state == STATE_ON
+
+
+async def test_no_keep_connected_on_serial(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """The Bluetooth option has no entity on a wired entry."""
+    assert entity_id(entity_registry, CONF_KEEP_CONNECTED) is None
+    assert entity_id(entity_registry, "balancer_enabled") is not None
+
+
+# --- Bluetooth ---------------------------------------------------------------------------------
+# The radio is replaced by a GATT client double that carries the dongle's byte pipe over the
+# simulator's TCP socket: the integration's BleTransport, coordinator and entities are real.
+
+
+class SimulatorGattClient:
+    """A stand-in for BleakClient: fff2 writes go to the simulator, its answers notify on fff1."""
+
+    def __init__(self, device: BLEDevice, disconnected_callback: Callable[[Any], None] | None = None, **_: Any) -> None:
+        self.device = device
+        self._disconnected_callback = disconnected_callback
+        self._writer: asyncio.StreamWriter | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._notify: Callable[[int, bytearray], None] | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        return self._writer is not None
+
+    async def connect(self, **_: Any) -> None:
+        url = urlsplit(self.device.details["url"])
+        reader, self._writer = await asyncio.open_connection(url.hostname, url.port)
+        self._pump = asyncio.get_running_loop().create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(256):
+            if self._notify is not None:
+                self._notify(0, bytearray(data))
+
+    async def start_notify(self, _uuid: str, callback: Callable[[int, bytearray], None]) -> None:
+        self._notify = callback
+
+    async def stop_notify(self, _uuid: str) -> None:
+        self._notify = None
+
+    async def write_gatt_char(self, _uuid: str, data: bytes, response: bool = False) -> None:
+        assert self._writer is not None
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def disconnect(self) -> None:
+        writer, self._writer = self._writer, None
+        if self._pump is not None:
+            self._pump.cancel()
+        if writer is not None:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def _establish(
+    client_class: type[SimulatorGattClient],
+    device: BLEDevice,
+    _name: str,
+    disconnected_callback: Callable[[Any], None] | None = None,
+    **_: Any,
+) -> SimulatorGattClient:
+    client = client_class(device, disconnected_callback=disconnected_callback)
+    await client.connect()
+    return client
+
+
+@pytest.fixture
+async def ble_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """A Bluetooth entry whose dongle is the simulator behind the GATT client double."""
+    device = BLEDevice(BLE_ADDRESS, "DL-TEST", {"url": sim_server.url})
+
+    def transport(_hass: HomeAssistant, _data: dict[str, object], *, keep_connected: bool = True) -> Transport:
+        return BleTransport(device, keep_connected=keep_connected, client_class=SimulatorGattClient)  # type: ignore[arg-type]
+
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer BLE",
+        unique_id=BLE_ADDRESS,
+        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: BLE_ADDRESS},
+    )
+    entry.add_to_hass(hass)
+    with (
+        patch("custom_components.daly_active_balance.create_transport", transport),
+        patch("custom_components.daly_active_balance.protocol.transport_ble.establish_connection", _establish),
+    ):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        yield entry
+        if entry.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(entry.entry_id)
+            await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_keep_connected_on_ble(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    freezer: FrozenDateTimeFactory,
+    ble_entry: MockConfigEntry,
+) -> None:
+    """The BLE-only option: a config switch that changes the entry's option and the link."""
+    coordinator: DalyCoordinator = ble_entry.runtime_data
+    transport = coordinator.client.transport
+    assert isinstance(transport, BleTransport)
+    keep = entity_id(entity_registry, CONF_KEEP_CONNECTED, BLE_ADDRESS)
+    assert keep is not None
+    assert entity_registry.async_get(keep).entity_category is er.EntityCategory.CONFIG
+    assert entity_id(entity_registry, "balancer_enabled", BLE_ADDRESS) is not None
+    assert hass.states.get(keep).state == STATE_ON
+
+    # Kept open: polls reuse the one connection.
+    connects = transport.connects
+    await poll(hass, freezer)
+    assert transport.is_open
+    assert transport.connects == connects
+
+    await switch(hass, keep, on=False)
+    assert ble_entry.options[CONF_KEEP_CONNECTED] is False
+    assert hass.states.get(keep).state == STATE_OFF
+    assert transport.keep_connected is False
+
+    # Released after every poll: each poll connects anew and leaves the link closed.
+    await poll(hass, freezer)
+    connects = transport.connects
+    await poll(hass, freezer)
+    assert transport.connects == connects + 1
+    assert not transport.is_open
+
+    await switch(hass, keep, on=True)
+    assert ble_entry.options[CONF_KEEP_CONNECTED] is True
+    assert hass.states.get(keep).state == STATE_ON
+    assert transport.keep_connected is True
+
+
+async def test_keep_connected_follows_options_flow(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, ble_entry: MockConfigEntry
+) -> None:
+    """An option changed elsewhere (the options flow) shows in the switch at once."""
+    keep = entity_id(entity_registry, CONF_KEEP_CONNECTED, BLE_ADDRESS)
+    assert keep is not None
+    hass.config_entries.async_update_entry(ble_entry, options={**ble_entry.options, CONF_KEEP_CONNECTED: False})
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get(keep).state == STATE_OFF
