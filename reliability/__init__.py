@@ -1,0 +1,1 @@
+"""Long-running reliability tools (fuzz, soak); not part of the integration."""
