@@ -7,6 +7,7 @@ from pathlib import Path
 import re
 from typing import Any
 
+import homeassistant
 from homeassistant.const import __version__ as HA_VERSION
 import pytest
 import yaml
@@ -36,7 +37,7 @@ def test_manifest_content() -> None:
     assert manifest["after_dependencies"] == ["usb"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
     for requirement in manifest["requirements"]:
-        assert re.fullmatch(r"[a-z0-9-]+(==|>=)\d+(\.\d+)*", requirement), requirement
+        assert re.fullmatch(r"[a-z0-9-]+==\d+(\.\d+)*", requirement), requirement
     for matcher in manifest["bluetooth"]:
         assert matcher["connectable"] is True
         assert set(matcher) <= {"local_name", "manufacturer_id", "service_uuid", "connectable"}
@@ -95,11 +96,18 @@ def test_issue_translations_exist() -> None:
         assert {"title", "description"} <= set(issues[issue])
 
 
-def test_config_steps_have_strings() -> None:
-    steps = _json(COMPONENT / "strings.json")["config"]["step"]
+def test_flow_steps_have_strings() -> None:
+    """Every step the config and options flows show has a title in strings.json, and no more."""
+    strings = _json(COMPONENT / "strings.json")
     code = (COMPONENT / "config_flow.py").read_text()
-    for step in re.findall(r'step_id="([a-z_]+)"', code):
-        assert step in steps, step
+    options_code = code[code.index("class DalyOptionsFlow") :]
+    config_code = code[: code.index("class DalyOptionsFlow")]
+    for section, source in (("config", config_code), ("options", options_code)):
+        used = set(re.findall(r'step_id="([a-z_]+)"', source))
+        assert used == set(strings[section]["step"]), section
+        for step in used:
+            texts = strings[section]["step"][step]
+            assert texts.get("title") or texts.get("description"), (section, step)
 
 
 @pytest.mark.parametrize("section", ["entity"])
@@ -128,3 +136,17 @@ def test_brand_icon_is_256_square_png() -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (256, 256)
+
+
+def test_requirements_are_the_pins_home_assistant_ships() -> None:
+    """Pinned like core: the same versions HA itself pins, or HA would refuse to install them."""
+    constraints = (Path(homeassistant.__file__).parent / "package_constraints.txt").read_text()
+    pinned = {line.split("==")[0].lower(): line.strip() for line in constraints.splitlines() if "==" in line}
+    manifest = _json(COMPONENT / "manifest.json")
+    for requirement in manifest["requirements"]:
+        name = requirement.split("==")[0].lower()
+        if name in pinned:
+            assert requirement == pinned[name], (requirement, pinned[name])
+    tests = (ROOT / "requirements_test.txt").read_text().splitlines()
+    for requirement in manifest["requirements"]:
+        assert requirement in tests, requirement
