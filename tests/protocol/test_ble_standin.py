@@ -277,3 +277,37 @@ async def test_each_bound_class_counts_on_its_own(sim: SimulatedBalancer) -> Non
     assert (two.connects, two.writes, two.instances) == (0, 0, [])
     assert StandInBleClient.instances == []
     await client.disconnect()
+
+
+async def test_the_rest_of_the_bleak_client_surface(sim: SimulatedBalancer) -> None:
+    """What bleak-retry-connector and HA's bluetooth helpers may touch behaves like bleak's."""
+    client_class = standin_client_class(sim, mtu=185)
+    by_address = client_class("40:17:10:01:5C:9B")
+    assert (by_address.address, by_address.name) == ("40:17:10:01:5C:9B", "40:17:10:01:5C:9B")
+    client = client_class(_device())
+    assert client.name == "DL-401710015C9B"
+    assert client.backend_id == "standin"
+    assert client.mtu_size == 185
+    assert "40:17:10:01:5C:9B" in repr(client)
+    await client.disconnect()  # not connected: nothing happens, nothing is counted
+    assert client_class.disconnects == 0
+    async with client as entered:
+        assert entered is client and client.is_connected
+        await client.connect()  # connecting a connected client is a no-op
+        assert client_class.connects == 1
+        assert await client.clear_cache() is True
+        await client.pair()
+        await client.unpair()
+        assert await client.read_gatt_char(NOTIFY_UUID) == bytearray()
+        with pytest.raises(BleakError):
+            await client.read_gatt_descriptor(0)
+        with pytest.raises(BleakError):
+            await client.write_gatt_descriptor(0, b"\x01\x00")
+        with pytest.raises(BleakError, match="was not found"):
+            await client.read_gatt_char("0000ffff-0000-1000-8000-00805f9b34fb")
+        # A reply the host never subscribed to goes nowhere (the dongle notifies regardless).
+        await client.write_gatt_char(WRITE_UUID, BALANCER_REQUEST)
+        await asyncio.sleep(0.05)
+        assert client_class.notifications == 0
+    assert not client.is_connected
+    assert client_class.disconnects == 1

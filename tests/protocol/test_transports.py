@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+import logging
 import os
+from typing import Any
 
 from bleak.backends.device import BLEDevice
+from bleak.exc import BleakError
 import pytest
 
+from custom_components.daly_active_balance.protocol import transport_ble
 from custom_components.daly_active_balance.protocol.ble_standin import standin_client_class
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import DalyConnectionError, DalyTimeoutError
@@ -135,3 +140,68 @@ async def test_ble_device_out_of_range() -> None:
     client = DalyClient(transport, timeout=0.2, retries=0)
     with pytest.raises(DalyConnectionError, match="not in range"):
         await client.read_status()
+
+
+async def test_ble_link_lost_mid_poll_then_back(sim: SimulatedBalancer) -> None:
+    """The dongle drops the link half-way through a reply: the poll fails at once, the next reconnects."""
+    client_class = standin_client_class(sim, mtu=23)
+    transport = BleTransport(_device(), client_class=client_class)
+    client = DalyClient(transport, timeout=1, retries=0)
+    await client.poll()
+    before = client_class.notifications
+    poll = asyncio.create_task(client.poll())
+    while client_class.notifications < before + 2:  # noqa: ASYNC110 - the first fragments arrive
+        await asyncio.sleep(0.001)
+    client_class.drop_links()
+    with pytest.raises(DalyConnectionError):
+        await poll
+    assert not transport.is_open
+    again = await client.poll()
+    assert again.status.cell_voltages == sim.cell_voltages()
+    assert transport.connects == 2
+    await client.close()
+
+
+async def test_ble_write_errors_and_a_messy_disconnect(
+    sim: SimulatedBalancer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GATT errors become connection errors; errors while closing are logged, never raised."""
+    base = standin_client_class(sim)
+
+    class Broken(base):  # type: ignore[misc, valid-type]
+        async def write_gatt_char(self, *args: Any, **kwargs: Any) -> None:
+            raise BleakError("GATT write failed")
+
+        async def stop_notify(self, *args: Any) -> None:
+            raise BleakError("stop_notify failed")
+
+        async def disconnect(self) -> None:
+            raise TimeoutError
+
+    transport = BleTransport(_device(), client_class=Broken)
+    with pytest.raises(DalyConnectionError, match="not connected"):
+        await transport.write(b"\xd2")  # never opened
+    await transport.open()
+    with pytest.raises(DalyConnectionError, match="GATT write failed"):
+        await transport.write(b"\xd2")
+    caplog.set_level(logging.DEBUG, logger=transport_ble.__name__)
+    await transport.close()
+    assert not transport.is_open
+    assert "stop_notify on 40:17:10:01:5C:9B failed" in caplog.text
+    assert "disconnect from 40:17:10:01:5C:9B failed" in caplog.text
+
+
+async def test_ble_reconnect_ignores_the_old_links_callback(sim: SimulatedBalancer) -> None:
+    """A disconnect callback of a closed link that arrives after reconnecting changes nothing."""
+    client_class = standin_client_class(sim)
+    transport = BleTransport(_device(), client_class=client_class)
+    await transport.open()
+    first = client_class.instances[-1]
+    await transport.close()
+    await transport.open()  # the first link's callback runs while this one is being made
+    await asyncio.sleep(0.01)
+    assert transport.is_open
+    assert client_class.instances[-1] is not first
+    first._disconnected_callback(first)  # late, again: still ignored
+    assert transport.is_open
+    await transport.close()
