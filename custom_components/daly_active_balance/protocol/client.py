@@ -2,6 +2,9 @@
 
 * Exactly one request is outstanding at a time: D2 replies do not carry the register address,
   so a reply is paired with the request that is waiting for it (and checked against its size).
+  A late answer to a request that timed out is not taken for the next answer: the client
+  listens a moment before it asks again, and drops different fitting frames that arrive
+  together (which one is stale cannot be told), so the request is asked again.
 * Every request has a timeout and a bounded number of retries; a lost link is reopened.
 * One lock covers a whole poll cycle and a whole verified write, so writes never interleave with
   polls and two writes never interleave.
@@ -52,6 +55,9 @@ _LOGGER = logging.getLogger(__name__)
 #: Replies came 63–501 ms after the request in the capture (reference §7.4); 1.5–3 s advised.
 DEFAULT_TIMEOUT: Final = 2.0
 DEFAULT_RETRIES: Final = 2
+#: After a timeout, how long to listen (and drop) before asking again: a late answer to the
+#: request that timed out must not be taken for the answer to the retry.
+LATE_GUARD: Final = 0.25
 
 _Match = Callable[[object], bool]
 
@@ -65,6 +71,8 @@ class ClientStats:
     retries: int = 0
     link_errors: int = 0
     unsolicited: int = 0
+    #: Times several different answers that fit one request arrived together (all dropped).
+    ambiguous: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,15 @@ class DalyClient:
         if self.family is not ProtocolFamily.D2:
             frames.extend(self._a5.feed(data))
         pending = self._pending
+        if pending is not None and pending.wanted == 1 and not pending.future.done():
+            fitting = [frame for frame in frames if pending.match(frame)]
+            if len(fitting) > 1 and any(frame != fitting[0] for frame in fitting):
+                # Several different frames that fit arrived together: one is a late answer to an
+                # earlier request (D2 answers carry no address) and nothing tells which. Take
+                # none; the request times out and is asked again.
+                self.stats.ambiguous += 1
+                _LOGGER.debug("dropped %d different answers that arrived together", len(fitting))
+                frames = [frame for frame in frames if frame not in fitting]
         for frame in frames:
             if pending is not None and not pending.future.done() and pending.match(frame):
                 pending.frames.append(frame)
@@ -175,6 +192,10 @@ class DalyClient:
         for attempt in range(attempts):
             if attempt:
                 self.stats.retries += 1
+                if isinstance(error, DalyTimeoutError):
+                    # The answer that timed out may still be on its way: let it arrive (and be
+                    # dropped, nobody waits) rather than take it for the answer to the retry.
+                    await asyncio.sleep(min(LATE_GUARD, self.timeout / 4))
             loop = asyncio.get_running_loop()
             pending = _Pending(match, loop.create_future(), wanted=wanted)
             try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+import math
 import struct
 from typing import Final
 
@@ -158,6 +159,8 @@ class Register:
             return self.options.index(str(value))
         if isinstance(value, (str, bool)):
             raise ValueOutOfRangeError(self.key, value, "expected a number")
+        if not math.isfinite(value):  # NaN passes every range comparison; round(inf) overflows
+            raise ValueOutOfRangeError(self.key, value, "expected a finite number")
         raw = round(value / self.scale) + self.offset
         if raw in self.special:
             return raw
