@@ -201,6 +201,15 @@ class Reply:
         return b"".join(self.chunks)
 
 
+@dataclass(frozen=True, slots=True)
+class ServedRead:
+    """One read the module answered: when (module time), from which address, and the words."""
+
+    time: float
+    start: int
+    words: tuple[int, ...]
+
+
 @dataclass
 class SimulatorStats:
     """What the simulator saw and did."""
@@ -238,6 +247,9 @@ class SimulatedBalancer:
         self.ignore_writes: set[str] = set()
         #: True: the module answers nothing and sees no traffic (unplugged, out of reach).
         self.silent = False
+        #: Set to a list to record every read answer as it is made (ground truth for the soak:
+        #: what the module reported at that moment, whatever faults then do to the bytes).
+        self.served: list[ServedRead] | None = None
         self._asleep = False
         self._d2: FrameStream[object] | None = None
         if "d2" in config.protocols:
@@ -508,7 +520,10 @@ class SimulatedBalancer:
         if isinstance(request, ReadRequest):
             if request.start + request.count > BANK_SIZE:
                 return None
-            return ReadResponse(tuple(self.words[request.start : request.start + request.count])).encode()
+            words = tuple(self.words[request.start : request.start + request.count])
+            if self.served is not None:
+                self.served.append(ServedRead(self._now(), request.start, words))
+            return ReadResponse(words).encode()
         if isinstance(request, WriteSingle):
             return self._write(request)
         if isinstance(request, WriteMultiple):
