@@ -7,8 +7,11 @@ import os
 from pathlib import Path
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+
+from custom_components.daly_active_balance.protocol.frames import with_crc
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "daly_active_balance"
 ENV = {**os.environ, "PYTHONPATH": str(PACKAGE_PARENT)}
@@ -73,3 +76,80 @@ def test_errors_are_clear(simulator_url: list[str]) -> None:
     assert missing.returncode == 1
     assert "cannot open" in missing.stderr
     assert _cli("simulate").returncode == 1
+
+
+def _decode(data: str, *requests: str, direction: str | None = None) -> list[dict[str, Any]]:
+    args = ["decode", "--data", data]
+    for request in requests:
+        args += ["--request", request]
+    if direction:
+        args += ["--direction", direction]
+    result = _cli(*args)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_decode_names_values_like_the_captured_vectors(capture: dict[str, Any]) -> None:
+    """Every captured answer, decoded with its request, gives exactly the vectors' ``expect`` values."""
+    for response in capture["responses"]:
+        requests = response["request"] if isinstance(response["request"], list) else [response["request"]]
+        found = _decode(response["hex"], *requests)
+        assert len(found) == response.get("expect_frames", 1), response["hex"]
+        raw = bytes.fromhex(response["hex"])
+        assert found[0]["function"] == raw[1]
+        if raw[1] == 3:
+            assert found[0]["byte_count"] == raw[2]
+        expect = response.get("expect", {})
+        if "password" in expect:
+            assert found[0]["values"] == {"password": "**REDACTED**"}
+            assert found[0]["registers"] == "**REDACTED**"
+            continue
+        for key, value in expect.items():
+            assert found[0]["values"][key] == value, key
+
+
+def test_decode_skips_garbage_and_bad_crcs_and_redacts_the_password(capture: dict[str, Any]) -> None:
+    """Only valid frames are printed; the password's words never are, even mixed with others."""
+    balancer = next(r["hex"] for r in capture["responses"] if r["request"] == "d20300cc00055655")
+    password = next(r["hex"] for r in capture["responses"] if r["request"] == "d20300c90003c656")
+    broken = balancer[:-4] + ("0000" if balancer[-4:] != "0000" else "ffff")
+    data = "41542b4f4b0d0a" + broken + "d2d2ff" + balancer + password + "00"
+    found = _decode(data, "d20300cc00055655", "d20300c90003c656")
+    assert [f["byte_count"] for f in found] == [10, 6]
+    assert found[0]["values"]["balancer_enabled"] is True
+    assert found[0]["other"] == {"production_date": "2000-01-01"}
+    printed = _cli("decode", "--data", data, "--request", "d20300c90003c656").stdout
+    assert "123456" not in printed
+    assert "12594" not in printed  # 0x3132, the password's first word
+    # Without its request a 3-word answer cannot be known to be the password: shown raw.
+    assert _decode(password)[0]["registers"] == [0x3132, 0x3334, 0x3536]
+
+
+def test_decode_writes_requests_and_exceptions() -> None:
+    """Echoes are decoded with their request; host frames with --direction request; exceptions too."""
+    echo = _decode("d2:06:00:cf:00:00:aa:56", "d20600cf0000aa56")
+    assert echo == [
+        {"function": 6, "byte_count": 2, "start": 0xCF, "registers": [0], "values": {"balancer_enabled": False}}
+    ]
+    requests = _decode("d20300cc00055655 d21000d40003180b0709341cf7d8", direction="request")
+    assert requests[0] == {"function": 3, "byte_count": 0, "start": 0xCC, "count": 5, "registers": []}
+    assert requests[1]["registers"] == [0x180B, 0x0709, 0x341C]
+    ack = _decode("d210000c00029268")
+    assert ack == [{"function": 16, "byte_count": 0, "start": 0x0C, "count": 2, "registers": []}]
+    exception = bytes((0xD2, 0x83, 0x02))
+    assert _decode(with_crc(exception).hex())[0] == {
+        "function": 0x83,
+        "byte_count": 0,
+        "exception_code": 2,
+        "registers": [],
+    }
+
+
+def test_decode_refuses_bad_input() -> None:
+    """Input that is not hex, or a request that is not a valid D2 request, is a clear error."""
+    not_hex = _cli("decode", "--data", "d2 zz")
+    assert not_hex.returncode == 1
+    assert "not hexadecimal" in not_hex.stderr
+    bad_request = _cli("decode", "--data", "d2", "--request", "d2030000003e0000")
+    assert bad_request.returncode == 1
+    assert "not a valid D2 request" in bad_request.stderr
