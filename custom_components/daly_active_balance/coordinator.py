@@ -162,6 +162,9 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
                 translation_placeholders={"setting": key, "value": str(value), "actual": str(err.actual)},
             ) from err
         except DalyError as err:
+            # The module may have taken the value although its answers were lost: re-read the
+            # settings at the next poll instead of showing the old value until the Nth one.
+            self._settings_due = True
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_failed",
