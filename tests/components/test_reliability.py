@@ -163,8 +163,11 @@ async def test_write_during_a_poll_waits_and_writes_never_interleave(
     voltage = entity_id(entity_registry, init_integration, "number", "balance_start_voltage")
     delta = entity_id(entity_registry, init_integration, "number", "balance_start_delta")
     poll = hass.async_create_task(coordinator.async_refresh())
-    while not requests:
+    for _ in range(1000):  # until the poll's first request has reached the module
+        if requests:
+            break
         await asyncio.sleep(0)
+    assert requests
     await asyncio.gather(poll, set_number(hass, voltage, 3.45), set_number(hass, delta, 30))
     await hass.async_block_till_done()
     writes = [i for i, r in enumerate(requests) if isinstance(r, WriteSingle)]
