@@ -181,3 +181,12 @@ def test_chemistry_ranges() -> None:
         low, high = BY_KEY["balance_start_voltage"].minimum, BY_KEY["balance_start_voltage"].maximum
         assert low is not None and high is not None
         assert low <= chem.balance_min < chem.balance_max <= high
+
+
+def test_no_cells_means_no_extreme_cells() -> None:
+    """A module that reports no cells (count register 0, every slot empty) names no min/max cell."""
+    live = LIVE.decode((0,) * LIVE.count)
+    status = Status.from_d2(live, None, None)
+    assert status.cell_voltages == ()
+    assert status.max_cell is None
+    assert status.min_cell is None

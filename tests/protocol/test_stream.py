@@ -12,6 +12,7 @@ from custom_components.daly_active_balance.protocol.frames import (
     ReadResponse,
     WriteSingle,
     parse,
+    with_crc,
 )
 from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
 
@@ -111,3 +112,18 @@ def test_reset_drops_buffered_bytes() -> None:
     stream.reset()
     assert stream.pending == 0
     assert stream.feed(LIVE[10:]) == []
+
+
+def test_a_frame_whose_crc_fits_but_whose_content_is_impossible_is_skipped() -> None:
+    """A read request for 0 registers has a valid length and CRC but is no frame: resync after it."""
+    impossible = with_crc(bytes.fromhex("d20300cc0000"))
+    good = ReadRequest(0xCC, 5).encode()
+    stream = FrameStream(D2Framing(Direction.REQUEST))
+    assert stream.feed(impossible + good) == [ReadRequest(0xCC, 5)]
+    assert stream.stats.bad_checksums == 1
+
+
+def test_a_false_start_followed_by_an_impossible_header_still_finds_the_frame() -> None:
+    """Looking ahead past a false start skips a start byte that cannot begin a frame (d2 ff)."""
+    stream = _stream()
+    assert stream.feed(b"\xd2\x03\x7c\x01" + b"\xd2\xff\x00" + ECHO) == [WriteSingle(0x00CF, 1)]
