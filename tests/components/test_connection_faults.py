@@ -1,0 +1,364 @@
+"""Connection faults through Home Assistant (issue: "Connection faults").
+
+Each test ends with the right availability, exactly one log line per transition (HA's
+coordinator logs "Error fetching …" once when the module is lost and "… recovered" once when it
+is back), and an unload that leaves no open port, socket, Bluetooth connection or task.
+The links are real: a TCP socket, a pseudo-terminal reached through a stable symlink (as
+``/dev/serial/by-id/…`` is), and Home Assistant's bluetooth integration with the stand-in dongle.
+(Setup while a wired module is silent or its bridge refuses: ``test_init.test_setup_retry``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_ADDRESS, CONF_PORT, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONF_KEEP_CONNECTED,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_BLE,
+    CONNECTION_SERIAL,
+    DOMAIN,
+)
+from custom_components.daly_active_balance.coordinator import DalyCoordinator
+from custom_components.daly_active_balance.protocol.simulator import (
+    SimulatedBalancer,
+    SimulatorServer,
+    serve_pty,
+    serve_tcp,
+)
+
+from .ble_helpers import DALY_ADDRESS, inject_advertisement, service_info, use_standin_dongle
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+LOGGER_NAME = "custom_components.daly_active_balance"
+#: The client's answer timeout here (time is not frozen: a silent module costs real seconds).
+SHORT = 0.1
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def fds() -> dict[int, str]:
+    """This process's open descriptors and what they point at."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+    return found
+
+
+def live_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks still running, other than the test's own."""
+    return {task for task in asyncio.all_tasks() if not task.done() and task is not asyncio.current_task()}
+
+
+async def wait_for(
+    condition: Callable[[], bool], seconds: float = 3.0, message: Callable[[], object] = lambda: ""
+) -> None:
+    """Let the loop run (real I/O) until ``condition()`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        assert loop.time() < deadline, f"condition never held {message()}"
+        await asyncio.sleep(0.01)
+
+
+def transitions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The coordinator's availability log lines, in order: 'lost' and 'back'."""
+    lines = []
+    for record in caplog.records:
+        if not record.name.startswith(LOGGER_NAME):
+            continue
+        message = record.getMessage()
+        if record.levelno == logging.ERROR and "Error fetching" in message:
+            lines.append("lost")
+        elif record.levelno == logging.INFO and "recovered" in message:
+            lines.append("back")
+    return lines
+
+
+def availability(hass: HomeAssistant, entry: MockConfigEntry) -> set[bool]:
+    """Whether each enabled entity of ``entry`` is available (a set: all alike, or both).
+
+    The "Keep Bluetooth connected" switch is an option of the entry, not a value of the module:
+    it stays usable while the module is away, and is left out.
+    """
+    registry = er.async_get(hass)
+    shown = set()
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if entity.disabled or str(entity.unique_id).endswith(f"_{CONF_KEEP_CONNECTED}"):
+            continue
+        state = hass.states.get(entity.entity_id)
+        assert state is not None
+        shown.add(state.state != STATE_UNAVAILABLE)
+    return shown
+
+
+async def refresh(coordinator: DalyCoordinator, times: int = 1) -> None:
+    """Poll now (as the interval would), ``times`` times."""
+    for _ in range(times):
+        await coordinator.async_refresh()
+
+
+async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> DalyCoordinator:
+    """Set the entry up; the client's timeout is then made short."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    coordinator: DalyCoordinator = entry.runtime_data
+    coordinator.client.timeout = SHORT
+    return coordinator
+
+
+async def unload_leaves_nothing(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    tasks_before: set[asyncio.Task[Any]],
+    fds_before: dict[int, str],
+    servers: set[int] = frozenset(),  # type: ignore[assignment]
+) -> None:
+    """Unload, then check: link closed, no task and no descriptor left behind.
+
+    ``servers``: descriptors the test's own (re)started simulator servers opened since
+    ``fds_before`` was taken; they are the test's, not the integration's.
+    """
+    transport = entry.runtime_data.client.transport
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert not transport.is_open
+    await wait_for(lambda: not (live_tasks() - tasks_before), message=lambda: live_tasks() - tasks_before)
+
+    def new_fds() -> set[int]:
+        return {fd for fd, target in fds().items() if fds_before.get(fd) != target} - servers
+
+    await wait_for(lambda: not new_fds(), message=lambda: {fd: fds().get(fd) for fd in new_fds()})
+
+
+async def serve(
+    start: Callable[..., Any], sim: SimulatedBalancer, **kwargs: Any
+) -> tuple[SimulatorServer, set[int], set[asyncio.Task[Any]]]:
+    """Start a simulator server; also return the descriptors and tasks it opened (the test's own)."""
+    before, tasks = fds(), live_tasks()
+    server: SimulatorServer = await start(sim, **kwargs)
+    return server, {fd for fd, target in fds().items() if before.get(fd) != target}, live_tasks() - tasks
+
+
+def serial_entry(hass: HomeAssistant, port: str) -> MockConfigEntry:
+    """A serial entry on ``port`` (polled by the tests themselves)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="faults",
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: port},
+        options={CONF_UPDATE_INTERVAL: 3600},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def usb(hass: HomeAssistant) -> None:
+    """The usb integration (an after-dependency) keeps a watcher task: start it before counting."""
+    assert await async_setup_component(hass, "usb", {})
+    await hass.async_block_till_done()
+
+
+# --- wired ------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("usb")
+async def test_tcp_bridge_refusing_then_accepting(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, simulator: SimulatedBalancer
+) -> None:
+    """TCP bridge refusing, then accepting: the running entry goes unavailable with one log
+    line, stays so without more lines while refused, and comes back with one line when the
+    bridge accepts again; unload leaves nothing open."""
+    server = await serve_tcp(simulator)
+    port = server.port
+    tasks_before, fds_before = live_tasks(), fds()
+    entry = serial_entry(hass, server.url)
+    coordinator = await setup_entry(hass, entry)
+    assert availability(hass, entry) == {True}
+    caplog.clear()
+
+    await server.close()  # the bridge restarts: connections are refused meanwhile
+    await refresh(coordinator, 3)
+    assert availability(hass, entry) == {False}
+    assert transitions(caplog) == ["lost"]
+    assert "cannot open" in str(coordinator.last_exception)
+
+    server, servers, server_tasks = await serve(serve_tcp, simulator, port=port)
+    try:
+        await refresh(coordinator, 2)
+        assert availability(hass, entry) == {True}
+        assert transitions(caplog) == ["lost", "back"]
+        assert coordinator.data.status.cell_count == simulator.config.cells
+        await unload_leaves_nothing(hass, entry, tasks_before | server_tasks, fds_before, servers)
+        await wait_for(lambda: server.connections == 0)
+    finally:
+        await server.close()
+
+
+@pytest.mark.usefixtures("usb")
+async def test_serial_port_unplugged_and_replugged(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, simulator: SimulatedBalancer, tmp_path: Path
+) -> None:
+    """Serial port unplugged and replugged: the adapter's device vanishes (the pty closes, its
+    stable path dangles), the entry goes unavailable with one log line; a new device behind the
+    same path brings it back with one line; unload leaves no descriptor."""
+    link = tmp_path / "usb-DALY-if00-port0"  # like /dev/serial/by-id/…
+    first = await serve_pty(simulator)
+    link.symlink_to(first.url)
+    tasks_before, fds_before = live_tasks(), fds()
+    entry = serial_entry(hass, str(link))
+    coordinator = await setup_entry(hass, entry)
+    caplog.clear()
+
+    await first.close()  # unplugged
+    link.unlink()
+    await refresh(coordinator, 3)
+    assert availability(hass, entry) == {False}
+    assert transitions(caplog) == ["lost"]
+
+    second, servers, server_tasks = await serve(serve_pty, simulator)  # plugged back in (maybe as another tty)
+    link.symlink_to(second.url)
+    try:
+        await refresh(coordinator, 2)
+        assert availability(hass, entry) == {True}
+        assert transitions(caplog) == ["lost", "back"]
+        await unload_leaves_nothing(hass, entry, tasks_before | server_tasks, fds_before, servers)
+    finally:
+        await second.close()
+
+
+# --- Bluetooth --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ble_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """A Bluetooth entry for the stand-in dongle."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer 16S",
+        unique_id=DALY_ADDRESS,
+        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS},
+        options={CONF_UPDATE_INTERVAL: 3600},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def ble_ready(hass: HomeAssistant, enable_bluetooth: None) -> AsyncIterator[None]:
+    """Bluetooth set up and settled, so its own tasks are not counted as the integration's."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    return
+
+
+def drop_on_request(sim: SimulatedBalancer, dongle: Any, number: int) -> None:
+    """The link drops when the module's ``number``-th request from now arrives (mid-poll)."""
+    original = sim.receive
+    seen = 0
+
+    def receive(data: bytes) -> list[Any]:
+        nonlocal seen
+        seen += 1
+        if seen == number:
+            dongle.drop_links()
+            return []
+        return original(data)
+
+    sim.receive = receive  # type: ignore[method-assign]
+
+
+@pytest.mark.usefixtures("ble_ready")
+async def test_ble_link_lost_mid_poll_then_device_gone_and_back(
+    hass: HomeAssistant,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    ble_entry: MockConfigEntry,
+) -> None:
+    """BLE link lost mid-poll, and device gone then back: a link dropped in the middle of a poll
+    is reconnected within the poll (no transition, no log line); a dongle that is gone makes the
+    entry unavailable with one line and comes back with one; unload leaves no BLE connection."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info())
+    tasks_before, fds_before = live_tasks(), fds()
+    coordinator = await setup_entry(hass, ble_entry)
+    caplog.clear()
+
+    drop_on_request(simulator, dongle, 2)  # the poll's second read
+    await refresh(coordinator)
+    assert dongle.drops == 1
+    assert dongle.connects == 2  # reconnected inside the same poll
+    assert coordinator.last_update_success
+    assert availability(hass, ble_entry) == {True}
+    assert transitions(caplog) == []
+    del simulator.receive
+
+    dongle.fail_connect = True  # out of range: the link drops and reconnecting fails
+    dongle.drop_links()
+    await refresh(coordinator, 3)
+    assert availability(hass, ble_entry) == {False}
+    assert transitions(caplog) == ["lost"]
+
+    dongle.fail_connect = False
+    await refresh(coordinator, 2)
+    assert availability(hass, ble_entry) == {True}
+    assert transitions(caplog) == ["lost", "back"]
+    assert coordinator.data.status.cell_count == simulator.config.cells
+
+    await unload_leaves_nothing(hass, ble_entry, tasks_before, fds_before)
+    assert not any(client.is_connected for client in dongle.instances)
+
+
+@pytest.mark.usefixtures("ble_ready")
+async def test_ha_started_while_the_ble_module_is_away(
+    hass: HomeAssistant,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    ble_entry: MockConfigEntry,
+) -> None:
+    """HA started while the module is away: setup retries (no crash, no error log) until the
+    dongle is advertised and connectable, then the entry loads; unload leaves nothing."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    tasks_before, fds_before = live_tasks(), fds()
+    assert not await hass.config_entries.async_setup(ble_entry.entry_id)  # never advertised
+    assert ble_entry.state is ConfigEntryState.SETUP_RETRY
+    assert ble_entry.reason is not None
+
+    dongle.fail_connect = True
+    await inject_advertisement(hass, service_info())  # seen, but does not take connections
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=2))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert ble_entry.state is ConfigEntryState.SETUP_RETRY
+
+    dongle.fail_connect = False
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=10))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert ble_entry.state is ConfigEntryState.LOADED
+    assert availability(hass, ble_entry) == {True}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(LOGGER_NAME)]
+    ble_entry.runtime_data.client.timeout = SHORT
+    await unload_leaves_nothing(hass, ble_entry, tasks_before, fds_before)
