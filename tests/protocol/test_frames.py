@@ -27,6 +27,33 @@ def test_crc_check_value() -> None:
     assert crc16_modbus(b"123456789") == 0x4B37
 
 
+def _crc_bitwise(data: bytes) -> int:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def test_crc_by_words_equals_the_bitwise_definition() -> None:
+    """Word-at-a-time CRC: every length (odd ones end on a single byte), every kind of buffer."""
+    data = bytes((i * 37 + 11) & 0xFF for i in range(300))
+    for length in (*range(12), 127, 129, 299, 300):
+        chunk = data[:length]
+        expected = _crc_bitwise(chunk)
+        assert crc16_modbus(chunk) == crc16_modbus(bytearray(chunk)) == crc16_modbus(memoryview(chunk)) == expected
+
+
+def test_parse_can_skip_a_crc_already_checked() -> None:
+    """The re-assembler checks the CRC before parsing; parse need not check it again."""
+    frame = bytearray(ReadResponse((1, 2)).encode())
+    frame[-1] ^= 0xFF
+    with pytest.raises(FrameError, match="CRC"):
+        parse(frame, Direction.RESPONSE)
+    assert parse(frame, Direction.RESPONSE, crc_checked=True) == ReadResponse((1, 2))
+
+
 def test_every_captured_frame_has_a_valid_crc(capture: dict[str, Any]) -> None:
     frames = [r["hex"] for r in capture["requests"]] + [d["hex"] for d in capture["doc_examples"]]
     frames += [r["hex"] for r in capture["responses"] if r.get("expect_frames") is None]

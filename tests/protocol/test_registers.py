@@ -121,6 +121,31 @@ def test_model_fields_are_register_keys() -> None:
             assert f.name in BY_KEY or f.name in derived, f"{cls.__name__}.{f.name}"
 
 
+@pytest.mark.parametrize("raw", [0, 1, 2, 39, 40, 41, 999, 1000, 3335, 29999, 30000, 30001, 65534, 65535])
+def test_block_decoders_equal_decode_word(raw: int) -> None:
+    """The compiled block decoders give exactly what ``decode_word`` gives, type included."""
+    for block in BLOCKS:
+        decoded = block.decode((raw,) * block.count)
+        for reg in block.registers:
+            if reg.kind in (registers.Kind.ASCII, registers.Kind.DATE):
+                continue
+            expected = reg.decode_word(raw)
+            values = (decoded[reg.key],) if reg.count == 1 else decoded[reg.key]
+            assert isinstance(values, tuple)
+            for value in values:
+                assert value == expected, reg.key
+                assert type(value) is type(expected), reg.key
+
+
+def test_unusual_registers_decode_through_decode_word() -> None:
+    """A scale that is not 10**-d, or special values, fall back to ``decode_word``."""
+    odd = registers.Register(key="odd", address=0, description="", confidence=Confidence.UNKNOWN, scale=0.5)
+    namespace: dict[str, object] = {}
+    assert registers._word_expression(odd, "x", "_r", namespace) == "_r(x)"
+    assert namespace["_r"] == odd.decode_word
+    assert odd.decode_word(5) == 2.5
+
+
 def test_block_decode_checks_length() -> None:
     with pytest.raises(ValueError, match="needs 5 words"):
         BALANCER.decode((1, 2))

@@ -107,7 +107,7 @@ class A5Framing:
             raise FrameError("A5 length byte is not 8")
         return LENGTH
 
-    def check(self, frame: bytearray) -> bool:
+    def check(self, frame: bytes | bytearray) -> bool:
         """Sum checksum."""
         return len(frame) == LENGTH and checksum(frame[:-1]) == frame[-1]
 

@@ -21,16 +21,41 @@ class ProtocolFamily(StrEnum):
     A5 = "a5"
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def _pick[T](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
     """Build ``cls`` from the decoded values whose keys are its field names."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    values = {name: decoded[name] for name in names if name in decoded}
+    values = {name: decoded[name] for name in _field_names(cls) if name in decoded}
     values.update(extra)
     return cls(**values)
 
 
 def _float(value: DecodedValue) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+#: Status fields that are floats or ``None`` whatever the decoded value's type.
+_FLOAT_FIELDS = ("mos_temperature", "board_temperature", "balance_current", "current")
+#: Status fields that ``Status.from_d2`` computes rather than copies.
+_D2_COMPUTED = frozenset(
+    {"cell_voltages", "temperatures", "cell_count", "temperature_sensor_count", "balancing_cells", "faults"}
+).union(_FLOAT_FIELDS)
+_D2_COPIED: dict[type, tuple[str, ...]] = {}
+
+
+def _d2_copied_fields(cls: type) -> tuple[str, ...]:
+    names = _D2_COPIED.get(cls)
+    if names is None:
+        names = _D2_COPIED[cls] = tuple(name for name in _field_names(cls) if name not in _D2_COMPUTED)
+    return names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,22 +121,19 @@ class Status:
         balancing_cells: tuple[bool, ...] | None = None
         if isinstance(bitmap, tuple) and all(isinstance(word, int) for word in bitmap):
             bits = sum(int(word or 0) << (16 * i) for i, word in enumerate(bitmap))
-            balancing_cells = tuple(bool(bits >> i & 1) for i in range(cell_count))
+            balancing_cells = tuple([bool(bits >> i & 1) for i in range(cell_count)])
         faults = merged.get("faults")
-        return _pick(
-            cls,
-            merged,
-            cell_voltages=tuple(float(v or 0) for v in cells_all[:cell_count]),
-            temperatures=tuple(float(t) for t in temps_all[:sensor_count] if isinstance(t, (int, float))),
-            cell_count=cell_count,
-            temperature_sensor_count=sensor_count,
-            balancing_cells=balancing_cells,
-            faults=tuple(int(f or 0) for f in faults) if isinstance(faults, tuple) else (),
-            **{
-                key: _float(merged.get(key))
-                for key in ("mos_temperature", "board_temperature", "balance_current", "current")
-            },
-        )
+        # What ``_pick`` does, inline (this runs on every poll), for the fields not set below.
+        values: dict[str, Any] = {name: merged[name] for name in _d2_copied_fields(cls) if name in merged}
+        values["cell_voltages"] = tuple([float(v or 0) for v in cells_all[:cell_count]])
+        values["temperatures"] = tuple([float(t) for t in temps_all[:sensor_count] if isinstance(t, (int, float))])
+        values["cell_count"] = cell_count
+        values["temperature_sensor_count"] = sensor_count
+        values["balancing_cells"] = balancing_cells
+        values["faults"] = tuple([int(f or 0) for f in faults]) if isinstance(faults, tuple) else ()
+        for key in _FLOAT_FIELDS:
+            values[key] = _float(merged.get(key))
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+import functools
 import math
 import struct
-from typing import Final
+from typing import Final, cast
 
 from .errors import ValueOutOfRangeError
 
@@ -125,8 +126,7 @@ class Register:
     @property
     def decimals(self) -> int:
         """Number of decimals the scale gives (0.001 → 3)."""
-        text = f"{self.scale:.10f}".rstrip("0")
-        return len(text.split(".")[1]) if "." in text else 0
+        return _scale_decimals(self.scale)
 
     def decode_word(self, raw: int) -> float | int | bool | str | None:
         """Decode one raw word of a one-word register."""
@@ -143,7 +143,7 @@ class Register:
         value = (raw - self.offset) * self.scale
         if self.scale == 1.0:
             return int(value)
-        return round(value, self.decimals)
+        return round(value, _scale_decimals(self.scale))
 
     def encode(self, value: float | int | bool | str) -> int:
         """Encode a value for a write, refusing anything outside the register's range."""
@@ -170,6 +170,12 @@ class Register:
                 self.key, value, f"allowed {self.minimum:g} to {self.maximum:g} {self.unit or ''}".rstrip()
             )
         return raw
+
+
+@functools.cache
+def _scale_decimals(scale: float) -> int:
+    text = f"{scale:.10f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
 
 
 _C = Confidence
@@ -634,7 +640,7 @@ class Block:
         """Decode the block's raw words into ``{key: value}``."""
         if len(words) != self.count:
             raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
-        return {key: fn(words) for key, fn in _decoders(self)}
+        return _block_decoder(self)(words)
 
 
 LIVE: Final = Block("live", 0x0000, 62)
@@ -645,8 +651,8 @@ PASSWORD: Final = Block("password", 0x00C9, 3)
 BALANCER: Final = Block("balancer", 0x00CC, 5)
 BLOCKS: Final = (LIVE, EXTENDED, SETTINGS, IDENTITY, PASSWORD, BALANCER)
 
-_Decoder = Callable[[Sequence[int]], DecodedValue]
-_DECODER_CACHE: dict[Block, tuple[tuple[str, _Decoder], ...]] = {}
+_BlockDecoder = Callable[[Sequence[int]], dict[str, DecodedValue]]
+_DECODER_CACHE: dict[Block, _BlockDecoder] = {}
 
 
 def _ascii(words: Sequence[int]) -> str:
@@ -660,24 +666,65 @@ def _date(words: Sequence[int]) -> str | None:
     return f"{2000 + year:04d}-{month:02d}-{day:02d}"
 
 
-def _make_decoder(reg: Register, base: int) -> _Decoder:
-    lo, hi = reg.address - base, reg.end - base
-    if reg.kind is Kind.ASCII:
-        return lambda words: _ascii(words[lo:hi])
-    if reg.kind is Kind.DATE:
-        return lambda words: _date(words[lo:hi])
-    one = reg.decode_word
+def _block_decoder(block: Block) -> _BlockDecoder:
+    """The block's decoder, compiled on first use from the register table.
+
+    It decodes every register inline in one function (``dataclasses`` builds its methods the
+    same way): a poll decodes three blocks with about 60 values each, and one Python call per
+    value would cost more than all the arithmetic. Each expression gives exactly what
+    ``Register.decode_word`` gives (the register tests compare them on every register).
+    """
+    decoder = _DECODER_CACHE.get(block)
+    if decoder is None:
+        namespace: dict[str, object] = {}
+        items = []
+        for index, reg in enumerate(block.registers):
+            lo, hi = reg.address - block.start, reg.end - block.start
+            items.append(f"{reg.key!r}: {_expression(reg, lo, hi, f'_r{index}', namespace)}")
+        exec(f"def decode(w):\n    return {{{', '.join(items)}}}\n", namespace)
+        decoder = cast(_BlockDecoder, namespace["decode"])
+        _DECODER_CACHE[block] = decoder
+    return decoder
+
+
+def _expression(reg: Register, lo: int, hi: int, name: str, namespace: dict[str, object]) -> str:
+    """Python source decoding ``reg`` from the block's words ``w`` (helpers go in ``namespace``)."""
+    if reg.kind in (Kind.ASCII, Kind.DATE):
+        namespace[name] = _ascii if reg.kind is Kind.ASCII else _date
+        return f"{name}(w[{lo}:{hi}])"
     if reg.count == 1:
-        return lambda words: one(words[lo])
-    return lambda words: tuple(one(w) for w in words[lo:hi])
+        return _word_expression(reg, f"w[{lo}]", name, namespace)
+    one = _word_expression(reg, "x", name, namespace)
+    return f"tuple(w[{lo}:{hi}])" if one == "x" else f"tuple([{one} for x in w[{lo}:{hi}]])"
 
 
-def _decoders(block: Block) -> tuple[tuple[str, _Decoder], ...]:
-    cached = _DECODER_CACHE.get(block)
-    if cached is None:
-        cached = tuple((r.key, _make_decoder(r, block.start)) for r in block.registers)
-        _DECODER_CACHE[block] = cached
-    return cached
+def _word_expression(reg: Register, raw: str, name: str, namespace: dict[str, object]) -> str:
+    """Python source decoding the one raw word ``raw`` of ``reg``, as ``decode_word`` does.
+
+    A scale of 10**-d divides by 10**d: the correctly rounded quotient is the very float that
+    ``round(raw * scale, d)`` returns, without ``round``'s decimal conversion. Anything that is
+    not a plain number, flag or bit field, or has special values or another scale, calls
+    ``decode_word``.
+    """
+    absent, offset, divisor = reg.absent, reg.offset, 10**reg.decimals
+    value: str | None = None
+    if reg.kind is Kind.BITS:
+        value = raw
+    elif reg.kind is Kind.FLAG:
+        value = f"{raw} != 0"
+    elif reg.kind is Kind.NUMBER and not reg.special:
+        shifted = f"({raw} - {offset})" if offset else raw
+        if reg.scale == 1.0:
+            value = shifted
+        elif reg.scale == 1 / divisor:
+            value = f"{shifted} / {divisor}"
+    if value is None:
+        namespace[name] = reg.decode_word
+        return f"{name}({raw})"
+    if absent:
+        namespace[name] = absent
+        return f"(None if {raw} in {name} else {value})"
+    return value
 
 
 def encode_ascii(text: str, count: int) -> tuple[int, ...]:

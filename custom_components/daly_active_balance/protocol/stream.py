@@ -40,7 +40,7 @@ class Framing[T](Protocol):
         """Frame length from its first bytes; ``None`` = need more; ``FrameError`` = no frame."""
         ...
 
-    def check(self, frame: bytearray) -> bool:
+    def check(self, frame: bytes | bytearray) -> bool:
         """True when the frame's CRC/checksum is right."""
         ...
 
@@ -60,13 +60,13 @@ class D2Framing:
         """Frame length from the header."""
         return frame_length(head, self.direction)
 
-    def check(self, frame: bytearray) -> bool:
+    def check(self, frame: bytes | bytearray) -> bool:
         """CRC-16/MODBUS check."""
         return crc_ok(frame)
 
     def decode(self, frame: bytes) -> Frame:
-        """Parse the checked frame."""
-        return parse(frame, self.direction)
+        """Parse the checked frame (its CRC is not checked twice)."""
+        return parse(frame, self.direction, crc_checked=True)
 
 
 @dataclass(slots=True)
@@ -165,11 +165,11 @@ class FrameStream[T]:
                     self._drop(1)
                     continue
                 return None
-            if not self._framing.check(buf[:length]):
+            raw = bytes(buf[:length])
+            if not self._framing.check(raw):
                 self.stats.bad_checksums += 1
                 self._drop(1)
                 continue
-            raw = bytes(buf[:length])
             del buf[:length]
             try:
                 frame = self._framing.decode(raw)
