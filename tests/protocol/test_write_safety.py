@@ -317,4 +317,59 @@ async def test_a_late_answer_after_a_timeout_is_not_taken_for_the_retry() -> Non
     client = DalyClient(transport, timeout=0.4, retries=1)  # listens 0.1 s before the retry
     client.family = ProtocolFamily.D2
     assert await client._read_words(0x00A3, 1) == (2222,)
-    assert client.stats.unsolicited == 1
+    assert client.stats.late_answers == 1
+
+
+async def test_a_late_answer_to_another_request_is_never_taken() -> None:
+    """A read that timed out is answered late, while the next read (another register, same
+    answer size) waits and its own answer is lost: the late frame is recognised as the earlier
+    request's answer (links deliver in order) and dropped; the retry gets the right register."""
+    words = {0x00A3: 3300, 0x00A4: 20}
+    lost = {0x00A4}
+
+    def respond(data: bytes) -> list[bytes]:
+        frame = parse(data, Direction.REQUEST)
+        assert isinstance(frame, ReadRequest)
+        answer = ReadResponse((words[frame.start],)).encode()
+        if frame.start == 0x00A3:  # answered after its timeout, during the next read
+            asyncio.get_running_loop().call_later(0.3, transport._received, answer)
+            return []
+        if frame.start in lost:  # the next read's first answer is lost
+            lost.discard(frame.start)
+            return []
+        return [answer]
+
+    transport = ScriptedTransport(respond)
+    client = DalyClient(transport, timeout=0.2, retries=0)
+    client.family = ProtocolFamily.D2
+    with pytest.raises(DalyTimeoutError):
+        await client._read_words(0x00A3, 1)
+    client.retries = 1
+    assert await client._read_words(0x00A4, 1) == (20,)
+    assert client.stats.late_answers == 1
+
+
+async def test_an_answer_of_another_size_ends_what_is_owed() -> None:
+    """Answers come in order: once a later request of another answer size is answered, a
+    request that timed out before it cannot be answered any more, and a same-size answer after
+    that is taken at once (no wasted retry)."""
+    answers = {0x0000: ReadResponse((1, 2)), 0x00A3: ReadResponse((5,))}
+    silent = {0x0000}
+
+    def respond(data: bytes) -> list[bytes]:
+        frame = parse(data, Direction.REQUEST)
+        assert isinstance(frame, ReadRequest)
+        if frame.start in silent:
+            silent.discard(frame.start)
+            return []  # lost for good
+        return [answers[frame.start].encode()]
+
+    transport = ScriptedTransport(respond)
+    client = DalyClient(transport, timeout=0.2, retries=0)
+    client.family = ProtocolFamily.D2
+    with pytest.raises(DalyTimeoutError):
+        await client._read_words(0x0000, 2)
+    assert await client._read_words(0x00A3, 1) == (5,)  # another size: ends what was owed
+    assert await client._read_words(0x0000, 2) == (1, 2)  # taken, not dropped as late
+    assert client.stats.late_answers == 0
+    assert len(transport.writes) == 3

@@ -2,9 +2,11 @@
 
 * Exactly one request is outstanding at a time: D2 replies do not carry the register address,
   so a reply is paired with the request that is waiting for it (and checked against its size).
-  A late answer to a request that timed out is not taken for the next answer: the client
-  listens a moment before it asks again, and drops different fitting frames that arrive
-  together (which one is stale cannot be told), so the request is asked again.
+  A late answer to a request that timed out is not taken for the answer to a later request:
+  links deliver in order, so while such an answer may still come (one more timeout), a frame
+  that fits it is dropped as that late answer. The client also listens a moment before it asks
+  again, and drops different fitting frames that arrive together (which one is stale cannot be
+  told), so the request is asked again.
 * Every request has a timeout and a bounded number of retries; a lost link is reopened.
 * One lock covers a whole poll cycle and a whole verified write, so writes never interleave with
   polls and two writes never interleave.
@@ -73,6 +75,8 @@ class ClientStats:
     unsolicited: int = 0
     #: Times several different answers that fit one request arrived together (all dropped).
     ambiguous: int = 0
+    #: Late answers to requests that had timed out, recognised and dropped.
+    late_answers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,18 @@ class _Pending:
     future: asyncio.Future[object]
     frames: list[object] = field(default_factory=list)
     wanted: int = 1
+    seq: int = 0
+    exchange: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    """A request that timed out: its answer may still come (links deliver in order)."""
+
+    seq: int
+    exchange: int
+    match: _Match
+    expires: float
 
 
 class DalyClient:
@@ -124,6 +140,10 @@ class DalyClient:
         self._a5: FrameStream[a5.A5Frame] = FrameStream(a5.A5Framing())
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
+        #: Requests sent, and ``_exchange`` calls made (answers are told apart by their order).
+        self._seq = 0
+        self._exchanges = 0
+        self._owed: list[_Owed] = []
         transport.attach(self._on_data, self._on_lost)
 
     async def __aenter__(self) -> Self:
@@ -147,6 +167,8 @@ class DalyClient:
         if self.family is not ProtocolFamily.D2:
             frames.extend(self._a5.feed(data))
         pending = self._pending
+        if self._owed:
+            frames = self._drop_late(frames, pending)
         if pending is not None and pending.wanted == 1 and not pending.future.done():
             fitting = [frame for frame in frames if pending.match(frame)]
             if len(fitting) > 1 and any(frame != fitting[0] for frame in fitting):
@@ -161,9 +183,36 @@ class DalyClient:
                 pending.frames.append(frame)
                 if len(pending.frames) >= pending.wanted:
                     pending.future.set_result(pending.frames)
+                    # Answers come in order: a request older than this one whose answer would
+                    # look different cannot be answered any more.
+                    self._owed = [o for o in self._owed if o.seq > pending.seq or o.match(frame)]
             else:
                 self.stats.unsolicited += 1
                 _LOGGER.debug("dropped a frame nobody asked for: %s", type(frame).__name__)
+
+    def _drop_late(self, frames: list[object], pending: _Pending | None) -> list[object]:
+        """Drop frames that are late answers to requests of earlier exchanges that timed out.
+
+        D2 answers carry no address, but a link delivers in order: while a request that timed
+        out may still be answered, a frame that fits it is its answer, not the answer to the
+        request sent after it. (A late answer to an earlier attempt of the *same* request is
+        taken: it holds the same registers, read after that request was first made.)
+        """
+        now = asyncio.get_running_loop().time()
+        self._owed = [o for o in self._owed if o.expires > now]
+        kept = []
+        for frame in frames:
+            owed = next(
+                (o for o in self._owed if o.match(frame) and (pending is None or o.exchange != pending.exchange)),
+                None,
+            )
+            if owed is None:
+                kept.append(frame)
+                continue
+            self._owed.remove(owed)
+            self.stats.late_answers += 1
+            _LOGGER.debug("dropped a late answer to an earlier request: %s", type(frame).__name__)
+        return kept
 
     def _on_lost(self, exc: Exception | None) -> None:
         pending = self._pending
@@ -189,6 +238,7 @@ class DalyClient:
         """
         attempts = (self.retries if retries is None else retries) + 1
         error: DalyError = DalyTimeoutError("no attempt made")
+        self._exchanges += 1
         for attempt in range(attempts):
             if attempt:
                 self.stats.retries += 1
@@ -197,7 +247,8 @@ class DalyClient:
                     # dropped, nobody waits) rather than take it for the answer to the retry.
                     await asyncio.sleep(min(LATE_GUARD, self.timeout / 4))
             loop = asyncio.get_running_loop()
-            pending = _Pending(match, loop.create_future(), wanted=wanted)
+            self._seq += 1
+            pending = _Pending(match, loop.create_future(), wanted=wanted, seq=self._seq, exchange=self._exchanges)
             try:
                 await self.transport.open()
                 self._d2.reset()
@@ -214,6 +265,9 @@ class DalyClient:
                 return result
             except TimeoutError:
                 self.stats.timeouts += 1
+                if wanted == 1:
+                    # Its answer may still come; until a timeout more has passed it is owed.
+                    self._owed.append(_Owed(pending.seq, pending.exchange, match, loop.time() + self.timeout))
                 error = DalyTimeoutError(
                     f"no answer from {self.transport.description} within {self.timeout:g} s "
                     "(module asleep, unplugged or out of range?)"
@@ -221,6 +275,7 @@ class DalyClient:
             except DalyConnectionError as err:
                 self.stats.link_errors += 1
                 error = err
+                self._owed.clear()  # a new link carries nothing of the old one
                 await self.transport.close()
             finally:
                 self._pending = None
