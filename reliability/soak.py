@@ -1,10 +1,10 @@
 """Fault-injection soak: the real coordinator inside Home Assistant's test harness, against the simulator.
 
-    scripts/soak                    # 1000 polls at 20 % faults (DALY_SOAK_POLLS, DALY_SOAK_FAULT_RATE)
+    scripts/soak        # 1000 polls at 20 % faults (DALY_SOAK_POLLS or --polls; --fault-rate, --timeout, --seed)
 
 Runs ``reliability/soak_harness.py`` through pytest (the harness's ``hass`` fixture is Home
 Assistant's own test set-up), then a fuzz pass (``reliability/fuzz.py``, ``DALY_FUZZ_INPUTS``
-inputs, 100,000 by default). Prints a summary, then one JSON object on the last line. Exits 1
+inputs, 1,000,000 by default). Prints a summary, then one JSON object on the last line. Exits 1
 when a value published was wrong, a write failed silently, a fuzz input raised something
 unexpected, a bad CRC was accepted, or a task or descriptor outlived the unload.
 """
@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "reliability" / "soak_harness.py"
 FUZZ = ROOT / "reliability" / "fuzz.py"
-DEFAULT_FUZZ_INPUTS = 100_000
+DEFAULT_FUZZ_INPUTS = 1_000_000
 
 #: Keys of the last line, in this order (the issue's list first).
 KEYS = (

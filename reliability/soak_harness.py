@@ -154,6 +154,25 @@ def _status_errors(status: Status, served: Sequence[ServedRead]) -> int:
     return int(best) if best != math.inf else len(fields(Status))
 
 
+def _explain(
+    data: DalyData, sim: SimulatedBalancer, served: Sequence[ServedRead], stats: dict[str, int]
+) -> dict[str, Any]:
+    """What a wrong poll published, against what the module answered during it (for the report)."""
+    truth = _settings_truth(sim)
+    return {
+        "time": sim.served[-1].time if sim.served else None,
+        "served": [(read.time, read.start, len(read.words)) for read in served],
+        "cells": data.status.cell_voltages[:4],
+        "live_answers": [LIVE.decode(read.words)["cell_voltages"][:4] for read in served if read.start == LIVE.start],
+        "settings_wrong": {
+            f.name: (getattr(data.settings, f.name), getattr(truth, f.name))
+            for f in fields(truth)
+            if getattr(data.settings, f.name) != getattr(truth, f.name)
+        },
+        "client": stats,
+    }
+
+
 def _settings_truth(sim: SimulatedBalancer) -> Settings:
     return Settings.from_decoded(SETTINGS.decode(sim.words[SETTINGS.start : SETTINGS.end]))
 
@@ -301,6 +320,7 @@ async def test_soak(hass: HomeAssistant, socket_enabled: None) -> None:
     write_attempts = writes_ok = writes_reported = writes_silently_failed = 0
     write_cycle = itertools.cycle([(key, value) for key, values in WRITES for value in values])
     outage_polls = 0
+    wrong_details: list[dict[str, Any]] = []
 
     async def poll() -> bool:
         nonlocal wrong_values, wrong_entities
@@ -310,8 +330,11 @@ async def test_soak(hass: HomeAssistant, socket_enabled: None) -> None:
         ok = coordinator.last_update_success
         if ok:
             data = coordinator.data
-            wrong_values += _status_errors(data.status, served)
-            wrong_values += _differences(data.settings, _settings_truth(sim))
+            status_wrong = _status_errors(data.status, served)
+            settings_wrong = _differences(data.settings, _settings_truth(sim))
+            wrong_values += status_wrong + settings_wrong
+            if (status_wrong or settings_wrong) and len(wrong_details) < 10:
+                wrong_details.append(_explain(data, sim, served, dataclasses.asdict(client.stats)))
             wrong_entities += _entity_errors(hass, entities, data, available=True)
         else:
             wrong_entities += _entity_errors(hass, entities, coordinator.data, available=False)
@@ -370,6 +393,7 @@ async def test_soak(hass: HomeAssistant, socket_enabled: None) -> None:
     results["exchanges"] = exchanges
     results["wrong_values_published"] = wrong_values + wrong_entities
     results["wrong_entity_states"] = wrong_entities
+    results["wrong_details"] = wrong_details
     results["unavailable_polls"] = unavailable
     results["outage_polls"] = outage_polls
     results["recovery_polls_max"] = max(recoveries, default=0)
