@@ -205,3 +205,82 @@ async def test_ble_reconnect_ignores_the_old_links_callback(sim: SimulatedBalanc
     first._disconnected_callback(first)  # late, again: still ignored
     assert transport.is_open
     await transport.close()
+
+
+async def test_a_paced_line_is_read_once_per_answer(socket_enabled: None) -> None:
+    """Over a line as slow as the module's UART, reads wait until an answer can be complete.
+
+    The client learns that the link takes the wire time, then the transport leaves the pieces
+    of each answer in the OS buffer until then: far fewer wake-ups, the same answers.
+    """
+    paced = SimulatedBalancer(SimulatorConfig(cells=24, seed=5, pace_baud=9600))
+    server = await serve_tcp(paced)
+    transport = SerialTransport(server.url)
+    client = DalyClient(transport, timeout=2)
+    chunks: list[int] = []
+    on_data = client._on_data
+
+    def counting(data: bytes) -> None:
+        chunks.append(len(data))
+        on_data(data)
+
+    transport.attach(counting, client._on_lost)
+    held: list[float] = []
+    hold = transport.hold_reads
+
+    def spy(seconds: float) -> None:
+        held.append(seconds)
+        hold(seconds)
+
+    transport.hold_reads = spy  # type: ignore[method-assign]
+    try:
+        first = await client.read_status()
+        assert client._wire_paced
+        assert 0 < len(held) < client.stats.requests  # the first read showed the pace
+        chunks.clear()
+        held.clear()
+        second = await client.read_status()
+        assert held[0] == pytest.approx((8 + 129) * 10 / 9600)  # the live block's wire time
+        assert len(second.cell_voltages) == len(first.cell_voltages) == 24
+        assert sum(chunks) == 129 + 23 + 15
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_held_reads_resume_and_stop_with_the_link(sim: SimulatedBalancer, tcp_url: str) -> None:
+    transport = SerialTransport(tcp_url)
+    transport.hold_reads(1)  # not open: nothing to hold
+    received: list[bytes] = []
+    transport.attach(received.append, lambda exc: None)
+    await transport.open()
+    transport.hold_reads(0)  # nothing to wait for
+    assert transport._resume is None
+    transport.hold_reads(0.05)
+    await transport.write(bytes.fromhex("d2030000003ed7b9"))
+    await asyncio.sleep(0.02)
+    assert not received  # held
+    for _ in range(100):
+        if sum(map(len, received)) >= 129:
+            break
+        await asyncio.sleep(0.01)
+    assert sum(map(len, received)) == 129
+    transport.hold_reads(5)
+    await transport.close()  # closing cancels the hold
+    assert transport._resume is None
+    transport._resume_reading()  # a late timer on a closed link does nothing
+
+
+async def test_a_link_that_cannot_pause_reads_as_it_comes(sim: SimulatedBalancer, tcp_url: str) -> None:
+    transport = SerialTransport(tcp_url)
+    await transport.open()
+    inner = transport._transport
+    assert isinstance(inner, asyncio.ReadTransport)
+
+    def cannot() -> None:
+        raise NotImplementedError
+
+    inner.pause_reading = cannot  # type: ignore[method-assign]
+    transport.hold_reads(1)
+    assert transport._resume is None
+    await transport.close()

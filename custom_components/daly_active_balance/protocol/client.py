@@ -50,7 +50,7 @@ from .registers import (
     Register,
 )
 from .stream import D2Framing, FrameStream
-from .transport import Transport
+from .transport import BAUDRATE, Transport
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ DEFAULT_RETRIES: Final = 2
 #: After a timeout, how long to listen (and drop) before asking again: a late answer to the
 #: request that timed out must not be taken for the answer to the retry.
 LATE_GUARD: Final = 0.25
+#: Bits one byte takes on the module's UART (8N1, at ``BAUDRATE``, on every link).
+BITS_PER_BYTE: Final = 10
 
 _Match = Callable[[object], bool]
 
@@ -133,6 +135,8 @@ class DalyClient:
         self.timeout = timeout
         self.retries = retries
         self.family = family
+        #: Whether the last read took its UART wire time (a real 9600-baud line, not a fast one).
+        self._wire_paced = False
         self.stats = ClientStats()
         #: The last raw word read at each address (for diagnostics' register dump).
         self.raw: dict[int, int] = {}
@@ -229,12 +233,17 @@ class DalyClient:
         wanted: int = 1,
         retries: int | None = None,
         drop_echo: bool = True,
+        reply_bytes: int = 0,
     ) -> list[object]:
         """Send ``request`` and wait for ``wanted`` matching frames; retry on timeout or loss.
 
         ``drop_echo`` discards one exact copy of the request (a half-duplex adapter's echo).
         It must be off for single writes: the module's real answer is byte-identical to the
         request there, so the write is verified by reading the register back instead.
+
+        ``reply_bytes`` (the answer's known length) lets the transport hold its reads until the
+        answer can have crossed the UART, once the link has shown it is that slow: then the
+        event loop wakes once per answer, not once per piece of it, and nothing comes later.
         """
         attempts = (self.retries if retries is None else retries) + 1
         error: DalyError = DalyTimeoutError("no attempt made")
@@ -259,8 +268,14 @@ class DalyClient:
                 self._pending = pending
                 self.stats.requests += 1
                 await self.transport.write(request)
+                wire = (len(request) + reply_bytes) * BITS_PER_BYTE / BAUDRATE if reply_bytes else 0.0
+                if wire and self._wire_paced:
+                    self.transport.hold_reads(wire)
+                sent = loop.time()
                 async with asyncio.timeout(self.timeout):
                     result = await pending.future
+                if wire:
+                    self._wire_paced = loop.time() - sent >= 0.9 * wire
                 assert isinstance(result, list)
                 return result
             except TimeoutError:
@@ -289,7 +304,7 @@ class DalyClient:
                 return frame.function == Function.READ
             return isinstance(frame, ReadResponse) and len(frame.values) == count
 
-        (frame,) = await self._exchange(ReadRequest(start, count).encode(), match)
+        (frame,) = await self._exchange(ReadRequest(start, count).encode(), match, reply_bytes=5 + 2 * count)
         if isinstance(frame, ExceptionResponse):
             raise ExceptionResponseError(frame.function, frame.code)
         assert isinstance(frame, ReadResponse)

@@ -75,6 +75,14 @@ class Transport(ABC):
     async def release(self) -> None:  # noqa: B027 - optional hook
         """Called after each poll; a BLE transport may disconnect here to free the link."""
 
+    def hold_reads(self, seconds: float) -> None:  # noqa: B027 - optional hook
+        """Nothing complete can arrive for ``seconds``: a transport may leave data unread until then.
+
+        A reply crosses the module's UART a few bytes at a time, and every piece handed over
+        wakes the event loop; reading what has piled up once the reply can be complete costs
+        one wake-up instead (a serial line keeps the bytes in the OS buffer meanwhile).
+        """
+
 
 class _SerialProtocol(asyncio.Protocol):
     def __init__(self, owner: SerialTransport, closed: asyncio.Future[None]) -> None:
@@ -108,6 +116,7 @@ class SerialTransport(Transport):
         self._baudrate = baudrate
         self._transport: asyncio.BaseTransport | None = None
         self._closed: asyncio.Future[None] | None = None
+        self._resume: asyncio.TimerHandle | None = None
 
     @property
     @override
@@ -146,7 +155,31 @@ class SerialTransport(Transport):
         except (OSError, serialx.SerialException) as err:
             raise DalyConnectionError(f"write to {self.port} failed: {err}") from err
 
+    @override
+    def hold_reads(self, seconds: float) -> None:
+        transport = self._transport
+        if seconds <= 0 or not isinstance(transport, asyncio.ReadTransport) or transport.is_closing():
+            return
+        try:
+            transport.pause_reading()
+        except NotImplementedError:  # a URL backend that cannot pause: read as it comes
+            return
+        self._stop_hold()
+        self._resume = asyncio.get_running_loop().call_later(seconds, self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self._resume = None
+        transport = self._transport
+        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.resume_reading()
+
+    def _stop_hold(self) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+
     def _connection_lost(self, exc: Exception | None) -> None:
+        self._stop_hold()
         if self._transport is None:
             return
         self._transport = None
@@ -155,6 +188,7 @@ class SerialTransport(Transport):
 
     @override
     async def close(self) -> None:
+        self._stop_hold()
         transport, self._transport = self._transport, None
         closed, self._closed = self._closed, None
         if transport is None:
