@@ -32,8 +32,10 @@ from custom_components.daly_active_balance.protocol.stream import D2Framing, Fra
 from .common import CELL_COUNTS, live_frame, median
 
 #: Timing repeats per decoder, and the length of one repeat in seconds.
-REPEATS: Final = 21
+REPEATS: Final = 31
 REPEAT_S: Final = 0.05
+#: Repeats' worth of calls each decoder makes before the timing starts.
+WARMUP_REPEATS: Final = 4
 #: A BLE device as BlueZ would describe it (aiobmsble builds a BleakClient, which needs a path).
 _DEVICE: Final = BLEDevice("40:17:10:01:5C:9B", "DL-401710015C9B", {"path": "/org/bluez/hci0/dev_40_17_10_01_5C_9B"})
 
@@ -105,6 +107,8 @@ def paired_us(first: Callable[[bytes], object], second: Callable[[bytes], object
     """
     timers = [timeit.Timer(lambda: first(frame)), timeit.Timer(lambda: second(frame))]
     numbers = [_number(lambda: first(frame)), _number(lambda: second(frame))]
+    for index, timer in enumerate(timers):  # warm up: caches, and a CPU clock that has ramped up
+        timer.timeit(numbers[index] * WARMUP_REPEATS)
     runs: list[list[float]] = [[], []]
     for _ in range(REPEATS):
         for index, timer in enumerate(timers):
