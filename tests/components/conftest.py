@@ -5,20 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT
+from homeassistant.const import CONF_ADDRESS, CONF_PORT
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_BLE,
+    CONNECTION_SERIAL,
+    DOMAIN,
+)
 from custom_components.daly_active_balance.protocol.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
     serve_tcp,
 )
+
+from .ble_helpers import DALY_ADDRESS
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +62,23 @@ def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfig
         title="DALY balancer 16S",
         unique_id=sim_server.url,
         data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+def ble_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """A Bluetooth entry (unique id = the dongle's address, as the config flow makes it).
+
+    Its update interval is long: the tests refresh the coordinator themselves.
+    """
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer 16S",
+        unique_id=DALY_ADDRESS,
+        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS},
+        options={CONF_UPDATE_INTERVAL: 3600},
     )
     entry.add_to_hass(hass)
     return entry

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_ADDRESS, CONF_PORT, STATE_UNAVAILABLE
+from homeassistant.const import CONF_PORT, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -31,7 +31,6 @@ from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_BLE,
     CONNECTION_SERIAL,
     DOMAIN,
 )
@@ -43,7 +42,7 @@ from custom_components.daly_active_balance.protocol.simulator import (
     serve_tcp,
 )
 
-from .ble_helpers import DALY_ADDRESS, inject_advertisement, service_info, use_standin_dongle
+from .ble_helpers import inject_advertisement, service_info, use_standin_dongle
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -251,20 +250,6 @@ async def test_serial_port_unplugged_and_replugged(
 
 
 # --- Bluetooth --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def ble_entry(hass: HomeAssistant) -> MockConfigEntry:
-    """A Bluetooth entry for the stand-in dongle."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id=DALY_ADDRESS,
-        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS},
-        options={CONF_UPDATE_INTERVAL: 3600},
-    )
-    entry.add_to_hass(hass)
-    return entry
 
 
 @pytest.fixture

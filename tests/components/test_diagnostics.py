@@ -20,7 +20,6 @@ from syrupy.filters import props
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_BLE,
     CONNECTION_SERIAL,
     DOMAIN,
 )
@@ -186,20 +185,6 @@ async def test_diagnostics_list_active_issues(
 
 
 # --- Bluetooth ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def ble_entry(hass: HomeAssistant) -> MockConfigEntry:
-    """A Bluetooth entry (its unique id is the module's address, as the config flow makes it)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id=DALY_ADDRESS,
-        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS},
-        options={CONF_UPDATE_INTERVAL: 5},
-    )
-    entry.add_to_hass(hass)
-    return entry
 
 
 @pytest.mark.usefixtures("enable_bluetooth")
