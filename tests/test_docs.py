@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+import re
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,3 +19,12 @@ def test_register_docs_are_current() -> None:
     assert (ROOT / "docs" / "registers.md").read_text(encoding="utf-8") == expected, (
         "docs/registers.md is stale: run scripts/gen_register_docs.py"
     )
+
+
+def test_readme_links_point_at_files() -> None:
+    """Every image and document the README links to is in the repository."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(((?:docs|custom_components)/[^)#]+)\)", readme)
+    assert any(target.endswith(".png") for target in targets)
+    for target in targets:
+        assert (ROOT / target).is_file(), target
