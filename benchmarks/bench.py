@@ -23,7 +23,7 @@ import time
 from typing import Any, Final
 
 from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from custom_components.daly_active_balance.protocol.transport import BAUDRATE, SerialTransport
 
 from . import decode, links
 from .common import (
@@ -106,7 +106,7 @@ def profile_decode_and_serial(profile_dir: Path) -> None:
             function(frame)
         profiler.disable()
         _dump(profiler, profile_dir / f"{name}.prof", name)
-    with SimProcess(["pty:16:9600"]) as sims:
+    with SimProcess([f"pty:16:{BAUDRATE}"]) as sims:
         profiler = cProfile.Profile()
 
         async def polls() -> None:

@@ -20,14 +20,12 @@ from typing import Any, Final, Self
 
 from custom_components.daly_active_balance.protocol.frames import ReadRequest, ReadResponse
 from custom_components.daly_active_balance.protocol.registers import BALANCER, EXTENDED, LIVE, SETTINGS, Block
-from custom_components.daly_active_balance.protocol.transport import BAUDRATE
+from custom_components.daly_active_balance.protocol.transport import BAUDRATE, wire_time
 
 REPO: Final = Path(__file__).resolve().parent.parent
 CAPTURE: Final = REPO.parent / "shared" / "vectors" / "balancer_capture.json"
 #: The live-block request whose captured reply the decode benchmark uses.
 LIVE_REQUEST_HEX: Final = "d2030000003ed7b9"
-#: Bits on the wire per byte at 8N1: start bit, 8 data bits, stop bit.
-BITS_PER_BYTE: Final = 10
 #: Cell counts whose cost growth is reported.
 CELL_COUNTS: Final = (4, 8, 16, 24)
 
@@ -88,7 +86,7 @@ def exchange_bytes(block: Block) -> int:
 
 def wire_ms(blocks: Iterable[Block], baud: int = BAUDRATE) -> float:
     """Milliseconds the requests and replies for ``blocks`` need on a UART at ``baud`` (8N1)."""
-    return sum(exchange_bytes(block) for block in blocks) * BITS_PER_BYTE / baud * 1000
+    return wire_time(sum(exchange_bytes(block) for block in blocks), baud) * 1000
 
 
 def live_frame() -> bytes:

@@ -29,6 +29,7 @@ from .frames import (
     Direction,
     ExceptionResponse,
     Frame,
+    Function,
     ReadRequest,
     ReadResponse,
     WriteMultiple,
@@ -40,7 +41,7 @@ from .models import Status
 from .registers import BY_KEY, LIVE, REGISTERS, BatteryType, Block, Kind
 from .simulator import SimulatedBalancer, SimulatorConfig, serve_pty, serve_tcp
 from .stream import D2Framing, FrameStream
-from .transport import SerialTransport, Transport
+from .transport import BAUDRATE, SerialTransport, Transport
 
 #: Register keys → the names the captured vectors (``shared/vectors``) use in their ``expect``
 #: objects, so that ``decode`` output can be compared with them key by key.
@@ -233,7 +234,7 @@ def _describe(frame: Frame, pending: list[Frame]) -> dict[str, Any]:
     block: Block | None = None
     match frame:
         case ReadResponse(values=words):
-            out = {"function": 3, "byte_count": 2 * len(words), "registers": list(words)}
+            out = {"function": int(Function.READ), "byte_count": 2 * len(words), "registers": list(words)}
             request = next((r for r in pending if isinstance(r, ReadRequest) and r.count == len(words)), None)
             if request is not None:
                 pending.remove(request)
@@ -241,18 +242,29 @@ def _describe(frame: Frame, pending: list[Frame]) -> dict[str, Any]:
                 block = Block("read", request.start, request.count)
         case WriteSingle(register=address, value=value):
             words = (value,)
-            out = {"function": 6, "byte_count": 2, "start": address, "registers": [value]}
+            out = {"function": int(Function.WRITE_SINGLE), "byte_count": 2, "start": address, "registers": [value]}
             if frame in pending:
                 pending.remove(frame)
                 block = Block("write", address, 1)
         case WriteMultiple(start=address, values=words):
-            out = {"function": 16, "byte_count": 2 * len(words), "start": address, "registers": list(words)}
+            out = {
+                "function": int(Function.WRITE_MULTIPLE),
+                "byte_count": 2 * len(words),
+                "start": address,
+                "registers": list(words),
+            }
         case WriteMultipleAck(start=address, count=count):
-            out = {"function": 16, "byte_count": 0, "start": address, "count": count, "registers": []}
+            out = {
+                "function": int(Function.WRITE_MULTIPLE),
+                "byte_count": 0,
+                "start": address,
+                "count": count,
+                "registers": [],
+            }
         case ExceptionResponse(function=function, code=code):
             out = {"function": function | 0x80, "byte_count": 0, "exception_code": code, "registers": []}
         case ReadRequest(start=address, count=count):
-            out = {"function": 3, "byte_count": 0, "start": address, "count": count, "registers": []}
+            out = {"function": int(Function.READ), "byte_count": 0, "start": address, "count": count, "registers": []}
     start = out.get("start")
     if isinstance(start, int) and _SECRET_WORDS.intersection(range(start, start + len(out["registers"]))):
         out["registers"] = REDACTED
@@ -277,7 +289,7 @@ async def _simulate(args: argparse.Namespace) -> None:
         battery_type=BatteryType(args.battery_type),
         model=args.model,
         protocols=frozenset({"d2", "a5"} if args.a5 else {"d2"}),
-        pace_baud=9600 if args.pace else None,
+        pace_baud=BAUDRATE if args.pace else None,
     )
     sim = SimulatedBalancer(config)
     servers = []

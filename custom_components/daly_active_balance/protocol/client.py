@@ -50,7 +50,7 @@ from .registers import (
     Register,
 )
 from .stream import D2Framing, FrameStream
-from .transport import BAUDRATE, Transport
+from .transport import Transport, wire_time
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,8 +60,6 @@ DEFAULT_RETRIES: Final = 2
 #: After a timeout, how long to listen (and drop) before asking again: a late answer to the
 #: request that timed out must not be taken for the answer to the retry.
 LATE_GUARD: Final = 0.25
-#: Bits one byte takes on the module's UART (8N1, at ``BAUDRATE``, on every link).
-BITS_PER_BYTE: Final = 10
 #: Reads held for an answer's wire time resume this much earlier, so that the timer's
 #: granularity never makes the last bytes wait (about 5 bytes at 9600 baud).
 HOLD_MARGIN: Final = 0.005
@@ -271,7 +269,7 @@ class DalyClient:
                 self._pending = pending
                 self.stats.requests += 1
                 await self.transport.write(request)
-                wire = (len(request) + reply_bytes) * BITS_PER_BYTE / BAUDRATE if reply_bytes else 0.0
+                wire = wire_time(len(request) + reply_bytes) if reply_bytes else 0.0
                 if wire and self._wire_paced:
                     self.transport.hold_reads(wire - HOLD_MARGIN)
                 sent = loop.time()

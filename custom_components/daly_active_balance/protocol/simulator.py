@@ -45,6 +45,7 @@ from .registers import (
     default_words,
 )
 from .stream import D2Framing, FrameStream
+from .transport import wire_time
 
 #: The module's register space: reads must lie inside 0x0000–0x00FF.
 BANK_SIZE: Final = 0x100
@@ -648,7 +649,7 @@ class _Link:
 
     def feed(self, data: bytes) -> None:
         baud = self._sim.config.pace_baud
-        arrived = asyncio.get_running_loop().time() + (len(data) * 10 / baud if baud else 0.0)
+        arrived = asyncio.get_running_loop().time() + (wire_time(len(data), baud) if baud else 0.0)
         for reply in self._sim.receive(data):
             self._queue.put_nowait((reply, arrived))
 
@@ -672,9 +673,9 @@ class _Link:
                     continue
                 for offset in range(0, len(chunk), self.PIECE):
                     piece = chunk[offset : offset + self.PIECE]
-                    await self._until(start + (offset + len(piece)) * 10 / baud)
+                    await self._until(start + wire_time(offset + len(piece), baud))
                     self._write(piece)
-                start += len(chunk) * 10 / baud
+                start += wire_time(len(chunk), baud)
             self._line_free = start
 
     def cancel(self) -> None:

@@ -21,6 +21,14 @@ _LOGGER = logging.getLogger(__name__)
 
 #: The module's UART (and the BLE dongle's) line settings: 9600 baud, 8N1 (reference §2.2).
 BAUDRATE: Final = 9600
+#: Bits one byte takes on that UART at 8N1: start bit, 8 data bits, stop bit.
+BITS_PER_BYTE: Final = 10
+
+
+def wire_time(size: int, baud: int = BAUDRATE) -> float:
+    """Seconds ``size`` bytes take to cross the UART at ``baud``."""
+    return size * BITS_PER_BYTE / baud
+
 
 DataCallback = Callable[[bytes], None]
 LostCallback = Callable[[Exception | None], None]
