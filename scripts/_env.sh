@@ -19,13 +19,16 @@ DALY_CHROOT_VENV="/opt/daly-venv"
 
 _daly_log() { printf '\033[1m[daly]\033[0m %s\n' "$*" >&2; }
 
-# Serialises the set-up steps between scripts started at the same time (one cache folder).
-_daly_lock() {
+# Runs "$@" holding the cache folder's set-up lock, so that scripts started at the same time
+# never build the Debian root or install packages at once.
+_daly_locked() {
   mkdir -p "$DALY_CACHE"
   exec 9>"$DALY_CACHE/.setup-lock"
   flock 9
+  "$@"
+  flock -u 9
+  exec 9>&-
 }
-_daly_unlock() { flock -u 9; exec 9>&-; }
 
 # True when the given interpreter is at least DALY_MIN_PY.
 _daly_python_ok() {
@@ -131,11 +134,11 @@ daly_exec() {
 }
 
 # Makes sure the venv exists and holds the given requirements files (re-installs on change).
-daly_ensure() {
+daly_ensure() { _daly_locked _daly_ensure "$@"; }
+_daly_ensure() {
   local mode venv stamp want
   mode="$(daly_mode)"
   venv="$(daly_venv)"
-  _daly_lock
   case "$mode" in
     host) [ -x "$venv/bin/python" ] || python3.14 -m venv "$venv" ;;
     uv) [ -x "$venv/bin/python" ] || uv venv --seed --python ">=$DALY_MIN_PY" "$venv" >/dev/null ;;
@@ -155,19 +158,14 @@ daly_ensure() {
     mkdir -p "$DALY_CACHE"
     echo "$want" >"$stamp"
   fi
-  _daly_unlock
 }
 
 # Makes sure Debian's chromium (and fonts to draw text with) is where the browser tests run:
 # inside the Debian root in chroot mode (marker file beside it), on the host otherwise (as root).
 # Playwright drives this browser; it never downloads one. The forky suite's Release file can be
 # past its "Valid-Until" date on a frozen mirror, hence Check-Valid-Until=false.
-daly_ensure_chromium() {
-  _daly_lock
-  _daly_ensure_chromium_locked
-  _daly_unlock
-}
-_daly_ensure_chromium_locked() {
+daly_ensure_chromium() { _daly_locked _daly_ensure_chromium; }
+_daly_ensure_chromium() {
   local install='export DEBIAN_FRONTEND=noninteractive
     apt-get -o Acquire::Check-Valid-Until=false update -qq \
       && apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null'
@@ -196,12 +194,8 @@ _daly_ensure_chromium_locked() {
 # the host otherwise). Home Assistant's voice pipeline, which its service helper always imports
 # (so the web UI does not load without it), needs pymicro-vad and pyspeex-noise, and neither has
 # a wheel for Python 3.14: pip builds them from source (about 20 s).
-daly_ensure_cxx() {
-  _daly_lock
-  _daly_ensure_cxx_locked
-  _daly_unlock
-}
-_daly_ensure_cxx_locked() {
+daly_ensure_cxx() { _daly_locked _daly_ensure_cxx; }
+_daly_ensure_cxx() {
   case "$(daly_mode)" in
     chroot)
       _daly_build_root
