@@ -17,9 +17,7 @@ The result goes to the JSON file named by ``DALY_SOAK_RESULT``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
-import contextlib
 import dataclasses
 from dataclasses import fields
 import itertools
@@ -68,6 +66,7 @@ from custom_components.daly_active_balance.protocol.transport import SerialTrans
 from custom_components.daly_active_balance.select import SELECTS
 from custom_components.daly_active_balance.sensor import SENSORS
 from custom_components.daly_active_balance.switch import SWITCHES
+from tests.leaks import live_tasks, open_fds, until
 
 #: Fault kinds mixed in the soak: the simulator's six reply faults, and the module falling asleep.
 SLEEP = "sleep"
@@ -234,27 +233,6 @@ def _entity_errors(hass: HomeAssistant, entities: dict[str, str], data: DalyData
 # --- leaks ----------------------------------------------------------------------------------------
 
 
-def _fds() -> dict[int, str]:
-    found = {}
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-    return found
-
-
-def _live_tasks() -> set[asyncio.Task[Any]]:
-    return {task for task in asyncio.all_tasks() if not task.done() and task is not asyncio.current_task()}
-
-
-async def _until(condition: Any, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 # --- the soak -------------------------------------------------------------------------------------
 
 
@@ -288,9 +266,9 @@ async def test_soak(hass: HomeAssistant, socket_enabled: None) -> None:
     warm = DalyClient(SerialTransport(server.url))  # the loop creates its executor on first use
     await warm.read_status()
     await warm.close()
-    await _until(lambda: server.connections == 0)
-    fds_before = _fds()
-    tasks_before = _live_tasks()
+    await until(lambda: server.connections == 0)
+    fds_before = open_fds()
+    tasks_before = live_tasks()
 
     entry = MockConfigEntry(
         domain=DOMAIN,
@@ -409,10 +387,10 @@ async def test_soak(hass: HomeAssistant, socket_enabled: None) -> None:
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
-    await _until(lambda: server.connections == 0)
-    await _until(lambda: not (_live_tasks() - tasks_before))
-    leaked_tasks = _live_tasks() - tasks_before
-    fds_after = _fds()
+    await until(lambda: server.connections == 0)
+    await until(lambda: not (live_tasks() - tasks_before))
+    leaked_tasks = live_tasks() - tasks_before
+    fds_after = open_fds()
     leaked_fds = {fd: target for fd, target in fds_after.items() if fds_before.get(fd) != target}
     results["leaked_tasks"] = len(leaked_tasks)
     results["leaked_task_names"] = sorted(str(task.get_coro()) for task in leaked_tasks)

@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from custom_components.daly_active_balance.protocol.simulator import (
     serve_tcp,
 )
 
+from ..leaks import live_tasks, open_fds, until
 from .ble_helpers import inject_advertisement, service_info, use_standin_dongle
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -54,31 +54,11 @@ SHORT = 0.1
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def fds() -> dict[int, str]:
-    """This process's open descriptors and what they point at."""
-    found = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-    return found
-
-
-def live_tasks() -> set[asyncio.Task[Any]]:
-    """Tasks still running, other than the test's own."""
-    return {task for task in asyncio.all_tasks() if not task.done() and task is not asyncio.current_task()}
-
-
 async def wait_for(
     condition: Callable[[], bool], seconds: float = 3.0, message: Callable[[], object] = lambda: ""
 ) -> None:
     """Let the loop run (real I/O) until ``condition()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not condition():
-        assert loop.time() < deadline, f"condition never held {message()}"
-        await asyncio.sleep(0.01)
+    assert await until(condition, seconds), f"condition never held {message()}"
 
 
 def transitions(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -148,18 +128,18 @@ async def unload_leaves_nothing(
     await wait_for(lambda: not (live_tasks() - tasks_before), message=lambda: live_tasks() - tasks_before)
 
     def new_fds() -> set[int]:
-        return {fd for fd, target in fds().items() if fds_before.get(fd) != target} - servers
+        return {fd for fd, target in open_fds().items() if fds_before.get(fd) != target} - servers
 
-    await wait_for(lambda: not new_fds(), message=lambda: {fd: fds().get(fd) for fd in new_fds()})
+    await wait_for(lambda: not new_fds(), message=lambda: {fd: open_fds().get(fd) for fd in new_fds()})
 
 
 async def serve(
     start: Callable[..., Any], sim: SimulatedBalancer, **kwargs: Any
 ) -> tuple[SimulatorServer, set[int], set[asyncio.Task[Any]]]:
     """Start a simulator server; also return the descriptors and tasks it opened (the test's own)."""
-    before, tasks = fds(), live_tasks()
+    before, tasks = open_fds(), live_tasks()
     server: SimulatorServer = await start(sim, **kwargs)
-    return server, {fd for fd, target in fds().items() if before.get(fd) != target}, live_tasks() - tasks
+    return server, {fd for fd, target in open_fds().items() if before.get(fd) != target}, live_tasks() - tasks
 
 
 def serial_entry(hass: HomeAssistant, port: str) -> MockConfigEntry:
@@ -193,7 +173,7 @@ async def test_tcp_bridge_refusing_then_accepting(
     bridge accepts again; unload leaves nothing open."""
     server = await serve_tcp(simulator)
     port = server.port
-    tasks_before, fds_before = live_tasks(), fds()
+    tasks_before, fds_before = live_tasks(), open_fds()
     entry = serial_entry(hass, server.url)
     coordinator = await setup_entry(hass, entry)
     assert availability(hass, entry) == {True}
@@ -227,7 +207,7 @@ async def test_serial_port_unplugged_and_replugged(
     link = tmp_path / "usb-DALY-if00-port0"  # like /dev/serial/by-id/…
     first = await serve_pty(simulator)
     link.symlink_to(first.url)
-    tasks_before, fds_before = live_tasks(), fds()
+    tasks_before, fds_before = live_tasks(), open_fds()
     entry = serial_entry(hass, str(link))
     coordinator = await setup_entry(hass, entry)
     caplog.clear()
@@ -288,7 +268,7 @@ async def test_ble_link_lost_mid_poll_then_device_gone_and_back(
     entry unavailable with one line and comes back with one; unload leaves no BLE connection."""
     dongle = use_standin_dongle(monkeypatch, simulator)
     await inject_advertisement(hass, service_info())
-    tasks_before, fds_before = live_tasks(), fds()
+    tasks_before, fds_before = live_tasks(), open_fds()
     coordinator = await setup_entry(hass, ble_entry)
     caplog.clear()
 
@@ -328,7 +308,7 @@ async def test_ha_started_while_the_ble_module_is_away(
     """HA started while the module is away: setup retries (no crash, no error log) until the
     dongle is advertised and connectable, then the entry loads; unload leaves nothing."""
     dongle = use_standin_dongle(monkeypatch, simulator)
-    tasks_before, fds_before = live_tasks(), fds()
+    tasks_before, fds_before = live_tasks(), open_fds()
     assert not await hass.config_entries.async_setup(ble_entry.entry_id)  # never advertised
     assert ble_entry.state is ConfigEntryState.SETUP_RETRY
     assert ble_entry.reason is not None

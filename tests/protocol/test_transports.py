@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 import logging
-import os
 from typing import Any
 
 from bleak.backends.device import BLEDevice
@@ -25,9 +24,7 @@ from custom_components.daly_active_balance.protocol.simulator import (
 from custom_components.daly_active_balance.protocol.transport import SerialTransport
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 
-
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+from ..leaks import open_fds
 
 
 @pytest.fixture
@@ -61,13 +58,13 @@ async def test_serial_over_tcp_leaves_no_descriptor(sim: SimulatedBalancer, tcp_
     warm = DalyClient(SerialTransport(tcp_url), timeout=1)
     await warm.read_status()
     await warm.close()
-    before = _open_fds()
+    before = len(open_fds())
     for _ in range(3):
         client = DalyClient(SerialTransport(tcp_url), timeout=1)
         status = await client.read_status()
         assert status.cell_count == 24
         await client.close()
-    assert _open_fds() == before
+    assert len(open_fds()) == before
 
 
 async def test_nonexistent_port() -> None:
