@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from custom_components.daly_active_balance.protocol.frames import with_crc
+from custom_components.daly_active_balance.protocol.registers import PASSWORD
+from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "daly_active_balance"
 ENV = {**os.environ, "PYTHONPATH": str(PACKAGE_PARENT)}
@@ -153,3 +155,28 @@ def test_decode_refuses_bad_input() -> None:
     bad_request = _cli("decode", "--data", "d2", "--request", "d2030000003e0000")
     assert bad_request.returncode == 1
     assert "not a valid D2 request" in bad_request.stderr
+
+
+def _secret_forms() -> list[str]:
+    """The password as decoded, and its raw words as they could be printed."""
+    sim = SimulatedBalancer()
+    words = [sim.read_word(a) for a in range(PASSWORD.start, PASSWORD.end)]
+    password = sim.value("password")
+    assert isinstance(password, str) and password
+    return [
+        password,
+        ", ".join(str(w) for w in words),
+        "".join(f"{w:04x}" for w in words),
+        " ".join(f"{w >> 8:02x} {w & 0xFF:02x}" for w in words),
+    ]
+
+
+def test_read_with_debug_logging_never_prints_the_password(simulator_url: list[str]) -> None:
+    """Secrets, "never appears in ... the CLI's output": ``read -v`` (debug log on stderr) reads the
+    password block from the module, yet neither output stream shows it in any form."""
+    result = _cli("-v", "read", "--port", simulator_url[0])
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG" in result.stderr
+    for form in _secret_forms():
+        assert form not in result.stdout, form
+        assert form not in result.stderr, form
