@@ -23,7 +23,7 @@ from custom_components.daly_active_balance.protocol.registers import BALANCER, E
 from custom_components.daly_active_balance.protocol.transport import BAUDRATE, wire_time
 
 REPO: Final = Path(__file__).resolve().parent.parent
-CAPTURE: Final = REPO.parent / "shared" / "vectors" / "balancer_capture.json"
+CAPTURE: Final = REPO / "tests" / "fixtures" / "vectors" / "balancer_capture.json"
 #: The live-block request whose captured reply the decode benchmark uses.
 LIVE_REQUEST_HEX: Final = "d2030000003ed7b9"
 #: Cell counts whose cost growth is reported.

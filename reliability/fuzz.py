@@ -22,7 +22,7 @@ from protocol.models import Status  # noqa: E402
 from protocol.registers import LIVE  # noqa: E402
 from protocol.stream import D2Framing, FrameStream  # noqa: E402
 
-VECTORS = ROOT.parent / "shared" / "vectors" / "balancer_capture.json"
+VECTORS = ROOT / "tests" / "fixtures" / "vectors" / "balancer_capture.json"
 
 
 def _inputs(rng: random.Random, frames: list[bytes]) -> bytes:

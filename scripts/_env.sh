@@ -11,7 +11,6 @@
 set -euo pipefail
 
 DALY_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DALY_PARENT="$(dirname "$DALY_REPO")"
 DALY_CACHE="${DALY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/daly-active-balance}"
 DALY_MIN_PY="3.14.2"
 DALY_ROOT="$DALY_CACHE/forky"
@@ -87,14 +86,14 @@ _daly_build_root() {
   touch "$DALY_ROOT/.daly-root-ok"
 }
 
-# Runs "$@" inside the chroot with /proc, /dev (and /dev/pts) and the repository's parent
-# folder (so ../shared is beside the repository there too) mounted at the same paths.
+# Runs "$@" inside the chroot with /proc, /dev (and /dev/pts) and the repository mounted at the
+# same paths. Only the repository: nothing the project runs may read what lies beside it.
 _daly_chroot_exec() {
   cp /etc/resolv.conf "$DALY_ROOT/etc/resolv.conf" 2>/dev/null || true
   if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     cp /etc/ssl/certs/ca-certificates.crt "$DALY_ROOT/etc/ssl/certs/ca-certificates.crt"
   fi
-  mkdir -p "$DALY_ROOT$DALY_PARENT"
+  mkdir -p "$DALY_ROOT$DALY_REPO"
   local pass=() var
   for var in CI TERM COLUMNS PYTHONPATH DALY_CACHE DALY_MODE PYTEST_ADDOPTS DALY_HA_PORT DALY_SIM_PORT DALY_BENCH_MINUTES DALY_SOAK_POLLS DALY_FUZZ_INPUTS; do
     [ -n "${!var:-}" ] && pass+=("$var=${!var}")
@@ -102,12 +101,12 @@ _daly_chroot_exec() {
   # shellcheck disable=SC2016
   unshare --mount --propagation private -- /bin/bash -c '
     set -e
-    root="$1"; parent="$2"; repo="$3"; shift 3
+    root="$1"; repo="$2"; cwd="$3"; shift 3
     mount --rbind /proc "$root/proc"
     mount --rbind /dev "$root/dev"
-    mount --bind "$parent" "$root$parent"
-    exec chroot "$root" /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$repo" "$@"
-  ' daly-chroot "$DALY_ROOT" "$DALY_PARENT" "$PWD" \
+    mount --bind "$repo" "$root$repo"
+    exec chroot "$root" /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$cwd" "$@"
+  ' daly-chroot "$DALY_ROOT" "$DALY_REPO" "$PWD" \
     /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH="$DALY_CHROOT_VENV/bin:/usr/local/bin:/usr/bin:/bin" \
     VIRTUAL_ENV="$DALY_CHROOT_VENV" "${pass[@]}" "$@"
 }

@@ -14,12 +14,11 @@ import pytest
 
 import custom_components.daly_active_balance  # noqa: F401
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-VECTORS = SHARED / "vectors" / "balancer_capture.json"
+VECTORS = Path(__file__).resolve().parent / "fixtures" / "vectors" / "balancer_capture.json"
 
 
 @pytest.fixture(scope="session")
 def capture() -> dict[str, Any]:
-    """The real frames captured from a 16S balancer (shared test vectors)."""
+    """The real frames captured from a 16S balancer (tests/fixtures/vectors)."""
     data: dict[str, Any] = json.loads(VECTORS.read_text())
     return data

@@ -27,7 +27,7 @@ from custom_components.daly_active_balance.protocol.registers import (
 )
 from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "balancer_capture.json"
+VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "balancer_capture.json"
 _CAPTURE = json.loads(VECTORS.read_text())
 REAL_FRAMES = [bytes.fromhex(r["hex"]) for r in _CAPTURE["responses"]]
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
