@@ -28,6 +28,7 @@ from typing import Final, Self
 
 from . import a5
 from .errors import (
+    ConnectTimeoutError,
     DalyConnectionError,
     DalyError,
     DalyTimeoutError,
@@ -293,6 +294,8 @@ class DalyClient:
                 error = err
                 self._owed.clear()  # a new link carries nothing of the old one
                 await self.transport.close()
+                if isinstance(err, ConnectTimeoutError):
+                    raise  # a bridge that let a whole connect time pass will not accept the next one
             finally:
                 self._pending = None
                 if not pending.future.done():

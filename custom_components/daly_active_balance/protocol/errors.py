@@ -15,6 +15,14 @@ class DalyConnectionError(DalyError):
     """The transport cannot be opened or was lost."""
 
 
+class ConnectTimeoutError(DalyConnectionError):
+    """The link was not established in time: the bridge did not accept the connection."""
+
+    def __init__(self, link: str, timeout: float) -> None:
+        super().__init__(f"{link} did not accept a connection within {timeout:g} s")
+        self.timeout = timeout
+
+
 class DalyTimeoutError(DalyError):
     """The module did not answer in time (asleep, unplugged or out of range)."""
 
