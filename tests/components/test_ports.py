@@ -1,0 +1,141 @@
+"""Ports as entries hold them: the 1.1 → 1.2 migration, credentials, and bridges that never accept.
+
+Every entry here is set up through Home Assistant against the simulator on a real loopback TCP
+socket, or against a loopback port whose connects never complete (``unaccepting``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_PORT, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.protocol.redact import REDACTED
+from custom_components.daly_active_balance.protocol.simulator import SimulatorServer
+from custom_components.daly_active_balance.protocol.transport import SerialTransport
+
+from .unaccepting import unaccepting_port
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+KEY = "bm9pc2Uta2V5LTEyMzQ1Njc4OTBhYmNkZWY="
+CONNECT_TIMEOUT = 0.15
+
+
+def old_entry(hass: HomeAssistant, port: str, *, unique_id: str | None = None) -> MockConfigEntry:
+    """A serial entry as version 1.1 made it: the port as typed, and its unique id."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="DALY balancer 16S",
+        unique_id=port if unique_id is None else unique_id,
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: port},
+        version=1,
+        minor_version=1,
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+async def test_migration_carries_the_port_identity_over(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+    sim_server: SimulatorServer,
+) -> None:
+    """A 1.1 entry spelt oddly, with a key in its URL, gets the canonical port and a unique id
+    without the key; its device and entities keep their ids' meaning (same entity ids, history)."""
+    typed = f"SOCKET://localhost:0{sim_server.port}/?key={KEY}"
+    entry = old_entry(hass, typed)
+    device = device_registry.async_get_or_create(config_entry_id=entry.entry_id, identifiers={(DOMAIN, typed)})
+    pack = entity_registry.async_get_or_create(
+        Platform.SENSOR, DOMAIN, f"{typed}_pack_voltage", config_entry=entry, device_id=device.id
+    )
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.state is ConfigEntryState.LOADED
+    assert (entry.version, entry.minor_version) == (1, 2)
+    assert entry.data[CONF_PORT] == f"{sim_server.url}?key={KEY}"  # still holds what it needs to connect
+    assert entry.unique_id == sim_server.url
+    moved = entity_registry.async_get(pack.entity_id)
+    assert moved is not None
+    assert moved.unique_id == f"{sim_server.url}_pack_voltage"
+    assert hass.states.get(pack.entity_id) is not None
+    entities = er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    assert not [e.unique_id for e in entities if KEY in e.unique_id or not e.unique_id.startswith(sim_server.url)]
+    updated = device_registry.async_get(device.id)
+    assert updated is not None
+    assert updated.identifiers == {(DOMAIN, sim_server.url)}
+    assert len(dr.async_entries_for_config_entry(device_registry, entry.entry_id)) == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_migration_keeps_an_id_another_entry_has(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, sim_server: SimulatorServer
+) -> None:
+    """Two 1.1 entries for one bridge (added twice before): the second keeps its id, with a warning;
+    an id the config flow did not derive from the port is left alone."""
+    first = old_entry(hass, sim_server.url)
+    second = old_entry(hass, f"{sim_server.url}/")
+    custom = old_entry(hass, f"socket://LOCALHOST:{sim_server.port}", unique_id="my-bridge")
+    assert await hass.config_entries.async_setup(first.entry_id)  # sets up the domain's entries
+    await hass.async_block_till_done()
+    assert [e.minor_version for e in (first, second, custom)] == [2, 2, 2]
+    assert first.unique_id == sim_server.url
+    assert second.unique_id == f"{sim_server.url}/"
+    assert second.data[CONF_PORT] == sim_server.url
+    assert custom.unique_id == "my-bridge"
+    assert custom.data[CONF_PORT] == sim_server.url
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("custom_")]
+    assert warnings == [f"DALY balancer 16S uses the same port as another entry ({sim_server.url}): remove one of them"]
+    for entry in (first, second, custom):
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_migration_refuses_a_newer_version(hass: HomeAssistant, sim_server: SimulatorServer) -> None:
+    """An entry from a newer major version (a downgrade) is not set up."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=sim_server.url,
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+        version=2,
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR
+
+
+async def test_setup_against_a_bridge_that_never_accepts(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setup names the cause (the bridge did not accept a connection), tries the connect once per
+    attempt, and no text or log line holds the URL's key."""
+    defaults = SerialTransport.__init__.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "connect_timeout", CONNECT_TIMEOUT)
+    caplog.set_level(logging.DEBUG)
+    with unaccepting_port() as port:
+        url = f"socket://127.0.0.1:{port}?key={KEY}"
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            unique_id=f"socket://127.0.0.1:{port}",
+            data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: url},
+            minor_version=2,
+        )
+        entry.add_to_hass(hass)
+        assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason == (
+        f"The bridge socket://127.0.0.1:{port}?key={REDACTED} did not accept a connection within "
+        f"{CONNECT_TIMEOUT:g} s. Check its address and port, and that it is powered and on the network"
+    )
+    assert KEY not in caplog.text
+    opened = [r for r in caplog.records if "did not accept a connection" in r.getMessage()]
+    assert opened
