@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 import time
@@ -28,6 +29,7 @@ from .const import (
 )
 from .protocol.client import DalyClient
 from .protocol.errors import (
+    ConnectTimeoutError,
     DalyConnectionError,
     DalyError,
     DalyTimeoutError,
@@ -38,7 +40,7 @@ from .protocol.models import Identity, Settings, Status
 from .protocol.registers import DecodedValue
 from .protocol.transport import SerialTransport, Transport
 from .protocol.transport_ble import BleTransport
-from .repairs import async_update_issues
+from .repairs import IssueState, async_update_issues
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]
 
@@ -51,15 +53,20 @@ class DalyData:
     settings: Settings
 
 
+def entry_link(data: Mapping[str, Any]) -> str:
+    """The Bluetooth address or the serial port / URL a config entry's data connects to."""
+    return str(data[CONF_ADDRESS] if data.get(CONF_CONNECTION) == CONNECTION_BLE else data[CONF_PORT])
+
+
 def create_transport(hass: HomeAssistant, data: dict[str, object], *, keep_connected: bool = True) -> Transport:
     """The transport a config entry's data describes."""
+    link = entry_link(data)
     if data.get(CONF_CONNECTION) == CONNECTION_BLE:
-        address = str(data[CONF_ADDRESS])
         return BleTransport(
-            lambda: bluetooth.async_ble_device_from_address(hass, address, connectable=True),
+            lambda: bluetooth.async_ble_device_from_address(hass, link, connectable=True),
             keep_connected=keep_connected,
         )
-    return SerialTransport(str(data[CONF_PORT]))
+    return SerialTransport(link)
 
 
 class DalyCoordinator(DataUpdateCoordinator[DalyData]):
@@ -82,12 +89,19 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self._polls = 0
         self._settings_due = True
         self.last_success: float | None = None
+        #: The repair issues' debouncing (see ``repairs``).
+        self.issue_state = IssueState()
         self.apply_options()
 
     @property
     def settings(self) -> Settings | None:
         """The settings last read from the module."""
         return self._settings
+
+    @property
+    def link(self) -> str:
+        """The address or port this entry connects to, as its data holds it (secrets included)."""
+        return entry_link(self.config_entry.data)
 
     @property
     def is_ble(self) -> bool:
@@ -109,11 +123,22 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         try:
             self.identity = await self.client.read_identity()
         except DalyError as err:
-            raise UpdateFailed(
+            raise self._cannot_reach(err) from err
+
+    def _cannot_reach(self, err: DalyError) -> UpdateFailed:
+        """The failure of a poll or setup the module did not answer, naming the cause."""
+        link = self.client.transport.description
+        if isinstance(err, ConnectTimeoutError):
+            return UpdateFailed(
                 translation_domain=DOMAIN,
-                translation_key="cannot_reach",
-                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
-            ) from err
+                translation_key="connect_timeout",
+                translation_placeholders={"link": link, "timeout": f"{err.timeout:g}"},
+            )
+        return UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="cannot_reach",
+            translation_placeholders={"link": link, "error": str(err)},
+        )
 
     @override
     async def _async_update_data(self) -> DalyData:
@@ -122,11 +147,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             poll = await self.client.poll(settings=read_settings)
         except (DalyTimeoutError, DalyConnectionError) as err:
             async_update_issues(self, None)
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="cannot_reach",
-                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
-            ) from err
+            raise self._cannot_reach(err) from err
         except DalyError as err:
             raise UpdateFailed(
                 translation_domain=DOMAIN,

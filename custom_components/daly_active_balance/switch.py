@@ -8,7 +8,6 @@ from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.components.switch.const import SwitchDeviceClass
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -93,7 +92,7 @@ class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
     def __init__(self, coordinator: DalyCoordinator, description: SwitchEntityDescription) -> None:
         """Follow the option also when it is changed from the options flow."""
         super().__init__(coordinator, description)
-        self._entry: ConfigEntry = coordinator.config_entry
+        self._entry: DalyConfigEntry = coordinator.config_entry
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -101,7 +100,7 @@ class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
         await super().async_added_to_hass()
         self.async_on_remove(self._entry.add_update_listener(self._async_options_updated))
 
-    async def _async_options_updated(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+    async def _async_options_updated(self, hass: HomeAssistant, entry: DalyConfigEntry) -> None:
         self.async_write_ha_state()
 
     @property
