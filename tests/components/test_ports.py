@@ -16,7 +16,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
-from custom_components.daly_active_balance.protocol.redact import REDACTED
+from custom_components.daly_active_balance.ports import InvalidPortError, canonical_port, port_id
+from custom_components.daly_active_balance.protocol.client import DalyClient
+from custom_components.daly_active_balance.protocol.errors import ConnectTimeoutError
+from custom_components.daly_active_balance.protocol.redact import REDACTED, redact
 from custom_components.daly_active_balance.protocol.simulator import SimulatorServer
 from custom_components.daly_active_balance.protocol.transport import SerialTransport
 
@@ -139,3 +142,67 @@ async def test_setup_against_a_bridge_that_never_accepts(
     assert KEY not in caplog.text
     opened = [r for r in caplog.records if "did not accept a connection" in r.getMessage()]
     assert opened
+
+
+# --- the spelling and identity of ports, and the redaction of link secrets ----------------------
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [
+        ("esphome://proxy.local:6053/?port_name=uart1&noise_psk=abc", "esphome://proxy.local?port_name=uart1"),
+        ("esphome://user:pw@proxy.local?port_name=uart1&password=x", "esphome://proxy.local?port_name=uart1"),
+        ("socket://127.0.0.1:8899", "socket://127.0.0.1:8899"),
+        ("COM3", "COM3"),
+    ],
+)
+def test_port_id_leaves_credentials_out(port: str, expected: str) -> None:
+    """A port's identity holds no credential (query secrets, a user:password part)."""
+    assert port_id(canonical_port(port)) == expected
+
+
+def test_canonical_port_keeps_what_connects() -> None:
+    """The stored spelling keeps credentials and a user part: the bridge needs them."""
+    assert canonical_port(" ESPHOME://u:p@Proxy.Local:6053/?key=a ") == "esphome://u:p@proxy.local?key=a"
+
+
+@pytest.mark.parametrize("port", ["", "tty0", "socket://127.0.0.1", "ftp://host:1", "socket://:1", "rfc2217://h:x"])
+def test_canonical_port_refuses(port: str) -> None:
+    """Not a device path, a COM port or an accepted URL: refused."""
+    with pytest.raises(InvalidPortError):
+        canonical_port(port)
+
+
+@pytest.mark.parametrize(
+    ("text", "link", "expected"),
+    [
+        # A Bluetooth address in every spelling, also inside the dongle's name.
+        ("DL-401710015C9B at 40:17:10:01:5c:9b", "40:17:10:01:5C:9B", f"DL-{REDACTED} at {REDACTED}"),
+        ("40-17-10-01-5C-9B / 401710015c9b", "40:17:10:01:5C:9B", f"{REDACTED} / {REDACTED}"),
+        # URL credentials as typed, percent- and plus-decoded, and in a user:password part.
+        (
+            "esphome://h?key=a%2Bb+c gave a+b c",
+            "esphome://h?key=a%2Bb+c",
+            f"esphome://h?key={REDACTED} gave {REDACTED}",
+        ),
+        ("esphome://me:s3cret@h:1 failed", "esphome://me:s3cret@h:1", f"esphome://me:{REDACTED}@h:1 failed"),
+        # Nothing secret: unchanged (also an empty value, and a parameter that is not a secret).
+        ("socket://h:1?port_name=u&key=", "socket://h:1?port_name=u&key=", "socket://h:1?port_name=u&key="),
+        ("/dev/ttyUSB0 lost", "/dev/ttyUSB0", "/dev/ttyUSB0 lost"),
+    ],
+)
+def test_redact(text: str, link: str, expected: str) -> None:
+    """``redact`` takes every secret of a link out of a text and leaves the rest readable."""
+    assert redact(text, link) == expected
+
+
+async def test_client_does_not_retry_a_connect_that_never_completes() -> None:
+    """One bounded attempt per request: a bridge that let a whole connect time pass is not tried
+    again at once (the poll would hold the link for every retry)."""
+    with unaccepting_port() as port:
+        client = DalyClient(SerialTransport(f"socket://127.0.0.1:{port}", connect_timeout=CONNECT_TIMEOUT))
+        with pytest.raises(ConnectTimeoutError, match="did not accept a connection"):
+            await client.read_status()
+        await client.close()
+    assert client.stats.link_errors == 1
+    assert client.stats.retries == 0
