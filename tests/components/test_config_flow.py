@@ -223,6 +223,17 @@ async def submit(hass: HomeAssistant, result: ConfigFlowResult, user_input: dict
     return await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
 
 
+async def add_port(hass: HomeAssistant, port: str) -> ConfigFlowResult:
+    """Start a user flow and submit ``port`` in the serial step."""
+    return await submit(hass, await open_step(hass, "serial"), {CONF_PORT: port})
+
+
+def assert_already_configured(result: ConfigFlowResult, port: str) -> None:
+    """The flow for ``port`` stopped: its port has an entry already."""
+    assert result["type"] is FlowResultType.ABORT, port
+    assert result["reason"] == "already_configured", port
+
+
 def assert_form_error(result: ConfigFlowResult, step: str, error: str) -> None:
     """The same form is shown again with ``error``."""
     assert result["type"] is FlowResultType.FORM
@@ -497,10 +508,7 @@ async def test_serial_same_bridge_spelt_differently_is_configured(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     requests = simulator.stats.requests
     for spelling in _spellings(sim_server.url):
-        result = await open_step(hass, "serial")
-        result = await submit(hass, result, {CONF_PORT: spelling})
-        assert result["type"] is FlowResultType.ABORT, spelling
-        assert result["reason"] == "already_configured"
+        assert_already_configured(await add_port(hass, spelling), spelling)
     assert len(entries(hass)) == 1
     assert simulator.stats.requests == requests  # nothing was opened again
 
@@ -517,6 +525,7 @@ async def test_serial_url_stored_in_canonical_spelling(
     assert result["result"].unique_id == sim_server.url
 
 
+@pytest.mark.parametrize("by_id", [True, False], ids=["by-id", "no-by-id"])
 async def test_serial_device_link_and_target_are_one_port(
     hass: HomeAssistant,
     tmp_path: Path,
@@ -524,54 +533,26 @@ async def test_serial_device_link_and_target_are_one_port(
     simulator: SimulatedBalancer,
     usb_ports: list[Any],
     mock_setup_entry: AsyncMock,
+    by_id: bool,
 ) -> None:
-    """A link to a device and the device itself are one port; the ``by-id`` name identifies it."""
+    """A link to a device and the device itself are one port, identified by the ``by-id`` link
+    to the device when there is one, else by the device (here without a ``by-id`` folder)."""
     server = await serve_pty(simulator)
     try:
-        by_id = tmp_path / "by-id"
-        by_id.mkdir()
-        stable = by_id / "usb-1a86_USB_Serial-if00-port0"
-        stable.symlink_to(server.url)
-        monkeypatch.setattr(ports, "BY_ID_DIR", str(by_id))
-        other_link = tmp_path / "daly"
-        other_link.symlink_to(server.url)
-
-        result = await open_step(hass, "serial")
-        result = await submit(hass, result, {CONF_PORT: str(other_link)})
-        assert result["type"] is FlowResultType.CREATE_ENTRY
-        assert result["data"][CONF_PORT] == str(other_link)  # the user's choice is kept
-        assert result["result"].unique_id == str(stable)
-        for path in (server.url, str(stable)):
-            result = await open_step(hass, "serial")
-            result = await submit(hass, result, {CONF_PORT: path})
-            assert result["type"] is FlowResultType.ABORT, path
-            assert result["reason"] == "already_configured"
-    finally:
-        await server.close()
-
-
-async def test_serial_device_link_without_by_id_name(
-    hass: HomeAssistant,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    simulator: SimulatedBalancer,
-    usb_ports: list[Any],
-    mock_setup_entry: AsyncMock,
-) -> None:
-    """Without a ``by-id`` link (none, or no such folder) the device itself identifies the port."""
-    monkeypatch.setattr(ports, "BY_ID_DIR", str(tmp_path / "missing"))
-    server = await serve_pty(simulator)
-    try:
+        stable = tmp_path / "by-id" / "usb-1a86_USB_Serial-if00-port0"
+        if by_id:
+            stable.parent.mkdir()
+            stable.symlink_to(server.url)
+        monkeypatch.setattr(ports, "BY_ID_DIR", str(stable.parent))
         link = tmp_path / "daly"
         link.symlink_to(server.url)
-        result = await open_step(hass, "serial")
-        result = await submit(hass, result, {CONF_PORT: server.url})
+
+        result = await add_port(hass, str(link))
         assert result["type"] is FlowResultType.CREATE_ENTRY
-        assert result["result"].unique_id == server.url
-        result = await open_step(hass, "serial")
-        result = await submit(hass, result, {CONF_PORT: str(link)})
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "already_configured"
+        assert result["data"][CONF_PORT] == str(link)  # the user's choice is kept
+        assert result["result"].unique_id == (str(stable) if by_id else server.url)
+        for path in (server.url, str(stable)) if by_id else (server.url,):
+            assert_already_configured(await add_port(hass, path), path)
     finally:
         await server.close()
 
