@@ -42,36 +42,30 @@ async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
-    """Carry older entries over; a newer major version (a downgrade) is refused.
+    """Carry a 1.1 entry over to 1.2 (Home Assistant itself refuses entries of a newer version).
 
-    1.1 → 1.2: a serial entry stores its port in canonical spelling and is identified by
-    ``ports.port_id`` (URL credentials left out, device links resolved), so the same port typed
-    another way is recognised as configured. The entry's device and entities, whose ids derive
-    from the entry's, move to the new id with their history and settings. An id the config flow
-    did not derive from the port is left as it is; so is one that another entry already has (the
-    same port added twice before), and a warning says so.
+    A serial entry stores its port in canonical spelling and is identified by ``ports.port_id``
+    (URL credentials left out, device links resolved), so the same port typed another way is
+    recognised as configured. The entry's device and entities, whose ids derive from the entry's,
+    move to the new id with their history and settings. An id the config flow did not derive
+    from the port is left as it is; so is one that another entry already has (the same port
+    added twice before), and a warning says so. A Bluetooth entry is identified by its address
+    already.
     """
-    if entry.version > 1:
-        return False
-    if entry.minor_version < 2 and entry.data.get(CONF_CONNECTION) == CONNECTION_SERIAL:
-        old_port = str(entry.data[CONF_PORT])
-        port = old_port
+    data, unique_id = dict(entry.data), entry.unique_id
+    if data[CONF_CONNECTION] == CONNECTION_SERIAL:
+        old_port = str(data[CONF_PORT])
         with suppress(InvalidPortError):  # otherwise kept as it is: setup names the port it cannot open
-            port = canonical_port(old_port)
-        unique_id = old_id = entry.unique_id
-        new_id = await hass.async_add_executor_job(port_id, port)
-        if old_id != old_port or new_id == old_id:
+            data[CONF_PORT] = canonical_port(old_port)
+        new_id = await hass.async_add_executor_job(port_id, data[CONF_PORT])
+        if unique_id != old_port or new_id == unique_id:
             pass  # not derived from the port by the config flow, or unchanged
         elif any(other.unique_id == new_id for other in hass.config_entries.async_entries(DOMAIN)):
             LOGGER.warning("%s uses the same port as another entry (%s): remove one of them", entry.title, new_id)
         else:
-            await _move_registry_ids(hass, entry, old_id, new_id)
+            await _move_registry_ids(hass, entry, old_port, new_id)
             unique_id = new_id
-        hass.config_entries.async_update_entry(
-            entry, data={**entry.data, CONF_PORT: port}, unique_id=unique_id, minor_version=2
-        )
-    elif entry.minor_version < 2:
-        hass.config_entries.async_update_entry(entry, minor_version=2)
+    hass.config_entries.async_update_entry(entry, data=data, unique_id=unique_id, minor_version=2)
     return True
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT, Platform
+from homeassistant.const import CONF_ADDRESS, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_BLE, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.ports import InvalidPortError, canonical_port, port_id
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import ConnectTimeoutError
@@ -23,6 +23,7 @@ from custom_components.daly_active_balance.protocol.redact import REDACTED, reda
 from custom_components.daly_active_balance.protocol.simulator import SimulatorServer
 from custom_components.daly_active_balance.protocol.transport import SerialTransport
 
+from .ble_helpers import DALY_ADDRESS
 from .unaccepting import unaccepting_port
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -59,6 +60,7 @@ async def test_migration_carries_the_port_identity_over(
     pack = entity_registry.async_get_or_create(
         Platform.SENSOR, DOMAIN, f"{typed}_pack_voltage", config_entry=entry, device_id=device.id
     )
+    foreign = entity_registry.async_get_or_create(Platform.SENSOR, DOMAIN, "made-by-hand", config_entry=entry)
 
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -72,7 +74,9 @@ async def test_migration_carries_the_port_identity_over(
     assert moved.unique_id == f"{sim_server.url}_pack_voltage"
     assert hass.states.get(pack.entity_id) is not None
     entities = er.async_entries_for_config_entry(entity_registry, entry.entry_id)
-    assert not [e.unique_id for e in entities if KEY in e.unique_id or not e.unique_id.startswith(sim_server.url)]
+    assert not [e.unique_id for e in entities if KEY in e.unique_id]
+    assert {e.unique_id for e in entities if not e.unique_id.startswith(f"{sim_server.url}_")} == {"made-by-hand"}
+    assert entity_registry.async_get(foreign.entity_id) is not None
     updated = device_registry.async_get(device.id)
     assert updated is not None
     assert updated.identifiers == {(DOMAIN, sim_server.url)}
@@ -80,17 +84,30 @@ async def test_migration_carries_the_port_identity_over(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+@pytest.mark.usefixtures("enable_bluetooth")
 async def test_migration_keeps_an_id_another_entry_has(
     hass: HomeAssistant, caplog: pytest.LogCaptureFixture, sim_server: SimulatorServer
 ) -> None:
     """Two 1.1 entries for one bridge (added twice before): the second keeps its id, with a warning;
-    an id the config flow did not derive from the port is left alone."""
+    an id the config flow did not derive from the port, and a Bluetooth entry's, are left alone."""
     first = old_entry(hass, sim_server.url)
     second = old_entry(hass, f"{sim_server.url}/")
     custom = old_entry(hass, f"socket://LOCALHOST:{sim_server.port}", unique_id="my-bridge")
+    ble = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=DALY_ADDRESS,
+        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS},
+        minor_version=1,
+    )
+    ble.add_to_hass(hass)
+    # Gone while Home Assistant was off (no device registered yet): migrated all the same.
+    absent = old_entry(hass, "/dev/ttyDALY-absent/")
     assert await hass.config_entries.async_setup(first.entry_id)  # sets up the domain's entries
     await hass.async_block_till_done()
-    assert [e.minor_version for e in (first, second, custom)] == [2, 2, 2]
+    assert [e.minor_version for e in (first, second, custom, ble)] == [2, 2, 2, 2]
+    assert ble.unique_id == DALY_ADDRESS
+    assert (absent.minor_version, absent.unique_id) == (2, "/dev/ttyDALY-absent")
+    assert ble.data == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
     assert first.unique_id == sim_server.url
     assert second.unique_id == f"{sim_server.url}/"
     assert second.data[CONF_PORT] == sim_server.url
@@ -98,21 +115,8 @@ async def test_migration_keeps_an_id_another_entry_has(
     assert custom.data[CONF_PORT] == sim_server.url
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("custom_")]
     assert warnings == [f"DALY balancer 16S uses the same port as another entry ({sim_server.url}): remove one of them"]
-    for entry in (first, second, custom):
+    for entry in (first, second, custom, ble, absent):
         await hass.config_entries.async_unload(entry.entry_id)
-
-
-async def test_migration_refuses_a_newer_version(hass: HomeAssistant, sim_server: SimulatorServer) -> None:
-    """An entry from a newer major version (a downgrade) is not set up."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=sim_server.url,
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        version=2,
-    )
-    entry.add_to_hass(hass)
-    assert not await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.state is ConfigEntryState.MIGRATION_ERROR
 
 
 async def test_setup_against_a_bridge_that_never_accepts(
