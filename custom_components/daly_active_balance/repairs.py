@@ -74,7 +74,7 @@ def async_update_issues(coordinator: DalyCoordinator, data: DalyData | None) -> 
     bad = [
         f"{number} ({volts:.3f} V)"
         for number, volts in enumerate(status.cell_voltages, start=1)
-        if volts <= 0 or not chemistry.plausible_min <= volts <= chemistry.plausible_max
+        if volts is not None and (volts <= 0 or not chemistry.plausible_min <= volts <= chemistry.plausible_max)
     ]
     if bad:
         placeholders = {
