@@ -15,7 +15,8 @@ from typing import Any
 
 from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
 from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
-from homeassistant.const import ATTR_ENTITY_ID, EVENT_STATE_CHANGED, Platform
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.const import ATTR_ENTITY_ID, EVENT_STATE_CHANGED, SERVICE_TURN_OFF, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
@@ -193,8 +194,17 @@ async def test_a_write_that_still_does_not_take_after_the_wake_up_is_reported(
             {"setting": "Battery type", "value": "Li-ion (NMC)", "actual": "LiFePO4"},
             "The balancer did not take Li-ion (NMC) for Battery type; it still reports LiFePO4",
         ),
+        (
+            Platform.SWITCH,
+            "balancer_enabled",
+            lambda hass, entity: hass.services.async_call(
+                SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: entity}, blocking=True
+            ),
+            {"setting": "Balancer", "value": "Off", "actual": "On"},
+            "The balancer did not take Off for Balancer; it still reports On",
+        ),
     ],
-    ids=["number", "select"],
+    ids=["number", "select", "switch"],
 )
 async def test_write_not_accepted_speaks_like_the_entity(
     hass: HomeAssistant,
