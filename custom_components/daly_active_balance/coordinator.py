@@ -203,9 +203,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         await self.async_request_refresh()
 
     def _show_written(self, key: str, result: DecodedValue) -> None:
-        """Show a verified value at once, in the data and in the settings a poll reuses."""
-        if self.data is None:
-            return
+        """Show a verified value at once, in the data and in the settings a poll reuses.
+
+        Entities exist only once the first refresh has succeeded, so ``self.data`` is set.
+        """
         change: dict[str, Any] = {key: result}
         if key in Settings.__dataclass_fields__:
             self._settings = replace(self.data.settings, **change)
