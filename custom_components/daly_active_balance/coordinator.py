@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 import time
@@ -88,6 +89,11 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self._settings: Settings | None = None
         self._polls = 0
         self._settings_due = True
+        #: One poll or one write at a time. A poll decides whether to read the settings only once
+        #: it holds this, so a poll that fell due during a write reads what the write left (it
+        #: cannot bring the old value back), and a write's own refresh, swallowed by the
+        #: debouncer while that poll runs, is not missed.
+        self._busy = asyncio.Lock()
         self.last_success: float | None = None
         #: The repair issues' debouncing (see ``repairs``).
         self.issue_state = IssueState()
@@ -142,6 +148,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
 
     @override
     async def _async_update_data(self) -> DalyData:
+        async with self._busy:
+            return await self._poll()
+
+    async def _poll(self) -> DalyData:
         read_settings = self._settings is None or self._settings_due or self._polls % self.settings_every == 0
         try:
             poll = await self.client.poll(settings=read_settings)
@@ -164,40 +174,62 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         async_update_issues(self, data)
         return data
 
-    async def async_write(self, key: str, value: float | int | bool | str) -> None:
-        """Write one setting through the client's verified write, then refresh."""
-        try:
-            result: DecodedValue = await self.client.write_setting(key, value)
-        except ValueOutOfRangeError as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="value_out_of_range",
-                translation_placeholders={"setting": key, "value": str(value), "reason": err.reason},
-            ) from err
-        except WriteNotAcceptedError as err:
-            self._settings_due = True
-            await self.async_request_refresh()
+    async def async_write(
+        self,
+        key: str,
+        value: float | int | bool | str,
+        *,
+        setting: str | None = None,
+        show: Callable[[object], str] = str,
+    ) -> None:
+        """Write one setting through the client's verified write, then refresh.
+
+        ``setting`` and ``show`` say the setting and its values the way its entity shows them
+        (translated name, the entity's unit or option label) in the errors raised.
+        """
+        setting = setting or key
+        async with self._busy:
+            try:
+                result: DecodedValue = await self.client.write_setting(key, value)
+            except ValueOutOfRangeError as err:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="value_out_of_range",
+                    translation_placeholders={"setting": setting, "value": show(value), "reason": err.reason},
+                ) from err
+            except DalyError as err:
+                # The module may have taken the value although its answers were lost: re-read the
+                # settings at the next poll instead of showing the old value until the Nth one.
+                self._settings_due = True
+                error: DalyError | None = err
+            else:
+                error = None
+                LOGGER.debug("wrote %s = %s", key, result)
+                self._show_written(key, result)
+                self._settings_due = True  # the refresh below confirms it
+        if isinstance(error, WriteNotAcceptedError):
+            await self.async_request_refresh()  # show what the module really holds
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_not_accepted",
-                translation_placeholders={"setting": key, "value": str(value), "actual": str(err.actual)},
-            ) from err
-        except DalyError as err:
-            # The module may have taken the value although its answers were lost: re-read the
-            # settings at the next poll instead of showing the old value until the Nth one.
-            self._settings_due = True
+                translation_placeholders={"setting": setting, "value": show(value), "actual": show(error.actual)},
+            ) from error
+        if error is not None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_failed",
-                translation_placeholders={"setting": key, "error": str(err)},
-            ) from err
-        LOGGER.debug("wrote %s = %s", key, result)
-        if self.data is not None:
-            # Show the verified value at once; the refresh below confirms it.
-            change: dict[str, Any] = {key: result}
-            if key in Settings.__dataclass_fields__:
-                self.async_set_updated_data(replace(self.data, settings=replace(self.data.settings, **change)))
-            elif key in Status.__dataclass_fields__:
-                self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **change)))
-        self._settings_due = True
+                translation_placeholders={"setting": setting, "error": str(error)},
+            ) from error
         await self.async_request_refresh()
+
+    def _show_written(self, key: str, result: DecodedValue) -> None:
+        """Show a verified value at once, in the data and in the settings a poll reuses.
+
+        Entities exist only once the first refresh has succeeded, so ``self.data`` is set.
+        """
+        change: dict[str, Any] = {key: result}
+        if key in Settings.__dataclass_fields__:
+            self._settings = replace(self.data.settings, **change)
+            self.async_set_updated_data(replace(self.data, settings=self._settings))
+        elif key in Status.__dataclass_fields__:
+            self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **change)))

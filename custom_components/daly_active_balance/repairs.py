@@ -138,7 +138,8 @@ def async_update_issues(coordinator: DalyCoordinator, data: DalyData | None) -> 
     cells = [
         str(number)
         for number, volts in enumerate(status.cell_voltages, start=1)
-        if state.update(
+        if volts is not None
+        and state.update(
             f"{ISSUE_CELL_OUT_OF_RANGE}:{chemistry_key}:{number}",
             bad=volts <= 0 or not low <= volts <= high,
             good=volts > 0 and low + CELL_HYSTERESIS <= volts <= high - CELL_HYSTERESIS,

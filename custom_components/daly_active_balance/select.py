@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DalyConfigEntry
-from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import DalyEntityDescription, DalySettingEntity, async_add_present_entities, enabled_by_default
 from .protocol.models import ProtocolFamily, Settings
 from .protocol.registers import register
 
@@ -57,7 +57,7 @@ async def async_setup_entry(
     async_add_present_entities(entry, SELECTS, DalySelect, async_add_entities)
 
 
-class DalySelect(DalyEntity, SelectEntity):
+class DalySelect(DalySettingEntity, SelectEntity):
     """An enumerated setting of the module."""
 
     entity_description: DalySelectEntityDescription
@@ -70,6 +70,13 @@ class DalySelect(DalyEntity, SelectEntity):
         return value if value in self.options else None
 
     @override
+    def shown(self, value: object) -> str:
+        """An option by its translated label, as the select shows it."""
+        platform = self.platform_data
+        key = f"component.{platform.platform_name}.entity.{platform.domain}.{self.translation_key}.state.{value}"
+        return platform.platform_translations.get(key, str(value))
+
+    @override
     async def async_select_option(self, option: str) -> None:
         """Write the option to the module (verified; raises a translated error)."""
-        await self.coordinator.async_write(self.entity_description.key, option)
+        await self.async_write(option)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from unittest.mock import PropertyMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import CONF_PORT, Platform
+from homeassistant.const import CONF_PORT, STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
@@ -24,6 +24,7 @@ from custom_components.daly_active_balance.const import (
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
+from custom_components.daly_active_balance.protocol.registers import BY_KEY, EXTENDED, LIVE, RAW_ABSENT
 from custom_components.daly_active_balance.protocol.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
@@ -158,3 +159,59 @@ async def test_cell_count_follows_module(
     last = hass.states.get(entity_id(entity_registry, f"cell_voltage_{sim_config.cells}"))
     assert float(last.state) == pytest.approx(cells[-1], abs=0.0005)
     assert hass.states.get(entity_id(entity_registry, "cell_count")).state == str(sim_config.cells)
+
+
+@pytest.mark.usefixtures("enable_all_entities")
+async def test_the_absent_marker_is_never_a_reading(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Issue 14 item 2: the firmware's "absent" marker 0xFFFF is unknown, never a number
+    (not 65495 °C, not 65.535 V), in every register of the live and extended blocks."""
+    temperature_1 = entity_id(entity_registry, "temperature_1")
+    cell_3 = entity_id(entity_registry, "cell_voltage_3")
+    counts = {BY_KEY[key].address for key in ("cell_count", "temperature_sensor_count")}
+    simulator.write_word(BY_KEY["temperatures"].address, RAW_ABSENT)
+    simulator.write_word(BY_KEY["cell_voltages"].address + 2, RAW_ABSENT)
+    await poll(hass, freezer)
+    assert hass.states.get(temperature_1).state == STATE_UNKNOWN
+    assert hass.states.get(cell_3).state == STATE_UNKNOWN
+    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_4")).state) == pytest.approx(
+        simulator.cell_voltages()[3]
+    )
+
+    for block in (LIVE, EXTENDED):  # every word absent, but the counts (which say what exists)
+        for address in range(block.start, block.end):
+            if address not in counts:
+                simulator.write_word(address, RAW_ABSENT)
+    await poll(hass, freezer)
+    for entity in er.async_entries_for_config_entry(entity_registry, init_integration.entry_id):
+        key = entity.unique_id.removeprefix("simulator_")
+        state = hass.states.get(entity.entity_id)
+        if key in ("cell_count", "temperature_sensor_count", "register_00ce", "register_00d0"):
+            continue  # counts and the balancer block: not overwritten
+        assert state.state in (STATE_UNKNOWN, STATE_UNAVAILABLE), (key, state.state)
+
+
+async def test_a_sensor_count_above_the_slots_shows_the_sensors_that_exist(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Issue 14, "Smaller": a temperature-sensor count above the six slots that exist does not
+    hide every temperature: the slots that carry a value are shown."""
+    simulator.write_word(BY_KEY["temperature_sensor_count"].address, 9)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    state = hass.states.get(entity_id(entity_registry, "temperature_1"))
+    assert state is not None
+    assert float(state.state) == simulator.value("temperatures")[0]  # type: ignore[index]
+    created = {e.unique_id for e in er.async_entries_for_config_entry(entity_registry, config_entry.entry_id)}
+    assert "simulator_temperature_2" not in created  # slot 2 holds nothing (raw 0)
+    assert hass.states.get(entity_id(entity_registry, "temperature_sensor_count")).state == "1"
+    await hass.config_entries.async_unload(config_entry.entry_id)

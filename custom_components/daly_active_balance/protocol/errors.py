@@ -27,6 +27,18 @@ class DalyTimeoutError(DalyError):
     """The module did not answer in time (asleep, unplugged or out of range)."""
 
 
+class BadAnswerError(DalyError):
+    """Something answered, but nothing that answers the request came (see the subclasses)."""
+
+
+class UnreadableAnswerError(BadAnswerError):
+    """Bytes came back, but no valid frame in them: noise, a wrong baud rate, another device."""
+
+
+class UnexpectedAnswerError(BadAnswerError):
+    """Valid frames came back, but none that fits the request (the wrong register count...)."""
+
+
 class ExceptionResponseError(DalyError):
     """The module answered with a Modbus exception frame."""
 

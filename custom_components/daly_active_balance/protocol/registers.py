@@ -27,7 +27,8 @@ D2_ADDRESS: Final = 0xD2
 #: The largest register count one read may ask for (the reply's byte count is one byte; the
 #: DALY app never asks the balancer for more than 62).
 MAX_READ_COUNT: Final = 62
-#: Raw value the firmware returns for absent or unsupported registers.
+#: Raw value the firmware returns for absent or unsupported registers (the captured MOSFET
+#: temperature, every unused register of the map): never a reading.
 RAW_ABSENT: Final = 0xFFFF
 #: Raw sleep time that disables sleeping.
 SLEEP_NEVER: Final = 65535
@@ -89,6 +90,9 @@ MIN_PACK_VOLTAGE: Final = 10.0
 #: Supported string counts (seed manual: 3~24S).
 MIN_CELLS: Final = 3
 MAX_CELLS: Final = 24
+#: Temperature slots that can hold a sensor: the live block has 8, but slots 7/8 hold the pack
+#: and average voltage on the balancer (capture).
+TEMPERATURE_SLOTS: Final = 6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,8 +112,9 @@ class Register:
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None
-    #: Raw values that mean "no value" (absent sensor, unsupported register).
-    absent: frozenset[int] = frozenset()
+    #: Raw values that mean "no value" (absent sensor, unsupported register): decoded to None.
+    #: Every register takes the firmware's marker 0xFFFF as absent unless it says otherwise.
+    absent: frozenset[int] = frozenset({RAW_ABSENT})
     #: Raw values with a meaning of their own, allowed in writes even outside the range.
     special: Mapping[int, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
@@ -165,7 +170,9 @@ class Register:
         if raw in self.special:
             return raw
         assert self.minimum is not None and self.maximum is not None
-        if not self.minimum - self.scale / 2 <= value <= self.maximum + self.scale / 2:
+        # The range is checked on the value the module would get (after rounding to the
+        # register's step), so half a step outside it is refused too.
+        if not round(self.minimum / self.scale) <= raw - self.offset <= round(self.maximum / self.scale):
             raise ValueOutOfRangeError(
                 self.key, value, f"allowed {self.minimum:g} to {self.maximum:g} {self.unit or ''}".rstrip()
             )
@@ -179,7 +186,8 @@ def _scale_decimals(scale: float) -> int:
 
 
 _C = Confidence
-_ABSENT = frozenset({RAW_ABSENT})
+#: Raw 0 also means "no sensor" where a temperature slot or sensor is not fitted (capture: the
+#: unused slots 2–6 and the board temperature read 0, that is −40 °C).
 _ABSENT_OR_ZERO = frozenset({0, RAW_ABSENT})
 
 
@@ -205,8 +213,9 @@ REGISTERS: Final[tuple[Register, ...]] = (
         count=8,
         offset=40,
         unit="°C",
+        absent=_ABSENT_OR_ZERO,
         description="Temperature sensor 1…8; only the first `temperature_sensor_count` are "
-        "real (slots 7/8 hold pack and average voltage on the balancer)",
+        "real (slots 7/8 hold pack and average voltage on the balancer; unused slots read 0)",
         confidence=_C.CAPTURED,
         default=(68, 0, 0, 0, 0, 0, 533, 3335),
     ),
@@ -348,6 +357,7 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x003A,
         count=4,
         kind=Kind.BITS,
+        absent=frozenset(),  # a bit field: every value has a meaning
         description="Fault bit fields 1–4 (DALY doc; no capture with alarms exists)",
         confidence=_C.DOCUMENTED,
     ),
@@ -357,6 +367,7 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x003E,
         count=2,
         kind=Kind.BITS,
+        absent=frozenset(),  # a bit field: every value has a meaning
         description="Per-cell balancing bitmap, cells 1–16 and 17–32, bit 0 = cell 1 "
         "(from ESPHome code; the BMS doc calls 0x003E 'remaining mileage')",
         confidence=_C.INFERRED,
@@ -367,7 +378,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         scale=0.001,
         offset=30000,
         unit="A",
-        absent=_ABSENT,
         description="Balance current (from 100Balance BMS frames; plausible for the balancer, sign unknown)",
         confidence=_C.INFERRED,
         default=30000,
@@ -445,9 +455,13 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x008A,
         unit="s",
         writable=True,
-        minimum=0,
+        # What the firmware does with 0 is documented nowhere (the manual names only the 3600 s
+        # default and 65535 = never; the protocol reference gives a 1 s step and no minimum):
+        # 0 is refused rather than risk a module that sleeps at once and cannot be reached.
+        minimum=1,
         maximum=SLEEP_NEVER,
         step=1,
+        absent=frozenset(),  # 0xFFFF = 65535 is "never", not absent
         special={SLEEP_NEVER: "never"},
         description="Sleep after this many seconds without traffic; 65535 = never (the manual's default is 3600 s)",
         confidence=_C.DOCUMENTED,
@@ -591,7 +605,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x00CF,
         kind=Kind.FLAG,
         writable=True,
-        absent=_ABSENT,
         description="Balancer switch 1 = on, 0 = off",
         confidence=_C.CAPTURED,
         default=1,
@@ -721,6 +734,8 @@ def _word_expression(reg: Register, raw: str, name: str, namespace: dict[str, ob
     if value is None:
         namespace[name] = reg.decode_word
         return f"{name}({raw})"
+    if len(absent) == 1:  # the firmware's marker alone: one comparison, no set lookup
+        return f"(None if {raw} == {next(iter(absent))} else {value})"
     if absent:
         namespace[name] = absent
         return f"(None if {raw} in {name} else {value})"
