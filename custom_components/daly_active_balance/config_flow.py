@@ -62,6 +62,7 @@ from .protocol.client import DalyClient, ProbeResult
 from .protocol.errors import (
     ConnectTimeoutError,
     DalyConnectionError,
+    BadAnswerError,
     DalyError,
     DalyTimeoutError,
     NotABalancerError,
@@ -93,6 +94,9 @@ async def async_probe(hass: HomeAssistant, data: dict[str, Any]) -> ProbeResult:
         raise ProbeError("not_found" if data[CONF_CONNECTION] == CONNECTION_BLE else "cannot_open") from err
     except NotABalancerError as err:
         raise ProbeError("not_balancer") from err
+    except BadAnswerError as err:
+        LOGGER.debug("unusable answer from %s: %s", client.transport.description, err)
+        raise ProbeError("bad_answer") from err
     except (DalyTimeoutError, TimeoutError) as err:
         # Silence from the start means nothing answers; silence after answers is a timeout. The
         # protocol family is learnt from the first answer, so it tells the two apart even when

@@ -50,6 +50,7 @@ from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.frames import Direction, ExceptionResponse, Function, ReadRequest
 from custom_components.daly_active_balance.protocol.registers import BY_KEY
 from custom_components.daly_active_balance.protocol.simulator import (
+    Reply,
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
@@ -638,11 +639,21 @@ def _bms(sim: SimulatedBalancer) -> Callable[[], None]:
     return lambda: make_balancer(sim)
 
 
+def _garbage(sim: SimulatedBalancer) -> Callable[[], None]:
+    """Bytes that hold no frame (a wrong baud rate, another device on the line)."""
+    sim.receive = lambda data: [Reply((b"\x00\x13\x37 line noise \xff\xfe",))]  # type: ignore[method-assign]
+
+    def fix() -> None:
+        del sim.receive
+
+    return fix
+
+
 @pytest.mark.usefixtures("short_timeouts")
 @pytest.mark.parametrize(
     ("fault", "error"),
-    [(_silent, "no_answer"), (_stops, "timeout"), (_bms, "not_balancer")],
-    ids=["silent", "stops", "bms"],
+    [(_silent, "no_answer"), (_stops, "timeout"), (_bms, "not_balancer"), (_garbage, "bad_answer")],
+    ids=["silent", "stops", "bms", "garbage"],
 )
 async def test_serial_probe_errors(
     hass: HomeAssistant,

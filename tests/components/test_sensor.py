@@ -42,6 +42,12 @@ def only_sensors() -> Iterator[None]:
 
 
 @pytest.fixture
+def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
+    """A module whose clock stands still: its cells do not drift between a poll and a comparison."""
+    return SimulatedBalancer(sim_config, clock=lambda: 0.0)
+
+
+@pytest.fixture
 def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
     """An entry with a fixed unique id (the simulator's port changes between runs)."""
     entry = MockConfigEntry(
