@@ -15,7 +15,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
-from .protocol.registers import CHEMISTRY, MIN_PACK_VOLTAGE, SLEEP_NEVER, BatteryType
+from .protocol.registers import CHEMISTRY, MIN_PACK_VOLTAGE, SLEEP_NEVER, chemistry_of
 
 if TYPE_CHECKING:
     from .coordinator import DalyCoordinator, DalyData
@@ -66,10 +66,7 @@ def async_update_issues(coordinator: DalyCoordinator, data: DalyData | None) -> 
     status, settings = data.status, data.settings
 
     placeholders: dict[str, str] | None = None
-    try:
-        chemistry_key = BatteryType(settings.battery_type or BatteryType.LIFEPO4)
-    except ValueError:
-        chemistry_key = BatteryType.LIFEPO4
+    chemistry_key = chemistry_of(settings.battery_type)
     chemistry = CHEMISTRY[chemistry_key]
     bad = [
         f"{number} ({volts:.3f} V)"
