@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
+from .card import async_register_card
+from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED, DOMAIN
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
 from .protocol.client import DalyClient
 from .repairs import async_delete_issues
@@ -17,6 +20,14 @@ PLATFORMS: list[Platform] = [
     Platform.SENSOR,
     Platform.SWITCH,
 ]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the cells card, once for all modules."""
+    await async_register_card(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
