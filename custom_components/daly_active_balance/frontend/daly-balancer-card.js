@@ -283,7 +283,7 @@ class DalyBalancerCard extends HTMLElement {
     const delta = measured(state(deltaId), "mV") ?? (volts[high] - volts[low]) * 1000;
     const turnOn = measured(state(one("balance_start_delta")), "mV");
     const level = turnOn === null ? "" : delta >= turnOn ? "over" : "under";
-    const limit = turnOn === null ? "" : ` <small>(${escape(t("turn_on", { value: `${format(turnOn, 0)} mV` }))})</small>`;
+    const limit = turnOn === null ? "" : `<small>${escape(t("turn_on", { value: `${format(turnOn, 0)} mV` }))}</small>`;
     facts.push(this._fact(deltaId || cells[high].id, t("delta"), `${format(delta, 0)} mV`, `delta ${level}`, limit));
     facts.push(this._fact(cells[low].id, t("lowest"), `${cells[low].number} · ${format(volts[low], 3)} V`, "low"));
     facts.push(this._fact(cells[high].id, t("highest"), `${cells[high].number} · ${format(volts[high], 3)} V`, "high"));
@@ -333,21 +333,22 @@ class DalyBalancerCard extends HTMLElement {
 
 const STYLE = `
   :host { display: block; }
-  .card-content { display: flex; flex-direction: column; gap: 12px; }
+  .card-content { display: flex; flex-direction: column; gap: 12px; container-type: inline-size; }
   button { font: inherit; color: inherit; background: none; border: 0; padding: 0; cursor: pointer; text-align: inherit; }
   button:focus-visible { outline: 2px solid var(--primary-color); outline-offset: 2px; }
   .message { margin: 0; color: var(--secondary-text-color); }
   .message.error { color: var(--error-color, #db4437); }
-  .facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(96px, 1fr)); gap: 8px; }
+  .facts { display: grid; grid-template-columns: repeat(4, 1fr); gap: 8px; }
+  @container (max-width: 400px) { .facts { grid-template-columns: 1fr 1fr; } }
   .fact { display: flex; flex-direction: column; border-radius: 8px; padding: 6px 8px;
     background: var(--secondary-background-color, rgba(127, 127, 127, 0.1)); }
   .fact .label { font-size: 0.8em; color: var(--secondary-text-color); }
   .fact .reading { font-weight: 500; font-variant-numeric: tabular-nums; color: var(--primary-text-color); }
-  .fact small { font-weight: 400; color: var(--secondary-text-color); }
+  .fact small { display: block; font-size: 0.75em; font-weight: 400; color: var(--secondary-text-color); }
   .delta.under .reading { color: var(--success-color, #43a047); }
   .delta.over .reading { color: var(--warning-color, #ffa600); }
-  .low .reading { color: var(--info-color, #039be5); }
-  .high .reading { color: var(--warning-color, #ffa600); }
+  .low .reading { color: var(--blue-color, #2196f3); }
+  .high .reading { color: var(--orange-color, #ff9800); }
   .status { display: flex; flex-wrap: wrap; gap: 6px; }
   .chip { border-radius: 16px; padding: 2px 10px; font-size: 0.85em; color: var(--secondary-text-color);
     border: 1px solid var(--divider-color, rgba(127, 127, 127, 0.3)); }
@@ -359,10 +360,11 @@ const STYLE = `
   .cell .number { font-size: 0.8em; color: var(--secondary-text-color); }
   .track { position: relative; width: 70%; height: 88px; border-radius: 4px; overflow: hidden;
     background: var(--divider-color, rgba(127, 127, 127, 0.2)); }
-  .fill { position: absolute; left: 0; right: 0; bottom: 0; background: var(--primary-color); }
+  .fill { position: absolute; left: 0; right: 0; bottom: 0;
+    background: color-mix(in srgb, var(--primary-color) 45%, var(--card-background-color, #fff)); }
   .start { position: absolute; left: 0; right: 0; border-top: 1px dashed var(--primary-text-color); opacity: 0.5; }
-  .lowest .fill { background: var(--info-color, #039be5); }
-  .highest .fill { background: var(--warning-color, #ffa600); }
+  .lowest .fill { background: var(--blue-color, #2196f3); }
+  .highest .fill { background: var(--orange-color, #ff9800); }
   .lowest .value, .highest .value, .lowest .number, .highest .number { color: var(--primary-text-color); font-weight: 700; }
   .balancing .fill { background-image: repeating-linear-gradient(45deg, transparent 0 4px, rgba(255, 255, 255, 0.35) 4px 8px); }
 `;
