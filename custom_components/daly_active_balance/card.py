@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Final
 
 from homeassistant.components.frontend import add_extra_js_url
-# The public name (Home Assistant re-exports it from http.server without __all__).
-from homeassistant.components.http import StaticPathConfig  # type: ignore[attr-defined]
+from homeassistant.components.http import StaticPathConfig  # type: ignore[attr-defined]  # public, no __all__
 from homeassistant.core import HomeAssistant
 from homeassistant.loader import async_get_integration
 

@@ -33,7 +33,7 @@ class DalySelectEntityDescription(SelectEntityDescription, DalyEntityDescription
     """A setting with named options; ``key`` is its register key, the options are the table's."""
 
     value_fn: Callable[[Settings], str | None]
-    attributes_fn: Callable[[Settings], Mapping[str, Any]] | None = None
+    attributes_fn: Callable[[Settings], Mapping[str, Any]] = lambda _settings: {}
 
 
 def _plausible_range(settings: Settings) -> Mapping[str, Any]:
@@ -44,7 +44,7 @@ def _plausible_range(settings: Settings) -> Mapping[str, Any]:
 def _enum_setting(
     key: str,
     value_fn: Callable[[Settings], str | None],
-    attributes_fn: Callable[[Settings], Mapping[str, Any]] | None = None,
+    attributes_fn: Callable[[Settings], Mapping[str, Any]] = lambda _settings: {},
 ) -> DalySelectEntityDescription:
     """A setting whose options come from its register's enumeration."""
     reg = register(key)
@@ -92,10 +92,8 @@ class DalySelect(DalyEntity, SelectEntity):
 
     @property
     @override
-    def extra_state_attributes(self) -> Mapping[str, Any] | None:
-        """The plausible cell voltage range, for the battery type."""
-        if self.entity_description.attributes_fn is None:
-            return None
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """What the setting tells beyond its option (the battery type: its plausible cell range)."""
         return self.entity_description.attributes_fn(self.coordinator.data.settings)
 
     @override

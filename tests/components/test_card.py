@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
@@ -15,12 +13,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.daly_active_balance.card import CARD_FILE, CARD_URL
-from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+
+from .conftest import add_serial_entry
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
-VERSION = json.loads((Path(CARD_FILE).parents[1] / "manifest.json").read_text(encoding="utf-8"))["version"]
+VERSION = json.loads((CARD_FILE.parents[1] / "manifest.json").read_text(encoding="utf-8"))["version"]
 
 
 def card_urls(hass: HomeAssistant) -> list[str]:
@@ -36,13 +36,7 @@ async def test_card_served_and_loaded_once_for_two_modules(
     second = SimulatedBalancer(SimulatorConfig(cells=8, seed=2))
     server = await serve_tcp(second)
     try:
-        other = MockConfigEntry(
-            domain=DOMAIN,
-            title="DALY balancer 8S",
-            unique_id=server.url,
-            data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: server.url},
-        )
-        other.add_to_hass(hass)
+        other = add_serial_entry(hass, server.url, "DALY balancer 8S")
         # Setting the integration up sets up every entry of it.
         assert await hass.config_entries.async_setup(config_entry.entry_id)
         await hass.async_block_till_done()

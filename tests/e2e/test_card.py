@@ -124,6 +124,19 @@ async def test_card_draws_every_cell_and_follows_the_module(
     assert sim.balancing
     await expect(card.locator(".chip.balancing")).to_contain_text("yes", timeout=FOLLOW_TIMEOUT)
 
+    # A renamed entity keeps its place: the card numbers cells from the entity registry's unique
+    # ids, not from entity ids (this one would sort last).
+    await ui.call_ws(
+        page,
+        {
+            "type": "config/entity_registry/update",
+            "entity_id": f"sensor.{ui.slug(device_name)}_cell_2_voltage",
+            "new_entity_id": "sensor.zz_second_cell",
+        },
+    )
+    await expect(card.locator(".cell").nth(1)).to_have_attribute("data-entity", "sensor.zz_second_cell")
+    await expect(card.locator(".cell").nth(1)).to_have_attribute("data-cell", "2")
+
     # Tapping a bar opens that cell's more-info dialog (its history).
     await lowest_bar.click()
     dialog = page.locator("ha-more-info-dialog")

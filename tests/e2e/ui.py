@@ -191,6 +191,11 @@ async def show_cards_dashboard(page: Page, base_url: str, cards: list[dict[str, 
     await settled(page)
 
 
+def slug(name: str) -> str:
+    """The object id Home Assistant makes of a name ("DALY balancer 16S" → "daly_balancer_16s")."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def word(text: str) -> re.Pattern[str]:
     """``text`` as a whole word, e.g. one class among an element's classes."""
     return re.compile(rf"(^|\s){re.escape(text)}(\s|$)")
