@@ -194,8 +194,12 @@ async def test_card_editor_creates_a_working_card(
     )
     assert others > 0
     assert await ui.device_picker_options(editor, device_name) == [device_name]
-    await editor.locator("ha-picker-combo-box ha-combo-box-item").filter(has_text=device_name).click()
-    await editor.locator("ha-selector-text input").fill("House battery")
+    options = editor.locator("ha-picker-combo-box ha-combo-box-item")
+    await options.filter(has_text=device_name).click()
+    await expect(options).to_have_count(0)
+    title = editor.locator("ha-selector-text input")
+    await title.press_sequentially("House battery")
+    await expect(title).to_have_value("House battery")
     await expect(editor.locator(f"{CARD} .card-header")).to_have_text("House battery")
     await ui.shoot(page, screenshots, "e2e-09-card-editor")
     await editor.get_by_role("button", name="Save").click()
