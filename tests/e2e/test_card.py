@@ -26,6 +26,8 @@ CARD = "daly-balancer-card"
 #: A poll every 10 s, a failed one after the client's retries: room for two of each.
 FOLLOW_TIMEOUT = 60_000
 PHONE = {"width": 390, "height": 844}
+#: Home Assistant reloads an entry 30 s after one of its entities is enabled.
+RELOAD_TIMEOUT = 120_000
 
 
 class ConsoleErrors:
@@ -143,6 +145,17 @@ async def test_card_draws_every_cell_and_follows_the_module(
     await expect(dialog.get_by_text("Cell 9 voltage").first).to_be_visible()
     await page.keyboard.press("Escape")
     await expect(dialog.get_by_text("Cell 9 voltage")).to_have_count(0)
+
+    # Which cells balance: the module's per-cell flags (disabled by default) once enabled; Home
+    # Assistant reloads the entry 30 s after such a change. The module balances 9 and the highest.
+    volts = sim.cell_voltages()
+    balancing = {"9", extreme_cells(volts)[1]}
+    for number in balancing:
+        entity_id = f"binary_sensor.{ui.slug(device_name)}_cell_{number}_balancing"
+        await ui.call_ws(page, {"type": "config/entity_registry/update", "entity_id": entity_id, "disabled_by": None})
+    balancing_bars = card.locator(".cell.balancing")
+    await expect(balancing_bars).to_have_count(2, timeout=RELOAD_TIMEOUT)
+    assert set(await balancing_bars.evaluate_all("(cells) => cells.map((cell) => cell.dataset.cell)")) == balancing
 
     # The module stops answering: the card says so and draws no stale bars; then it is back.
     sim.faults = FaultPlan(rate=1.0, kinds=(Fault.DROP,))
