@@ -47,7 +47,7 @@ const STRINGS = {
     unavailable: "{name} ist nicht verfügbar: keine aktuellen Messwerte.",
     pack: "Pack",
     delta: "Differenz",
-    turn_on: "Einschalt {value}",
+    turn_on: "Einschaltschwelle {value}",
     lowest: "Niedrigste",
     highest: "Höchste",
     cell: "Zelle {cell}",
@@ -290,7 +290,7 @@ class DalyBalancerCard extends HTMLElement {
 
     return `<div class="facts">${facts.join("")}</div>
       ${this._status(hass, entities, t)}
-      <div class="cells" style="--cells:${cells.length}">${bars}</div>`;
+      <div class="cells">${bars}</div>`;
   }
 
   _fact(entityId, label, value, extra = "", after = "") {
