@@ -7,8 +7,10 @@ from typing import Any
 
 from homeassistant.const import CONF_PORT, Platform
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
+from homeassistant.helpers.typing import ConfigType
 
+from .card import async_register_card
 from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_SERIAL, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
 from .ports import InvalidPortError, canonical_port, port_id
@@ -22,6 +24,14 @@ PLATFORMS: list[Platform] = [
     Platform.SENSOR,
     Platform.SWITCH,
 ]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the cells card, once for all modules."""
+    await async_register_card(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:

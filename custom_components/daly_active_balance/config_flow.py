@@ -60,9 +60,9 @@ from .coordinator import DalyConfigEntry, create_transport
 from .ports import InvalidPortError, canonical_port, port_id
 from .protocol.client import DalyClient, ProbeResult
 from .protocol.errors import (
+    BadAnswerError,
     ConnectTimeoutError,
     DalyConnectionError,
-    BadAnswerError,
     DalyError,
     DalyTimeoutError,
     NotABalancerError,

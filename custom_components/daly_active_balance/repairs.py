@@ -25,7 +25,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .protocol.redact import redact
-from .protocol.registers import CHEMISTRY, MIN_PACK_VOLTAGE, SLEEP_NEVER, BatteryType, balance_voltage_range
+from .protocol.registers import CHEMISTRY, MIN_PACK_VOLTAGE, SLEEP_NEVER, balance_voltage_range, chemistry_of
 
 if TYPE_CHECKING:
     from .coordinator import DalyCoordinator, DalyData
@@ -110,13 +110,6 @@ def _set(coordinator: DalyCoordinator, issue: str, placeholders: dict[str, str] 
     )
 
 
-def _chemistry(battery_type: str | None) -> BatteryType:
-    try:
-        return BatteryType(battery_type or BatteryType.LIFEPO4)
-    except ValueError:
-        return BatteryType.LIFEPO4
-
-
 @callback
 def async_update_issues(coordinator: DalyCoordinator, data: DalyData | None) -> None:
     """Raise or clear every issue after a poll (``data`` is None when the poll failed)."""
@@ -132,7 +125,7 @@ def async_update_issues(coordinator: DalyCoordinator, data: DalyData | None) -> 
     state = coordinator.issue_state
     status, settings = data.status, data.settings
 
-    chemistry_key = _chemistry(settings.battery_type)
+    chemistry_key = chemistry_of(settings.battery_type)
     chemistry = CHEMISTRY[chemistry_key]
     low, high = chemistry.plausible_min, chemistry.plausible_max
     cells = [

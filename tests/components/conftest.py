@@ -54,17 +54,22 @@ async def sim_server(simulator: SimulatedBalancer, socket_enabled: None) -> Asyn
     await server.close()
 
 
-@pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """A config entry pointing at the simulator through a socket:// URL."""
+def add_serial_entry(hass: HomeAssistant, url: str, title: str = "DALY balancer 16S") -> MockConfigEntry:
+    """A config entry for the module served at ``url`` (its unique id, as the config flow makes it)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id=sim_server.url,
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
+        title=title,
+        unique_id=url,
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: url},
     )
     entry.add_to_hass(hass)
     return entry
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """A config entry pointing at the simulator through a socket:// URL."""
+    return add_serial_entry(hass, sim_server.url)
 
 
 @pytest.fixture

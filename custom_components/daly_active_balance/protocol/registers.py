@@ -757,6 +757,14 @@ def default_words(reg: Register) -> tuple[int, ...]:
     return (reg.default,) * reg.count
 
 
+def chemistry_of(battery_type: BatteryType | str | None) -> BatteryType:
+    """The chemistry a battery type setting names; LiFePO4 when unknown (a raw value outside the table)."""
+    try:
+        return BatteryType(battery_type or BatteryType.LIFEPO4)
+    except ValueError:
+        return BatteryType.LIFEPO4
+
+
 def balance_voltage_range(battery_type: BatteryType | str | None) -> tuple[float, float]:
     """The sensible balance turn-on voltage range for a chemistry (the register's if unknown)."""
     reg = BY_KEY["balance_start_voltage"]
