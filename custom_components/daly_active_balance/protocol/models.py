@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from .registers import MAX_CELLS, TEMPERATURE_SLOTS, DecodedValue
 
@@ -56,6 +56,29 @@ def _d2_copied_fields(cls: type) -> tuple[str, ...]:
     if names is None:
         names = _D2_COPIED[cls] = tuple(name for name in _field_names(cls) if name not in _D2_COMPUTED)
     return names
+
+
+class CellSummary(NamedTuple):
+    """Highest, lowest and average cell voltage and their difference, from one cell list."""
+
+    max_cell_voltage: float | None
+    min_cell_voltage: float | None
+    average_cell_voltage: float | None
+    cell_delta: float | None
+
+
+def cell_summary(cells: tuple[float | None, ...]) -> CellSummary:
+    """The summary of a cell list (absent cells left out; rounded to the mV cells are measured in).
+
+    The module also keeps these in registers, sampled at another moment than the cell list: a
+    lowest cell number taken from the list beside a lowest voltage taken from a register could
+    name a cell that does not have that voltage, so both come from the list.
+    """
+    measured = [volts for volts in cells if volts is not None]
+    if not measured:
+        return CellSummary(None, None, None, None)
+    high, low = max(measured), min(measured)
+    return CellSummary(high, low, round(sum(measured) / len(measured), 3), round(high - low, 3))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +157,7 @@ class Status:
         values: dict[str, Any] = {name: merged[name] for name in _d2_copied_fields(cls) if name in merged}
         values["cell_voltages"] = tuple([None if v is None else float(v) for v in cells_all[:cell_count]])
         values["temperatures"] = tuple([None if t is None else float(t) for t in temps_all[:sensor_count]])
+        values.update(cell_summary(values["cell_voltages"])._asdict())
         values["cell_count"] = cell_count
         values["temperature_sensor_count"] = sensor_count
         values["balancing_cells"] = balancing_cells

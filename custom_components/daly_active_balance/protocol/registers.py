@@ -32,6 +32,8 @@ MAX_READ_COUNT: Final = 62
 RAW_ABSENT: Final = 0xFFFF
 #: Raw sleep time that disables sleeping.
 SLEEP_NEVER: Final = 65535
+#: The sleep time the manual gives as the factory setting (s).
+SLEEP_DEFAULT: Final = 3600
 
 
 class Confidence(StrEnum):
@@ -465,7 +467,7 @@ REGISTERS: Final[tuple[Register, ...]] = (
         special={SLEEP_NEVER: "never"},
         description="Sleep after this many seconds without traffic; 65535 = never (the manual's default is 3600 s)",
         confidence=_C.DOCUMENTED,
-        default=3600,
+        default=SLEEP_DEFAULT,
     ),
     Register(
         key="cell_overvoltage_warning",
