@@ -19,7 +19,7 @@ from custom_components.daly_active_balance.const import (
     CONNECTION_SERIAL,
     DOMAIN,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,

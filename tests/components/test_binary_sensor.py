@@ -26,7 +26,7 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.protocol.registers import register
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
+from daly_tools.simulator import SimulatedBalancer, SimulatorServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

@@ -46,14 +46,14 @@ from custom_components.daly_active_balance.const import (
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.frames import Direction, ExceptionResponse, Function, ReadRequest
 from custom_components.daly_active_balance.protocol.registers import BY_KEY
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
     serve_pty,
     serve_tcp,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
 
 from .ble_helpers import (
     DALY_ADDRESS,

@@ -34,7 +34,7 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorServer,
     serve_pty,

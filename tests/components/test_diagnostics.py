@@ -23,13 +23,14 @@ from custom_components.daly_active_balance.const import (
     CONNECTION_SERIAL,
     DOMAIN,
 )
-from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS, encode_ascii
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS
+from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+from daly_tools.factory import FACTORY, encode_ascii
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
 )
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 
 from .ble_helpers import DALY_ADDRESS, inject_advertisement, service_info, use_standin_dongle
 
@@ -78,7 +79,7 @@ def raw_registers(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def assert_no_secret(result: dict[str, Any]) -> None:
     """Neither the password nor the serial number, decoded or raw, is in the result."""
     text = json.dumps(result)
-    password = BY_KEY["password"].default
+    password = FACTORY["password"]
     assert isinstance(password, str) and password == "123456"
     assert password not in text
     assert SERIAL_NUMBER not in text

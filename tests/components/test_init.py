@@ -31,7 +31,7 @@ from custom_components.daly_active_balance.const import (
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.protocol.registers import SETTINGS
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,

@@ -21,7 +21,7 @@ from custom_components.daly_active_balance.protocol.registers import (
     BatteryType,
     register,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,

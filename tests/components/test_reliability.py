@@ -29,7 +29,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, WriteSingle, parse
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, PASSWORD, SETTINGS
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorServer,
     serve_tcp,

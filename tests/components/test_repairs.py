@@ -27,17 +27,17 @@ from custom_components.daly_active_balance.protocol.registers import (
     SLEEP_NEVER,
     BatteryType,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
-    SimulatedBalancer,
-    SimulatorConfig,
-    SimulatorServer,
-)
 from custom_components.daly_active_balance.repairs import (
     ISSUE_CELL_OUT_OF_RANGE,
     ISSUE_PACK_VOLTAGE_LOW,
     ISSUE_STOPPED_ANSWERING,
     ISSUE_STRING_COUNT,
     ISSUES,
+)
+from daly_tools.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
 )
 
 from .test_init import UPDATE_INTERVAL, advance, poll_unanswered, run_out_timeouts

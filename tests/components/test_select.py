@@ -16,7 +16,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.protocol.registers import BatteryType
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
+from daly_tools.simulator import SimulatedBalancer, SimulatorServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

@@ -24,7 +24,7 @@ from custom_components.daly_active_balance.const import (
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,

@@ -43,9 +43,9 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
 from custom_components.daly_active_balance.protocol.transport import Transport
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+from daly_tools.simulator import SimulatedBalancer, SimulatorServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

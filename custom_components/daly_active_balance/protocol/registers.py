@@ -115,8 +115,6 @@ class Register:
     options: tuple[str, ...] = ()
     #: Never log, print or publish (the module's settings password).
     secret: bool = False
-    #: Raw default (one int per word, or text for ASCII) used by the simulator.
-    default: int | tuple[int, ...] | str = 0
 
     @property
     def end(self) -> int:
@@ -183,10 +181,6 @@ _ABSENT = frozenset({RAW_ABSENT})
 _ABSENT_OR_ZERO = frozenset({0, RAW_ABSENT})
 
 
-def _cells(*mv: int) -> tuple[int, ...]:
-    return tuple(mv) + (0,) * (32 - len(mv))
-
-
 REGISTERS: Final[tuple[Register, ...]] = (
     # --- live block 0x0000–0x003D -------------------------------------------------------
     Register(
@@ -197,7 +191,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell 1…32 voltage",
         confidence=_C.CAPTURED,
-        default=_cells(*(3335,) * 16),
     ),
     Register(
         key="temperatures",
@@ -208,7 +201,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         description="Temperature sensor 1…8; only the first `temperature_sensor_count` are "
         "real (slots 7/8 hold pack and average voltage on the balancer)",
         confidence=_C.CAPTURED,
-        default=(68, 0, 0, 0, 0, 0, 533, 3335),
     ),
     Register(
         key="pack_voltage",
@@ -217,7 +209,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Pack voltage",
         confidence=_C.CAPTURED,
-        default=533,
     ),
     Register(
         key="current",
@@ -227,7 +218,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="A",
         description="Pack current, + = charge (the balancer has no shunt: always 0)",
         confidence=_C.CAPTURED,
-        default=30000,
     ),
     Register(
         key="soc",
@@ -244,7 +234,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Highest cell voltage (sampled apart from the cell list)",
         confidence=_C.CAPTURED,
-        default=3335,
     ),
     Register(
         key="min_cell_voltage",
@@ -253,7 +242,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Lowest cell voltage (sampled apart from the cell list)",
         confidence=_C.CAPTURED,
-        default=3335,
     ),
     Register(
         key="max_temperature",
@@ -262,7 +250,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="°C",
         description="Highest temperature",
         confidence=_C.CAPTURED,
-        default=68,
     ),
     Register(
         key="min_temperature",
@@ -271,7 +258,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="°C",
         description="Lowest temperature",
         confidence=_C.CAPTURED,
-        default=68,
     ),
     Register(
         key="state",
@@ -294,14 +280,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x0031,
         description="Number of cells the module measures",
         confidence=_C.CAPTURED,
-        default=16,
     ),
     Register(
         key="temperature_sensor_count",
         address=0x0032,
         description="Number of temperature sensors",
         confidence=_C.CAPTURED,
-        default=1,
     ),
     Register(key="cycles", address=0x0033, description="Charge cycles (0 on the balancer)", confidence=_C.CAPTURED),
     Register(
@@ -332,7 +316,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Average cell voltage",
         confidence=_C.CAPTURED,
-        default=3335,
     ),
     Register(
         key="cell_delta",
@@ -370,7 +353,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         absent=_ABSENT,
         description="Balance current (from 100Balance BMS frames; plausible for the balancer, sign unknown)",
         confidence=_C.INFERRED,
-        default=30000,
     ),
     Register(
         key="mos_temperature",
@@ -380,7 +362,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         absent=_ABSENT_OR_ZERO,
         description="MOSFET temperature (0xFFFF on the balancer: absent)",
         confidence=_C.CODE,
-        default=RAW_ABSENT,
     ),
     Register(
         key="board_temperature",
@@ -399,7 +380,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="Ah",
         description="Rated capacity",
         confidence=_C.CAPTURED,
-        default=500,
     ),
     Register(
         key="cell_reference_voltage",
@@ -408,9 +388,8 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell reference voltage",
         confidence=_C.CAPTURED,
-        default=3200,
     ),
-    Register(key="board_count", address=0x0082, description="Acquisition boards", confidence=_C.CAPTURED, default=1),
+    Register(key="board_count", address=0x0082, description="Acquisition boards", confidence=_C.CAPTURED),
     Register(
         key="string_count",
         address=0x0083,
@@ -422,14 +401,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         "of strings' is inferred to be this register, 0x00CE is the other "
         "candidate)",
         confidence=_C.INFERRED,
-        default=16,
     ),
     Register(
         key="temperature_sensor_setting",
         address=0x0086,
         description="Temperature sensors on board 1",
         confidence=_C.CAPTURED,
-        default=1,
     ),
     Register(
         key="battery_type",
@@ -451,7 +428,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         special={SLEEP_NEVER: "never"},
         description="Sleep after this many seconds without traffic; 65535 = never (the manual's default is 3600 s)",
         confidence=_C.DOCUMENTED,
-        default=3600,
     ),
     Register(
         key="cell_overvoltage_warning",
@@ -460,7 +436,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell over-voltage warning",
         confidence=_C.CAPTURED,
-        default=3550,
     ),
     Register(
         key="cell_overvoltage_alarm",
@@ -469,7 +444,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell over-voltage alarm",
         confidence=_C.CAPTURED,
-        default=3650,
     ),
     Register(
         key="cell_undervoltage_warning",
@@ -478,7 +452,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell under-voltage warning",
         confidence=_C.CAPTURED,
-        default=2300,
     ),
     Register(
         key="cell_undervoltage_alarm",
@@ -487,7 +460,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell under-voltage alarm",
         confidence=_C.CAPTURED,
-        default=2200,
     ),
     Register(
         key="cell_delta_warning",
@@ -516,7 +488,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         step=0.001,
         description="Balance turn-on voltage: balancing needs a cell above it (range per chemistry in CHEMISTRY)",
         confidence=_C.DOCUMENTED,
-        default=3300,
     ),
     Register(
         key="balance_start_delta",
@@ -529,7 +500,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         step=0.001,
         description="Balance turn-on difference: balancing needs max − min above it",
         confidence=_C.DOCUMENTED,
-        default=20,
     ),
     # --- identification 0x00A9–0x00CB ---------------------------------------------------
     Register(
@@ -539,7 +509,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.ASCII,
         description="Software version (16 bytes ASCII)",
         confidence=_C.CAPTURED,
-        default="B002_111132_03",
     ),
     Register(
         key="hardware_version",
@@ -548,7 +517,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.ASCII,
         description="Hardware version (16 bytes ASCII)",
         confidence=_C.CAPTURED,
-        default="E303-032DG-SMB",
     ),
     Register(
         key="serial_number",
@@ -557,7 +525,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.ASCII,
         description="Machine code / bar code (32 bytes ASCII, empty on the captured unit)",
         confidence=_C.DOCUMENTED,
-        default="",
     ),
     Register(
         key="password",
@@ -567,7 +534,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         secret=True,
         description="Settings password, checked only by the phone app (a secret)",
         confidence=_C.CAPTURED,
-        default="123456",
     ),
     # --- balancer block 0x00CC–0x00D0 ---------------------------------------------------
     Register(
@@ -577,14 +543,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.DATE,
         description="Production date YY MM DD 00 (2000-01-01 = unset)",
         confidence=_C.DOCUMENTED,
-        default=(0x0001, 0x0100),
     ),
     Register(
         key="register_00ce",
         address=0x00CE,
         description="Unknown; equals the cell count in the only capture",
         confidence=_C.UNKNOWN,
-        default=16,
     ),
     Register(
         key="balancer_enabled",
@@ -594,14 +558,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         absent=_ABSENT,
         description="Balancer switch 1 = on, 0 = off",
         confidence=_C.CAPTURED,
-        default=1,
     ),
     Register(
         key="register_00d0",
         address=0x00D0,
         description="Unknown (10 in the capture; maybe the balance current in 0.1 A)",
         confidence=_C.UNKNOWN,
-        default=10,
     ),
 )
 
@@ -725,21 +687,6 @@ def _word_expression(reg: Register, raw: str, name: str, namespace: dict[str, ob
         namespace[name] = absent
         return f"(None if {raw} in {name} else {value})"
     return value
-
-
-def encode_ascii(text: str, count: int) -> tuple[int, ...]:
-    """Pack ASCII text into ``count`` words, NUL-padded (used by the simulator)."""
-    data = text.encode("ascii")[: count * 2].ljust(count * 2, b"\x00")
-    return struct.unpack(f">{count}H", data)
-
-
-def default_words(reg: Register) -> tuple[int, ...]:
-    """The raw words a fresh simulated module holds for ``reg``."""
-    if isinstance(reg.default, str):
-        return encode_ascii(reg.default, reg.count)
-    if isinstance(reg.default, tuple):
-        return reg.default
-    return (reg.default,) * reg.count
 
 
 def balance_voltage_range(battery_type: BatteryType | str | None) -> tuple[float, float]:
