@@ -122,28 +122,38 @@ def test_model_fields_are_register_keys() -> None:
 
 
 @pytest.mark.parametrize("raw", [0, 1, 2, 39, 40, 41, 999, 1000, 3335, 29999, 30000, 30001, 65534, 65535])
-def test_block_decoders_equal_decode_word(raw: int) -> None:
-    """The compiled block decoders give exactly what ``decode_word`` gives, type included."""
-    for block in BLOCKS:
-        decoded = block.decode((raw,) * block.count)
-        for reg in block.registers:
-            if reg.kind in (registers.Kind.ASCII, registers.Kind.DATE):
-                continue
-            expected = reg.decode_word(raw)
-            values = (decoded[reg.key],) if reg.count == 1 else decoded[reg.key]
-            assert isinstance(values, tuple)
-            for value in values:
-                assert value == expected, reg.key
-                assert type(value) is type(expected), reg.key
+def test_numbers_decode_to_the_scaled_decimal_value(raw: int) -> None:
+    """A number is (raw − offset) × scale to the scale's decimals: an int for a scale of 1."""
+    for reg in REGISTERS:
+        if reg.kind is not registers.Kind.NUMBER or raw in reg.absent or raw in reg.special:
+            continue
+        value = reg.decode_word(raw)
+        if reg.scale == 1:
+            assert value == raw - reg.offset
+            assert type(value) is int, reg.key
+        else:
+            assert value == round((raw - reg.offset) * reg.scale, reg.decimals), reg.key
+            assert type(value) is float, reg.key
 
 
-def test_unusual_registers_decode_through_decode_word() -> None:
-    """A scale that is not 10**-d, or special values, fall back to ``decode_word``."""
-    odd = registers.Register(key="odd", address=0, description="", confidence=Confidence.UNKNOWN, scale=0.5)
-    namespace: dict[str, object] = {}
-    assert registers._word_expression(odd, "x", "_r", namespace) == "_r(x)"
-    assert namespace["_r"] == odd.decode_word
-    assert odd.decode_word(5) == 2.5
+def test_array_registers_decode_word_by_word() -> None:
+    """Each element of an array register is what ``decode_word`` gives for its word."""
+    words = tuple(range(3300, 3300 + LIVE.count))
+    decoded = LIVE.decode(words)
+    for reg in LIVE.registers:
+        if reg.count > 1:
+            assert decoded[reg.key] == tuple(reg.decode_word(raw) for raw in words[reg.address : reg.end]), reg.key
+
+
+def test_scale_must_be_a_power_of_ten() -> None:
+    """Decoding divides by 10**decimals, which only a scale of 1, 0.1, 0.01, … allows."""
+    assert BY_KEY["cell_voltages"].decimals == 3
+    assert BY_KEY["pack_voltage"].decimals == 1
+    assert BY_KEY["cell_count"].decimals == 0
+    with pytest.raises(ValueError, match="is not 1"):
+        registers.Register(key="odd", address=0, description="", confidence=Confidence.UNKNOWN, scale=0.5)
+    with pytest.raises(ValueError, match="is not 1"):
+        registers.Register(key="coarse", address=0, description="", confidence=Confidence.UNKNOWN, scale=10)
 
 
 def test_block_decode_checks_length() -> None:

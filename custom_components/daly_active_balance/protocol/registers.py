@@ -12,13 +12,12 @@ DALY *BMS*), ``INFERRED`` (a hypothesis) and ``UNKNOWN`` (meaning not known at a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-import functools
 import math
 import struct
-from typing import Final, cast
+from typing import Final
 
 from .errors import ValueOutOfRangeError
 
@@ -115,33 +114,49 @@ class Register:
     options: tuple[str, ...] = ()
     #: Never log, print or publish (the module's settings password).
     secret: bool = False
+    #: Number of decimals the scale gives (0.001 → 3).
+    decimals: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        decimals = round(-math.log10(self.scale))
+        if decimals < 0 or self.scale != 1 / 10**decimals:
+            raise ValueError(f"{self.key}: scale {self.scale} is not 1, 0.1, 0.01, …")
+        object.__setattr__(self, "decimals", decimals)
 
     @property
     def end(self) -> int:
         """Address after the last word of this register."""
         return self.address + self.count
 
-    @property
-    def decimals(self) -> int:
-        """Number of decimals the scale gives (0.001 → 3)."""
-        return _scale_decimals(self.scale)
+    def decode(self, words: Sequence[int]) -> DecodedValue:
+        """Decode the register's ``count`` raw words: one value, text, or a tuple for an array."""
+        if self.count == 1:
+            return self.decode_word(words[0])
+        if self.kind is Kind.ASCII:
+            return _ascii(words)
+        if self.kind is Kind.DATE:
+            return _date(words)
+        return tuple([self.decode_word(raw) for raw in words])
 
-    def decode_word(self, raw: int) -> float | int | bool | str | None:
-        """Decode one raw word of a one-word register."""
+    def decode_word(self, raw: int) -> DecodedWord:
+        """Decode one raw word (of a one-word register, or one element of an array).
+
+        A number is (raw − offset) × scale: an int for a scale of 1, else raw − offset divided
+        by 10**decimals, which is the float nearest the decimal value (what ``round`` would give,
+        at a tenth of its cost). Special values stay raw.
+        """
         if raw in self.absent:
             return None
-        if self.kind is Kind.FLAG:
+        kind = self.kind
+        if kind is Kind.NUMBER:
+            if raw in self.special:
+                return raw
+            return raw - self.offset if self.decimals == 0 else (raw - self.offset) / 10**self.decimals
+        if kind is Kind.FLAG:
             return raw != 0
-        if self.kind is Kind.ENUM:
+        if kind is Kind.ENUM:
             return self.options[raw] if raw < len(self.options) else None
-        if self.kind is Kind.BITS:
-            return raw
-        if raw in self.special:
-            return raw
-        value = (raw - self.offset) * self.scale
-        if self.scale == 1.0:
-            return int(value)
-        return round(value, _scale_decimals(self.scale))
+        return raw  # Kind.BITS
 
     def encode(self, value: float | int | bool | str) -> int:
         """Encode a value for a write, refusing anything outside the register's range."""
@@ -168,12 +183,6 @@ class Register:
                 self.key, value, f"allowed {self.minimum:g} to {self.maximum:g} {self.unit or ''}".rstrip()
             )
         return raw
-
-
-@functools.cache
-def _scale_decimals(scale: float) -> int:
-    text = f"{scale:.10f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
 
 
 _C = Confidence
@@ -575,46 +584,10 @@ def register(key: str) -> Register:
     return BY_KEY[key]
 
 
-# --- blocks --------------------------------------------------------------------------------
+# --- decoding ----------------------------------------------------------------------------
 
-DecodedValue = float | int | bool | str | tuple[float | int | bool | str | None, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A contiguous run of registers read with one request."""
-
-    name: str
-    start: int
-    count: int
-
-    @property
-    def end(self) -> int:
-        """Address after the block's last word."""
-        return self.start + self.count
-
-    @property
-    def registers(self) -> tuple[Register, ...]:
-        """The registers that lie entirely inside this block."""
-        return tuple(r for r in REGISTERS if self.start <= r.address and r.end <= self.start + self.count)
-
-    def decode(self, words: Sequence[int]) -> dict[str, DecodedValue]:
-        """Decode the block's raw words into ``{key: value}``."""
-        if len(words) != self.count:
-            raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
-        return _block_decoder(self)(words)
-
-
-LIVE: Final = Block("live", 0x0000, 62)
-EXTENDED: Final = Block("extended", 0x003E, 9)
-SETTINGS: Final = Block("settings", 0x0080, 41)
-IDENTITY: Final = Block("identity", 0x00A9, 32)
-PASSWORD: Final = Block("password", 0x00C9, 3)
-BALANCER: Final = Block("balancer", 0x00CC, 5)
-BLOCKS: Final = (LIVE, EXTENDED, SETTINGS, IDENTITY, PASSWORD, BALANCER)
-
-_BlockDecoder = Callable[[Sequence[int]], dict[str, DecodedValue]]
-_DECODER_CACHE: dict[Block, _BlockDecoder] = {}
+DecodedWord = float | int | bool | str | None
+DecodedValue = DecodedWord | tuple[DecodedWord, ...]
 
 
 def _ascii(words: Sequence[int]) -> str:
@@ -628,65 +601,43 @@ def _date(words: Sequence[int]) -> str | None:
     return f"{2000 + year:04d}-{month:02d}-{day:02d}"
 
 
-def _block_decoder(block: Block) -> _BlockDecoder:
-    """The block's decoder, compiled on first use from the register table.
-
-    It decodes every register inline in one function (``dataclasses`` builds its methods the
-    same way): a poll decodes three blocks with about 60 values each, and one Python call per
-    value would cost more than all the arithmetic. Each expression gives exactly what
-    ``Register.decode_word`` gives (the register tests compare them on every register).
-    """
-    decoder = _DECODER_CACHE.get(block)
-    if decoder is None:
-        namespace: dict[str, object] = {}
-        items = []
-        for index, reg in enumerate(block.registers):
-            lo, hi = reg.address - block.start, reg.end - block.start
-            items.append(f"{reg.key!r}: {_expression(reg, lo, hi, f'_r{index}', namespace)}")
-        exec(f"def decode(w):\n    return {{{', '.join(items)}}}\n", namespace)
-        decoder = cast(_BlockDecoder, namespace["decode"])
-        _DECODER_CACHE[block] = decoder
-    return decoder
+# --- blocks --------------------------------------------------------------------------------
 
 
-def _expression(reg: Register, lo: int, hi: int, name: str, namespace: dict[str, object]) -> str:
-    """Python source decoding ``reg`` from the block's words ``w`` (helpers go in ``namespace``)."""
-    if reg.kind in (Kind.ASCII, Kind.DATE):
-        namespace[name] = _ascii if reg.kind is Kind.ASCII else _date
-        return f"{name}(w[{lo}:{hi}])"
-    if reg.count == 1:
-        return _word_expression(reg, f"w[{lo}]", name, namespace)
-    one = _word_expression(reg, "x", name, namespace)
-    return f"tuple(w[{lo}:{hi}])" if one == "x" else f"tuple([{one} for x in w[{lo}:{hi}]])"
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A contiguous run of registers read with one request."""
+
+    name: str
+    start: int
+    count: int
+    #: The registers that lie entirely inside this block.
+    registers: tuple[Register, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        inside = tuple(r for r in REGISTERS if self.start <= r.address and r.end <= self.end)
+        object.__setattr__(self, "registers", inside)
+
+    @property
+    def end(self) -> int:
+        """Address after the block's last word."""
+        return self.start + self.count
+
+    def decode(self, words: Sequence[int]) -> dict[str, DecodedValue]:
+        """Decode the block's raw words into ``{key: value}``."""
+        if len(words) != self.count:
+            raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
+        start = self.start
+        return {reg.key: reg.decode(words[reg.address - start : reg.end - start]) for reg in self.registers}
 
 
-def _word_expression(reg: Register, raw: str, name: str, namespace: dict[str, object]) -> str:
-    """Python source decoding the one raw word ``raw`` of ``reg``, as ``decode_word`` does.
-
-    A scale of 10**-d divides by 10**d: the correctly rounded quotient is the very float that
-    ``round(raw * scale, d)`` returns, without ``round``'s decimal conversion. Anything that is
-    not a plain number, flag or bit field, or has special values or another scale, calls
-    ``decode_word``.
-    """
-    absent, offset, divisor = reg.absent, reg.offset, 10**reg.decimals
-    value: str | None = None
-    if reg.kind is Kind.BITS:
-        value = raw
-    elif reg.kind is Kind.FLAG:
-        value = f"{raw} != 0"
-    elif reg.kind is Kind.NUMBER and not reg.special:
-        shifted = f"({raw} - {offset})" if offset else raw
-        if reg.scale == 1.0:
-            value = shifted
-        elif reg.scale == 1 / divisor:
-            value = f"{shifted} / {divisor}"
-    if value is None:
-        namespace[name] = reg.decode_word
-        return f"{name}({raw})"
-    if absent:
-        namespace[name] = absent
-        return f"(None if {raw} in {name} else {value})"
-    return value
+LIVE: Final = Block("live", 0x0000, 62)
+EXTENDED: Final = Block("extended", 0x003E, 9)
+SETTINGS: Final = Block("settings", 0x0080, 41)
+IDENTITY: Final = Block("identity", 0x00A9, 32)
+PASSWORD: Final = Block("password", 0x00C9, 3)
+BALANCER: Final = Block("balancer", 0x00CC, 5)
+BLOCKS: Final = (LIVE, EXTENDED, SETTINGS, IDENTITY, PASSWORD, BALANCER)
 
 
 def balance_voltage_range(battery_type: BatteryType | str | None) -> tuple[float, float]:
