@@ -178,6 +178,8 @@ _daly_ensure_chromium() {
       touch "$DALY_ROOT/.daly-chromium-ok"
       ;;
     *)
+      # A browser named by DALY_CHROMIUM (e.g. the Chrome of a CI runner) is used as it is.
+      if [ -n "${DALY_CHROMIUM:-}" ] && [ -x "$DALY_CHROMIUM" ]; then return 0; fi
       command -v chromium >/dev/null 2>&1 && return 0
       if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         _daly_log "chromium is missing: install it (e.g. 'sudo apt-get install chromium') for the browser tests"

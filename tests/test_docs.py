@@ -24,7 +24,8 @@ def test_register_docs_are_current() -> None:
 def test_readme_links_point_at_files() -> None:
     """Every image and document the README links to is in the repository."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    targets = re.findall(r"\]\(((?:docs|custom_components)/[^)#]+)\)", readme)
+    targets = re.findall(r"\]\(((?:docs/|custom_components/|CHANGELOG)[^)#]+)\)", readme)
     assert any(target.endswith(".png") for target in targets)
+    assert "CHANGELOG.md" in targets
     for target in targets:
         assert (ROOT / target).is_file(), target

@@ -7,8 +7,10 @@ from pathlib import Path
 import re
 from typing import Any
 
-import homeassistant
 from homeassistant.const import __version__ as HA_VERSION
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 import pytest
 import yaml
 
@@ -37,7 +39,8 @@ def test_manifest_content() -> None:
     assert manifest["after_dependencies"] == ["usb"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
     for requirement in manifest["requirements"]:
-        assert re.fullmatch(r"[a-z0-9-]+==\d+(\.\d+)*", requirement), requirement
+        # A lower bound, never an exact pin (docs/compatibility.md).
+        assert re.fullmatch(r"[a-z0-9-]+>=\d+(\.\d+)*", requirement), requirement
     for matcher in manifest["bluetooth"]:
         assert matcher["connectable"] is True
         assert set(matcher) <= {"local_name", "manufacturer_id", "service_uuid", "connectable"}
@@ -138,15 +141,62 @@ def test_brand_icon_is_256_square_png() -> None:
     assert (width, height) == (256, 256)
 
 
-def test_requirements_are_the_pins_home_assistant_ships() -> None:
-    """Pinned like core: the same versions HA itself pins, or HA would refuse to install them."""
-    constraints = (Path(homeassistant.__file__).parent / "package_constraints.txt").read_text()
-    pinned = {line.split("==")[0].lower(): line.strip() for line in constraints.splitlines() if "==" in line}
+CONSTRAINTS = ROOT / "tests" / "fixtures" / "constraints"
+
+
+def _pins(constraints: str) -> dict[str, Version]:
+    """``name == version`` lines of a package_constraints.txt, by canonical name."""
+    pins = {}
+    for raw in constraints.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if "==" in line and ";" not in line:
+            requirement = Requirement(line)
+            pins[canonicalize_name(requirement.name)] = Version(next(iter(requirement.specifier)).version)
+    return pins
+
+
+def unsatisfied(requirements: list[str], constraints: str) -> list[str]:
+    """The requirements a release's pins rule out: Home Assistant would refuse to install them."""
+    pins = _pins(constraints)
+    bad = []
+    for line in requirements:
+        requirement = Requirement(line)
+        pinned = pins.get(canonicalize_name(requirement.name))
+        if pinned is not None and not requirement.specifier.contains(pinned, prereleases=True):
+            bad.append(f"{line} (pinned {pinned})")
+    return bad
+
+
+def test_constraint_check_catches_a_pin_home_assistant_moved() -> None:
+    """The check itself: the 0.1.0 manifest's exact pin is refused by 2026.11.0's constraints."""
+    newer = (CONSTRAINTS / "2026.11.0.txt").read_text(encoding="utf-8")
+    assert unsatisfied(["serialx==1.11.0"], newer) == ["serialx==1.11.0 (pinned 1.15.1)"]
+    assert unsatisfied(["serialx>=1.11.0", "not-pinned>=1"], newer) == []
+
+
+def test_requirements_install_on_every_supported_release() -> None:
+    """Every vendored release's constraints satisfy the manifest (scripts/refresh-constraints)."""
     manifest = _json(COMPONENT / "manifest.json")
-    for requirement in manifest["requirements"]:
-        name = requirement.split("==")[0].lower()
-        if name in pinned:
-            assert requirement == pinned[name], (requirement, pinned[name])
-    tests = (ROOT / "requirements_test.txt").read_text().splitlines()
-    for requirement in manifest["requirements"]:
-        assert requirement in tests, requirement
+    releases = sorted(CONSTRAINTS.glob("*.txt"), key=lambda path: Version(path.stem))
+    assert releases[0].stem == _json(ROOT / "hacs.json")["homeassistant"]
+    assert len(releases) >= 2, "vendor the newest release too: scripts/refresh-constraints"
+    for path in releases:
+        constraints = path.read_text(encoding="utf-8")
+        # Every requirement is one Home Assistant pins: we ride on its versions, never fight them.
+        assert {canonicalize_name(Requirement(r).name) for r in manifest["requirements"]} <= set(_pins(constraints))
+        assert not unsatisfied(manifest["requirements"], constraints), path.name
+    # The test environment is the oldest supported release, with that release's pins.
+    oldest_pins = _pins(releases[0].read_text(encoding="utf-8"))
+    for raw in (ROOT / "requirements_test.txt").read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        pinned = oldest_pins.get(canonicalize_name(Requirement(line).name)) if line else None
+        if pinned is not None:
+            assert Requirement(line).specifier.contains(pinned, prereleases=True), line
+
+
+def test_supported_range_is_stated_once() -> None:
+    """hacs.json names the oldest supported release; the README and the test harness agree."""
+    oldest = _json(ROOT / "hacs.json")["homeassistant"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"Requires Home Assistant {oldest} or newer" in readme
+    assert oldest == HA_VERSION

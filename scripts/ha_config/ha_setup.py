@@ -103,16 +103,16 @@ def _call(
         return json.loads(response.read() or b"null")
 
 
-def onboard(base: str, username: str, password: str, name: str = "DALY tester", language: str = "en") -> bool:
-    """Finish onboarding with a first (owner) user; False when it was already done."""
+def onboard(base: str, username: str, password: str, name: str = "DALY tester", language: str = "en") -> str | None:
+    """Finish onboarding with a first (owner) user; its access token, or None when it was already done."""
     try:
         steps = _call(base, "/api/onboarding")
     except urllib.error.HTTPError as err:
         if err.code == 404:  # the onboarding views are gone once onboarding is done
-            return False
+            return None
         raise
     if {step["step"]: step["done"] for step in steps}.get("user"):
-        return False
+        return None
     client_id = f"{base}/"
     user = {"client_id": client_id, "name": name, "username": username, "password": password, "language": language}
     code = _call(base, "/api/onboarding/users", user)["auth_code"]
@@ -123,7 +123,7 @@ def onboard(base: str, username: str, password: str, name: str = "DALY tester", 
     _call(
         base, "/api/onboarding/integration", {"client_id": client_id, "redirect_uri": f"{base}/?auth_callback=1"}, token
     )
-    return True
+    return str(token)
 
 
 def main(argv: list[str] | None = None) -> int:
