@@ -180,8 +180,6 @@ def _check_word(value: int) -> None:
 
 # --- lengths and parsing --------------------------------------------------------------------
 
-#: Big-endian register words, by count (a read response's values).
-_WORDS: Final = tuple(struct.Struct(f">{count}H") for count in range(MAX_READ_COUNT + 1))
 #: Shortest prefix that tells a frame's length.
 HEADER_LENGTH: Final = 3
 _MULTI_HEADER: Final = 6
@@ -240,7 +238,7 @@ def parse(frame: bytes | bytearray | memoryview, direction: Direction, *, crc_ch
         return ExceptionResponse(function & 0x7F, data[2])
     if function == Function.READ:
         if direction is Direction.RESPONSE:
-            return ReadResponse(_WORDS[data[2] // 2].unpack_from(data, 3))
+            return ReadResponse(struct.unpack_from(f">{data[2] // 2}H", data, 3))
         start, count = struct.unpack_from(">HH", data, 2)
         if not 1 <= count <= MAX_READ_COUNT:
             raise FrameError(f"read count {count} outside 1..{MAX_READ_COUNT}")

@@ -131,32 +131,45 @@ class Register:
     def decode(self, words: Sequence[int]) -> DecodedValue:
         """Decode the register's ``count`` raw words: one value, text, or a tuple for an array."""
         if self.count == 1:
-            return self.decode_word(words[0])
+            return self.decode_words(words)[0]
         if self.kind is Kind.ASCII:
             return _ascii(words)
         if self.kind is Kind.DATE:
             return _date(words)
-        return tuple([self.decode_word(raw) for raw in words])
+        return tuple(self.decode_words(words))
 
     def decode_word(self, raw: int) -> DecodedWord:
-        """Decode one raw word (of a one-word register, or one element of an array).
+        """Decode one raw word (of a one-word register, or one element of an array)."""
+        return self.decode_words((raw,))[0]
 
-        A number is (raw − offset) × scale: an int for a scale of 1, else raw − offset divided
-        by 10**decimals, which is the float nearest the decimal value (what ``round`` would give,
-        at a tenth of its cost). Special values stay raw.
+    def decode_words(self, words: Sequence[int]) -> list[DecodedWord]:
+        """Decode raw words one by one by the register's kind: absent ones are ``None``.
+
+        A number is (raw − offset) × scale: an int for a scale of 1, else a float. The scale is
+        10**-decimals, so dividing by 10**decimals gives the float nearest the decimal value, the
+        one ``round(x * scale, decimals)`` gives, at a tenth of its cost. Special values stay raw.
         """
-        if raw in self.absent:
-            return None
-        kind = self.kind
-        if kind is Kind.NUMBER:
-            if raw in self.special:
-                return raw
-            return raw - self.offset if self.decimals == 0 else (raw - self.offset) / 10**self.decimals
-        if kind is Kind.FLAG:
-            return raw != 0
-        if kind is Kind.ENUM:
-            return self.options[raw] if raw < len(self.options) else None
-        return raw  # Kind.BITS
+        values: list[DecodedWord]
+        if self.kind is Kind.NUMBER:
+            offset = self.offset
+            if self.decimals:
+                divisor = 10**self.decimals
+                values = [(raw - offset) / divisor for raw in words]
+            else:
+                values = [raw - offset for raw in words]
+        elif self.kind is Kind.FLAG:
+            values = [raw != 0 for raw in words]
+        elif self.kind is Kind.ENUM:
+            values = [self.options[raw] if raw < len(self.options) else None for raw in words]
+        else:  # Kind.BITS: the raw bit field
+            values = list(words)
+        if self.absent or self.special:
+            absent, special = self.absent, self.special
+            return [
+                None if raw in absent else raw if raw in special else value
+                for raw, value in zip(words, values, strict=True)
+            ]
+        return values
 
     def encode(self, value: float | int | bool | str) -> int:
         """Encode a value for a write, refusing anything outside the register's range."""
@@ -628,7 +641,9 @@ class Block:
         if len(words) != self.count:
             raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
         start = self.start
-        return {reg.key: reg.decode(words[reg.address - start : reg.end - start]) for reg in self.registers}
+        return {
+            reg.key: reg.decode(words[reg.address - start : reg.address - start + reg.count]) for reg in self.registers
+        }
 
 
 LIVE: Final = Block("live", 0x0000, 62)
