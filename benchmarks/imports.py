@@ -30,7 +30,7 @@ PACKAGE_DIR: Final = REPO / "custom_components" / "daly_active_balance"
 #: The integration's requirements (manifest.json), imported before the baseline reading.
 REQUIREMENTS: Final = ("bleak_retry_connector", "serialx")
 #: Fresh interpreters measured; the medians are reported.
-RUNS: Final = 3
+RUNS: Final = 5
 
 
 def integration_modules() -> list[str]:
