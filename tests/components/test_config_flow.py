@@ -80,6 +80,12 @@ OTHER_ADDRESS = "C4:DE:E2:11:22:33"
 
 
 @pytest.fixture
+def entry_unique_id(sim_server: SimulatorServer) -> str:
+    """A serial entry's unique id is its URL, as the flow makes it."""
+    return sim_server.url
+
+
+@pytest.fixture
 async def mock_setup_entry(hass: HomeAssistant) -> AsyncIterator[AsyncMock]:
     """Entries created by a flow are not set up (the flow is under test, not the setup).
 

@@ -18,10 +18,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
 from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
-    DOMAIN,
 )
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
@@ -57,17 +54,15 @@ def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """A serial entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options={CONF_UPDATE_INTERVAL: 5},
-    )
-    entry.add_to_hass(hass)
-    return entry
+def entry_title() -> str:
+    """The module's name as the flow makes it."""
+    return "DALY balancer 16S"
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """The update interval shows in the diagnostics."""
+    return {CONF_UPDATE_INTERVAL: 5}
 
 
 def raw_registers(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 import time
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
     DOMAIN,
 )
 from custom_components.daly_active_balance.protocol.registers import (
@@ -37,7 +35,6 @@ from custom_components.daly_active_balance.repairs import (
 from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
-    SimulatorServer,
 )
 
 from .test_init import UPDATE_INTERVAL, advance, poll_unanswered, run_out_timeouts
@@ -54,17 +51,9 @@ def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
     """An entry that polls every few seconds and re-reads the settings on every poll."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=TITLE,
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options={CONF_UPDATE_INTERVAL: UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1},
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return {CONF_UPDATE_INTERVAL: UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1}
 
 
 def issue(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> ir.IssueEntry | None:

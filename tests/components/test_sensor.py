@@ -2,73 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
-from unittest.mock import PropertyMock, patch
-
-from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import CONF_PORT, Platform
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
-    CONNECTION_SERIAL,
-    DEFAULT_UPDATE_INTERVAL,
-    DOMAIN,
-)
 from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
-    SimulatorServer,
 )
+
+from .conftest import EntityIdFinder, Poll
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 
-@pytest.fixture(autouse=True)
-def only_sensors() -> Iterator[None]:
+@pytest.fixture
+def platforms() -> list[Platform]:
     """Set up the sensor platform alone."""
-    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.SENSOR]):
-        yield
-
-
-@pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """An entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
-@pytest.fixture
-def enable_all_entities() -> Iterator[None]:
-    """Create every entity enabled, also those disabled by default."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        new_callable=PropertyMock,
-        return_value=True,
-    ):
-        yield
-
-
-def entity_id(entity_registry: er.EntityRegistry, key: str) -> str:
-    """The entity id of the sensor with description key ``key``."""
-    found = entity_registry.async_get_entity_id(Platform.SENSOR, DOMAIN, f"simulator_{key}")
-    assert found is not None, key
-    return found
+    return [Platform.SENSOR]
 
 
 def cell_sensor_keys(entity_registry: er.EntityRegistry, entry: MockConfigEntry) -> list[str]:
@@ -81,14 +38,7 @@ def cell_sensor_keys(entity_registry: er.EntityRegistry, entry: MockConfigEntry)
     ]
 
 
-async def poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
-    """Let one update interval pass so the coordinator polls the module."""
-    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_INTERVAL))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_snapshot(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
@@ -100,9 +50,10 @@ async def test_snapshot(
 
 
 async def test_cells_equal_simulator(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
-    freezer: FrozenDateTimeFactory,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
@@ -110,29 +61,30 @@ async def test_cells_equal_simulator(
     cells = simulator.cell_voltages()
     assert len(cell_sensor_keys(entity_registry, init_integration)) == len(cells) == 16
     for number, volts in enumerate(cells, start=1):
-        state = hass.states.get(entity_id(entity_registry, f"cell_voltage_{number}"))
+        state = hass.states.get(entity_id(Platform.SENSOR, f"cell_voltage_{number}"))
         assert state is not None
         assert float(state.state) == pytest.approx(volts, abs=0.0005)
         assert state.attributes["unit_of_measurement"] == "V"
 
     simulator.set_cell_voltage(5, 3.512)
     simulator.set_cell_voltage(9, 3.101)
-    await poll(hass, freezer)
+    await poll()
 
-    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_5")).state) == pytest.approx(3.512)
-    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_9")).state) == pytest.approx(3.101)
-    assert hass.states.get(entity_id(entity_registry, "max_voltage_cell")).state == "5"
-    assert hass.states.get(entity_id(entity_registry, "min_voltage_cell")).state == "9"
+    assert float(hass.states.get(entity_id(Platform.SENSOR, "cell_voltage_5")).state) == pytest.approx(3.512)
+    assert float(hass.states.get(entity_id(Platform.SENSOR, "cell_voltage_9")).state) == pytest.approx(3.101)
+    assert hass.states.get(entity_id(Platform.SENSOR, "max_voltage_cell")).state == "5"
+    assert hass.states.get(entity_id(Platform.SENSOR, "min_voltage_cell")).state == "9"
 
 
 async def test_cell_delta_in_millivolts(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
     """The cell difference is kept in V natively and shown in mV."""
-    state = hass.states.get(entity_id(entity_registry, "cell_delta"))
+    state = hass.states.get(entity_id(Platform.SENSOR, "cell_delta"))
     assert state is not None
     assert state.attributes["unit_of_measurement"] == "mV"
     assert float(state.state) == pytest.approx(simulator.value("cell_delta") * 1000, abs=0.5)
@@ -144,6 +96,7 @@ async def test_cell_delta_in_millivolts(
     ids=["3S", "24S"],
 )
 async def test_cell_count_follows_module(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -155,6 +108,6 @@ async def test_cell_count_follows_module(
     assert len(cells) == sim_config.cells
     keys = cell_sensor_keys(entity_registry, init_integration)
     assert sorted(keys) == sorted(f"cell_voltage_{n}" for n in range(1, sim_config.cells + 1))
-    last = hass.states.get(entity_id(entity_registry, f"cell_voltage_{sim_config.cells}"))
+    last = hass.states.get(entity_id(Platform.SENSOR, f"cell_voltage_{sim_config.cells}"))
     assert float(last.state) == pytest.approx(cells[-1], abs=0.0005)
-    assert hass.states.get(entity_id(entity_registry, "cell_count")).state == str(sim_config.cells)
+    assert hass.states.get(entity_id(Platform.SENSOR, "cell_count")).state == str(sim_config.cells)
