@@ -705,7 +705,7 @@ async def test_reconfigure_serial_to_new_module(
 
     The old link is released and stays released: the integration's update listener (options apply
     without a reload) must not poll the old module again because the entry's data changed, and
-    Home Assistant must not report the listener (it calls that breaking in 2026.12).
+    Home Assistant must not warn about a listener that outlives a reload-and-abort.
     """
     entry = init_integration
     old_url = entry.data[CONF_PORT]

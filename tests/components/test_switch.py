@@ -86,7 +86,6 @@ async def test_balancer_switch_writes_module(
 ) -> None:
     """Off and on reach register 0x00CF and are read back into the state."""
     balancer = entity_id(Platform.SWITCH, "balancer_enabled")
-    assert balancer is not None
     assert simulator.value("balancer_enabled") is True
     assert hass.states.get(balancer).state == STATE_ON
 
@@ -109,7 +108,6 @@ async def test_balancer_switch_follows_module(
 ) -> None:
     """A change made elsewhere (the phone app) shows after the next poll."""
     balancer = entity_id(Platform.SWITCH, "balancer_enabled")
-    assert balancer is not None
     simulator.write_word(0x00CF, 0)
     await poll()
     assert hass.states.get(balancer).state == STATE_OFF
@@ -124,7 +122,6 @@ async def test_ignored_write_raises(
 ) -> None:
     """A switch the module echoes but does not take raises; the state stays on."""
     balancer = entity_id(Platform.SWITCH, "balancer_enabled")
-    assert balancer is not None
     simulator.ignore_writes.add("balancer_enabled")
     with pytest.raises(HomeAssistantError) as caught:
         await switch(hass, balancer, on=False)
