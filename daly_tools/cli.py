@@ -213,7 +213,7 @@ def _capture_values(block: Block, words: tuple[int, ...]) -> tuple[dict[str, Any
         status = Status.from_d2(decoded, None, None)
         decoded |= {
             "cell_voltages": status.cell_voltages,
-            "temperatures": tuple(int(t) if t.is_integer() else t for t in status.temperatures),
+            "temperatures": tuple(int(t) if t is not None and t.is_integer() else t for t in status.temperatures),
             "cell_count": status.cell_count,
             "temperature_sensor_count": status.temperature_sensor_count,
             "balancing": words[BY_KEY["balancing"].address - block.start],  # a state word, not a flag

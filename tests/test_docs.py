@@ -29,3 +29,26 @@ def test_readme_links_point_at_files() -> None:
     assert "CHANGELOG.md" in targets
     for target in targets:
         assert (ROOT / target).is_file(), target
+
+
+def test_readme_states_the_code_s_numbers() -> None:
+    """The figures the README gives (docs-data-update, repairs, connect bound) are the code's."""
+    from custom_components.daly_active_balance.const import DEFAULT_SETTINGS_EVERY, DEFAULT_UPDATE_INTERVAL
+    from custom_components.daly_active_balance.protocol.transport import CONNECT_TIMEOUT
+    from custom_components.daly_active_balance.repairs import (
+        CELL_HYSTERESIS,
+        CLEAR_AFTER,
+        PACK_HYSTERESIS,
+        RAISE_AFTER,
+    )
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    for text in (
+        f"update interval (default {DEFAULT_UPDATE_INTERVAL} s",
+        f"every {DEFAULT_SETTINGS_EVERY} updates by default",
+        f"did not accept a connection within {CONNECT_TIMEOUT:g} s",
+        f"hold for {RAISE_AFTER} updates in a row",
+        f"for {CLEAR_AFTER} updates before it clears",
+        f"{CELL_HYSTERESIS:g} V per cell, {PACK_HYSTERESIS:g} V for the pack",
+    ):
+        assert text in readme, text

@@ -36,7 +36,8 @@ def test_manifest_content() -> None:
     assert manifest["integration_type"] == "device"
     assert manifest["iot_class"] == "local_polling"
     assert manifest["dependencies"] == ["bluetooth_adapters"]
-    assert manifest["after_dependencies"] == ["usb"]
+    # The cells card is served when the frontend is there (card.py), without making it a must.
+    assert manifest["after_dependencies"] == ["frontend", "http", "usb"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
     for requirement in manifest["requirements"]:
         # A lower bound, never an exact pin (docs/compatibility.md).
@@ -89,6 +90,30 @@ def test_translation_keys_used_in_code_exist() -> None:
         assert key in errors, key
     for key in set(re.findall(r'"(not_found|cannot_open|timeout|no_answer)"', code)):
         assert key in errors, key
+
+
+def test_every_config_error_is_used() -> None:
+    """No flow error string is left that no code path can show (such as a catch-all "unknown")."""
+    code = (COMPONENT / "config_flow.py").read_text()
+    used = set(re.findall(r'ProbeError\("([a-z_]+)"\)', code)) | set(re.findall(r'"(not_found|cannot_open)"', code))
+    used |= set(re.findall(r'"(timeout|no_answer)" if', code)) | set(re.findall(r'else "(no_answer)"', code))
+    assert set(_json(COMPONENT / "strings.json")["config"]["error"]) == used
+
+
+def test_typed_entry_alias_everywhere() -> None:
+    """strict-typing: every module takes the typed ``DalyConfigEntry``; only its alias names ``ConfigEntry``."""
+    for path in COMPONENT.glob("*.py"):
+        for line in path.read_text().splitlines():
+            if re.search(r"\bConfigEntry\b", line):
+                assert path.name == "coordinator.py", (path.name, line)
+                assert "import ConfigEntry" in line or "= ConfigEntry[" in line, line
+
+
+def test_quality_scale_entity_event_setup_is_done() -> None:
+    """The keep-connected switch subscribes in async_added_to_hass: the rule applies and is done."""
+    rules = yaml.safe_load((COMPONENT / "quality_scale.yaml").read_text())["rules"]
+    assert "async_added_to_hass" in (COMPONENT / "switch.py").read_text()
+    assert rules["entity-event-setup"]["status"] == "done"
 
 
 def test_issue_translations_exist() -> None:

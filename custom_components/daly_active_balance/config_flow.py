@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any, cast, override
-from urllib.parse import urlsplit
 
 from homeassistant.components import usb
 from homeassistant.components.bluetooth import (
@@ -19,7 +18,6 @@ from homeassistant.components.bluetooth import (
 )
 from homeassistant.components.bluetooth.match import ble_device_matches
 from homeassistant.config_entries import (
-    ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
@@ -58,12 +56,19 @@ from .const import (
     MIN_UPDATE_INTERVAL,
     PROBE_TIMEOUT,
 )
-from .coordinator import create_transport
+from .coordinator import DalyConfigEntry, create_transport
+from .ports import InvalidPortError, canonical_port, port_id
 from .protocol.client import DalyClient, ProbeResult
-from .protocol.errors import DalyConnectionError, DalyError, DalyTimeoutError, NotABalancerError
+from .protocol.errors import (
+    BadAnswerError,
+    ConnectTimeoutError,
+    DalyConnectionError,
+    DalyError,
+    DalyTimeoutError,
+    NotABalancerError,
+)
 
 _MAC = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
-_URL_SCHEMES = {"socket", "rfc2217", "esphome"}
 
 
 class ProbeError(Exception):
@@ -81,11 +86,17 @@ async def async_probe(hass: HomeAssistant, data: dict[str, Any]) -> ProbeResult:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             return await client.probe()
+    except ConnectTimeoutError as err:
+        LOGGER.debug("%s", err)
+        raise ProbeError("connect_timeout") from err
     except DalyConnectionError as err:
         LOGGER.debug("cannot open %s: %s", client.transport.description, err)
         raise ProbeError("not_found" if data[CONF_CONNECTION] == CONNECTION_BLE else "cannot_open") from err
     except NotABalancerError as err:
         raise ProbeError("not_balancer") from err
+    except BadAnswerError as err:
+        LOGGER.debug("unusable answer from %s: %s", client.transport.description, err)
+        raise ProbeError("bad_answer") from err
     except (DalyTimeoutError, TimeoutError) as err:
         # Silence from the start means nothing answers; silence after answers is a timeout. The
         # protocol family is learnt from the first answer, so it tells the two apart even when
@@ -100,23 +111,11 @@ async def async_probe(hass: HomeAssistant, data: dict[str, Any]) -> ProbeResult:
 
 
 def normalize_port(port: str) -> str:
-    """Check a device path or bridge URL; raise ``ProbeError('invalid_port')`` when malformed."""
-    port = port.strip()
-    if "://" in port:
-        parts = urlsplit(port)
-        if parts.scheme not in _URL_SCHEMES or not parts.netloc:
-            raise ProbeError("invalid_port")
-        if parts.scheme in {"socket", "rfc2217"}:
-            try:
-                valid = parts.hostname is not None and parts.port is not None
-            except ValueError:
-                valid = False
-            if not valid:
-                raise ProbeError("invalid_port")
-        return port
-    if not port.startswith("/") and not re.fullmatch(r"COM\d+", port, re.IGNORECASE):
-        raise ProbeError("invalid_port")
-    return port
+    """The canonical spelling of a device path or bridge URL; ``ProbeError('invalid_port')`` if not one."""
+    try:
+        return canonical_port(port)
+    except InvalidPortError as err:
+        raise ProbeError("invalid_port") from err
 
 
 def normalize_address(address: str) -> str:
@@ -135,6 +134,8 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a DALY Smart Active Balance Module."""
 
     VERSION = 1
+    #: 2: serial entries store the canonical port and are identified by ``ports.port_id``.
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Start empty."""
@@ -143,7 +144,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @override
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> DalyOptionsFlow:
+    def async_get_options_flow(config_entry: DalyConfigEntry) -> DalyOptionsFlow:
         return DalyOptionsFlow()
 
     # --- Bluetooth discovery ---------------------------------------------------------------
@@ -245,7 +246,9 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             try:
                 port = normalize_port(user_input[CONF_PORT])
-                await self.async_set_unique_id(port, raise_on_progress=False)
+                await self.async_set_unique_id(
+                    await self.hass.async_add_executor_job(port_id, port), raise_on_progress=False
+                )
                 self._abort_if_unique_id_configured()
                 data = {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: port}
                 probe = await async_probe(self.hass, data)
@@ -281,9 +284,13 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             unloaded = False
             try:
-                value = normalize_address(user_input[key]) if ble else normalize_port(user_input[key])
-                if value != entry.unique_id:
-                    await self.async_set_unique_id(value)
+                if ble:
+                    value = unique_id = normalize_address(user_input[key])
+                else:
+                    value = normalize_port(user_input[key])
+                    unique_id = await self.hass.async_add_executor_job(port_id, value)
+                if unique_id != entry.unique_id:
+                    await self.async_set_unique_id(unique_id)
                     self._abort_if_unique_id_configured()
                 data = {**entry.data, key: value}
                 # A running entry holds its link (a serial port is locked, a dongle takes one
@@ -300,7 +307,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                 if unloaded:  # back onto the old link while the user corrects the value
                     self.hass.config_entries.async_schedule_reload(entry.entry_id)
             else:
-                return self.async_update_reload_and_abort(entry, unique_id=value, data=data)
+                return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
         if ble:
             schema = probatio.Schema({probatio.Required(CONF_ADDRESS): str})
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 import time
@@ -28,6 +30,7 @@ from .const import (
 )
 from .protocol.client import DalyClient
 from .protocol.errors import (
+    ConnectTimeoutError,
     DalyConnectionError,
     DalyError,
     DalyTimeoutError,
@@ -38,7 +41,7 @@ from .protocol.models import Identity, Settings, Status
 from .protocol.registers import DecodedValue
 from .protocol.transport import SerialTransport, Transport
 from .protocol.transport_ble import BleTransport
-from .repairs import async_update_issues
+from .repairs import IssueState, async_update_issues
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]
 
@@ -51,15 +54,20 @@ class DalyData:
     settings: Settings
 
 
+def entry_link(data: Mapping[str, Any]) -> str:
+    """The Bluetooth address or the serial port / URL a config entry's data connects to."""
+    return str(data[CONF_ADDRESS] if data.get(CONF_CONNECTION) == CONNECTION_BLE else data[CONF_PORT])
+
+
 def create_transport(hass: HomeAssistant, data: dict[str, object], *, keep_connected: bool = True) -> Transport:
     """The transport a config entry's data describes."""
+    link = entry_link(data)
     if data.get(CONF_CONNECTION) == CONNECTION_BLE:
-        address = str(data[CONF_ADDRESS])
         return BleTransport(
-            lambda: bluetooth.async_ble_device_from_address(hass, address, connectable=True),
+            lambda: bluetooth.async_ble_device_from_address(hass, link, connectable=True),
             keep_connected=keep_connected,
         )
-    return SerialTransport(str(data[CONF_PORT]))
+    return SerialTransport(link)
 
 
 class DalyCoordinator(DataUpdateCoordinator[DalyData]):
@@ -81,13 +89,25 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self._settings: Settings | None = None
         self._polls = 0
         self._settings_due = True
+        #: One poll or one write at a time. A poll decides whether to read the settings only once
+        #: it holds this, so a poll that fell due during a write reads what the write left (it
+        #: cannot bring the old value back), and a write's own refresh, swallowed by the
+        #: debouncer while that poll runs, is not missed.
+        self._busy = asyncio.Lock()
         self.last_success: float | None = None
+        #: The repair issues' debouncing (see ``repairs``).
+        self.issue_state = IssueState()
         self.apply_options()
 
     @property
     def settings(self) -> Settings | None:
         """The settings last read from the module."""
         return self._settings
+
+    @property
+    def link(self) -> str:
+        """The address or port this entry connects to, as its data holds it (secrets included)."""
+        return entry_link(self.config_entry.data)
 
     @property
     def is_ble(self) -> bool:
@@ -109,24 +129,35 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         try:
             self.identity = await self.client.read_identity()
         except DalyError as err:
-            raise UpdateFailed(
+            raise self._cannot_reach(err) from err
+
+    def _cannot_reach(self, err: DalyError) -> UpdateFailed:
+        """The failure of a poll or setup the module did not answer, naming the cause."""
+        link = self.client.transport.description
+        if isinstance(err, ConnectTimeoutError):
+            return UpdateFailed(
                 translation_domain=DOMAIN,
-                translation_key="cannot_reach",
-                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
-            ) from err
+                translation_key="connect_timeout",
+                translation_placeholders={"link": link, "timeout": f"{err.timeout:g}"},
+            )
+        return UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="cannot_reach",
+            translation_placeholders={"link": link, "error": str(err)},
+        )
 
     @override
     async def _async_update_data(self) -> DalyData:
+        async with self._busy:
+            return await self._poll()
+
+    async def _poll(self) -> DalyData:
         read_settings = self._settings is None or self._settings_due or self._polls % self.settings_every == 0
         try:
             poll = await self.client.poll(settings=read_settings)
         except (DalyTimeoutError, DalyConnectionError) as err:
             async_update_issues(self, None)
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="cannot_reach",
-                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
-            ) from err
+            raise self._cannot_reach(err) from err
         except DalyError as err:
             raise UpdateFailed(
                 translation_domain=DOMAIN,
@@ -143,40 +174,62 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         async_update_issues(self, data)
         return data
 
-    async def async_write(self, key: str, value: float | int | bool | str) -> None:
-        """Write one setting through the client's verified write, then refresh."""
-        try:
-            result: DecodedValue = await self.client.write_setting(key, value)
-        except ValueOutOfRangeError as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="value_out_of_range",
-                translation_placeholders={"setting": key, "value": str(value), "reason": err.reason},
-            ) from err
-        except WriteNotAcceptedError as err:
-            self._settings_due = True
-            await self.async_request_refresh()
+    async def async_write(
+        self,
+        key: str,
+        value: float | int | bool | str,
+        *,
+        setting: str | None = None,
+        show: Callable[[object], str] = str,
+    ) -> None:
+        """Write one setting through the client's verified write, then refresh.
+
+        ``setting`` and ``show`` say the setting and its values the way its entity shows them
+        (translated name, the entity's unit or option label) in the errors raised.
+        """
+        setting = setting or key
+        async with self._busy:
+            try:
+                result: DecodedValue = await self.client.write_setting(key, value)
+            except ValueOutOfRangeError as err:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="value_out_of_range",
+                    translation_placeholders={"setting": setting, "value": show(value), "reason": err.reason},
+                ) from err
+            except DalyError as err:
+                # The module may have taken the value although its answers were lost: re-read the
+                # settings at the next poll instead of showing the old value until the Nth one.
+                self._settings_due = True
+                error: DalyError | None = err
+            else:
+                error = None
+                LOGGER.debug("wrote %s = %s", key, result)
+                self._show_written(key, result)
+                self._settings_due = True  # the refresh below confirms it
+        if isinstance(error, WriteNotAcceptedError):
+            await self.async_request_refresh()  # show what the module really holds
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_not_accepted",
-                translation_placeholders={"setting": key, "value": str(value), "actual": str(err.actual)},
-            ) from err
-        except DalyError as err:
-            # The module may have taken the value although its answers were lost: re-read the
-            # settings at the next poll instead of showing the old value until the Nth one.
-            self._settings_due = True
+                translation_placeholders={"setting": setting, "value": show(value), "actual": show(error.actual)},
+            ) from error
+        if error is not None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_failed",
-                translation_placeholders={"setting": key, "error": str(err)},
-            ) from err
-        LOGGER.debug("wrote %s = %s", key, result)
-        if self.data is not None:
-            # Show the verified value at once; the refresh below confirms it.
-            change: dict[str, Any] = {key: result}
-            if key in Settings.__dataclass_fields__:
-                self.async_set_updated_data(replace(self.data, settings=replace(self.data.settings, **change)))
-            elif key in Status.__dataclass_fields__:
-                self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **change)))
-        self._settings_due = True
+                translation_placeholders={"setting": setting, "error": str(error)},
+            ) from error
         await self.async_request_refresh()
+
+    def _show_written(self, key: str, result: DecodedValue) -> None:
+        """Show a verified value at once, in the data and in the settings a poll reuses.
+
+        Entities exist only once the first refresh has succeeded, so ``self.data`` is set.
+        """
+        change: dict[str, Any] = {key: result}
+        if key in Settings.__dataclass_fields__:
+            self._settings = replace(self.data.settings, **change)
+            self.async_set_updated_data(replace(self.data, settings=self._settings))
+        elif key in Status.__dataclass_fields__:
+            self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **change)))

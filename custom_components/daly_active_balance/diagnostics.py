@@ -3,7 +3,9 @@
 The module's settings password is a secret: every register the table marks ``secret`` is left
 out of the raw dump (by address, derived from the table) and out of the decoded identity (by
 key). The Bluetooth address and the serial number are redacted (the serial number's raw words
-too); a serial port or bridge URL is not secret and stays readable.
+too). The link's secrets are taken out of every text of the download by ``protocol.redact``: the
+Bluetooth address in every spelling (also inside the dongle's name in an error text), and a
+bridge URL's credentials; the rest of a serial port or URL is not secret and stays readable.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
+from homeassistant.components import bluetooth
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_ADDRESS
 from homeassistant.core import HomeAssistant
@@ -20,6 +23,7 @@ from homeassistant.helpers import issue_registry as ir
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN
 from .coordinator import DalyConfigEntry
 from .protocol.errors import DalyError
+from .protocol.redact import redact
 from .protocol.registers import BY_KEY, REGISTERS
 from .protocol.transport_ble import BleTransport
 from .repairs import ISSUES, issue_id
@@ -47,6 +51,17 @@ def _raw_dump(words: Mapping[int, int]) -> dict[str, int | str]:
     }
 
 
+def _scrub(value: Any, link: str) -> Any:
+    """``value`` with the link's secrets taken out of every string in it (keys included)."""
+    if isinstance(value, str):
+        return redact(value, link)
+    if isinstance(value, Mapping):
+        return {_scrub(key, link): _scrub(item, link) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item, link) for item in value]
+    return value
+
+
 async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyConfigEntry) -> dict[str, Any]:
     """Return diagnostics for a config entry (reads the module once more if it answers)."""
     coordinator = entry.runtime_data
@@ -59,11 +74,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
     try:
         fresh = {"answered": True, "registers": _raw_dump(await client.read_raw())}
     except DalyError as err:
-        error = f"{type(err).__name__}: {err}"
-        if ble:
-            # Error texts name the link, which for BLE is the Bluetooth address.
-            error = error.replace(client.transport.description, REDACTED)
-        fresh = {"answered": False, "error": error}
+        fresh = {"answered": False, "error": f"{type(err).__name__}: {err}"}
 
     identity = {key: value for key, value in asdict(coordinator.identity).items() if key not in SECRET_KEYS}
     data = coordinator.data
@@ -78,6 +89,10 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
     if isinstance(client.transport, BleTransport):
         link["connects"] = client.transport.connects
         link["keep_connected"] = client.transport.keep_connected
+        # The signal Home Assistant last received from the dongle (the troubleshooting table
+        # points here): from any adapter or proxy, None when none has heard it.
+        seen = bluetooth.async_last_service_info(hass, coordinator.link, connectable=True)
+        link["rssi"] = seen.rssi if seen is not None else None
 
     diagnostics: dict[str, Any] = {
         "entry": {
@@ -89,6 +104,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
         "link": link,
         "coordinator": {
             "last_update_success": coordinator.last_update_success,
+            "last_error": str(coordinator.last_exception) if coordinator.last_exception else None,
             "update_interval": coordinator.update_interval.total_seconds() if coordinator.update_interval else None,
             "settings_every": coordinator.settings_every,
         },
@@ -100,4 +116,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
         "raw_registers": {"last_read": last_read, "fresh_read": fresh},
     }
     # A BLE entry's unique id is its Bluetooth address; a serial entry's is its port (not secret).
-    return async_redact_data(diagnostics, TO_REDACT if ble else TO_REDACT - {"unique_id"})
+    scrubbed: dict[str, Any] = _scrub(
+        async_redact_data(diagnostics, TO_REDACT if ble else TO_REDACT - {"unique_id"}), coordinator.link
+    )
+    return scrubbed

@@ -105,3 +105,21 @@ def async_add_present_entities[D: DalyEntityDescription](
     add_present()
     if pending:
         entry.async_on_unload(coordinator.async_add_listener(add_present))
+
+
+class DalySettingEntity(DalyEntity):
+    """An entity that writes its register: errors speak of it the way the entity shows it."""
+
+    def shown(self, value: object) -> str:
+        """A value of the register as this entity shows it (its unit, its option labels)."""
+        return str(value)
+
+    async def async_write(self, value: float | int | bool | str) -> None:
+        """Write the entity's register through the coordinator's verified write."""
+        name = self.name
+        await self.coordinator.async_write(
+            self.entity_description.key,
+            value,
+            setting=name if isinstance(name, str) else None,
+            show=self.shown,
+        )

@@ -23,7 +23,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DalyConfigEntry, DalyData
-from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import DalyEntityDescription, DalySettingEntity, async_add_present_entities, enabled_by_default
 from .protocol.models import ProtocolFamily, Settings
 from .protocol.registers import balance_voltage_range, register
 
@@ -126,7 +126,7 @@ async def async_setup_entry(
     async_add_present_entities(entry, NUMBERS, DalyNumber, async_add_entities)
 
 
-class DalyNumber(DalyEntity, NumberEntity):
+class DalyNumber(DalySettingEntity, NumberEntity):
     """A numeric setting of the module."""
 
     entity_description: DalyNumberEntityDescription
@@ -161,7 +161,14 @@ class DalyNumber(DalyEntity, NumberEntity):
         return None if value is None else self.entity_description.to_native(value)
 
     @override
+    def shown(self, value: object) -> str:
+        """A register value in the unit this number shows (mV for the turn-on difference)."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return str(value)
+        unit = self.native_unit_of_measurement
+        return f"{self.entity_description.to_native(value):g} {unit or ''}".rstrip()
+
+    @override
     async def async_set_native_value(self, value: float) -> None:
         """Write the value to the module (verified; raises a translated error)."""
-        description = self.entity_description
-        await self.coordinator.async_write(description.key, description.to_register(value))
+        await self.async_write(self.entity_description.to_register(value))

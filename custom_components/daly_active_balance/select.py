@@ -1,10 +1,14 @@
-"""Select: the battery type (cell chemistry) the module is set to."""
+"""Select: the battery type (cell chemistry) the module is set to.
+
+Its attributes give the chemistry's plausible cell voltage range (the register table's, the same
+the repair issue checks): the cells card scales its bars to it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import override
+from typing import Any, override
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.const import EntityCategory
@@ -12,12 +16,16 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DalyConfigEntry
-from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import DalyEntityDescription, DalySettingEntity, async_add_present_entities, enabled_by_default
 from .protocol.models import ProtocolFamily, Settings
-from .protocol.registers import register
+from .protocol.registers import CHEMISTRY, chemistry_of, register
 
 # One write at a time: the module answers one request at a time anyway.
 PARALLEL_UPDATES = 1
+
+#: State attributes of the battery type: the chemistry's plausible cell voltage range (V).
+ATTR_PLAUSIBLE_MIN = "plausible_min"
+ATTR_PLAUSIBLE_MAX = "plausible_max"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,9 +33,19 @@ class DalySelectEntityDescription(SelectEntityDescription, DalyEntityDescription
     """A setting with named options; ``key`` is its register key, the options are the table's."""
 
     value_fn: Callable[[Settings], str | None]
+    attributes_fn: Callable[[Settings], Mapping[str, Any]] = lambda _settings: {}
 
 
-def _enum_setting(key: str, value_fn: Callable[[Settings], str | None]) -> DalySelectEntityDescription:
+def _plausible_range(settings: Settings) -> Mapping[str, Any]:
+    chemistry = CHEMISTRY[chemistry_of(settings.battery_type)]
+    return {ATTR_PLAUSIBLE_MIN: chemistry.plausible_min, ATTR_PLAUSIBLE_MAX: chemistry.plausible_max}
+
+
+def _enum_setting(
+    key: str,
+    value_fn: Callable[[Settings], str | None],
+    attributes_fn: Callable[[Settings], Mapping[str, Any]] = lambda _settings: {},
+) -> DalySelectEntityDescription:
     """A setting whose options come from its register's enumeration."""
     reg = register(key)
     assert reg.writable and reg.options
@@ -38,13 +56,14 @@ def _enum_setting(key: str, value_fn: Callable[[Settings], str | None]) -> DalyS
         entity_registry_enabled_default=enabled_by_default(key),
         options=list(reg.options),
         value_fn=value_fn,
+        attributes_fn=attributes_fn,
         # Writes exist only in the D2 protocol; a legacy A5 module gets no setting entities.
         exists_fn=lambda data: data.status.protocol is ProtocolFamily.D2 and value_fn(data.settings) is not None,
     )
 
 
 SELECTS: tuple[DalySelectEntityDescription, ...] = (
-    _enum_setting("battery_type", lambda settings: settings.battery_type),
+    _enum_setting("battery_type", lambda settings: settings.battery_type, _plausible_range),
 )
 
 
@@ -57,10 +76,12 @@ async def async_setup_entry(
     async_add_present_entities(entry, SELECTS, DalySelect, async_add_entities)
 
 
-class DalySelect(DalyEntity, SelectEntity):
+class DalySelect(DalySettingEntity, SelectEntity):
     """An enumerated setting of the module."""
 
     entity_description: DalySelectEntityDescription
+    # They follow the option, which history already has.
+    _unrecorded_attributes = frozenset({ATTR_PLAUSIBLE_MIN, ATTR_PLAUSIBLE_MAX})
 
     @property
     @override
@@ -69,7 +90,20 @@ class DalySelect(DalyEntity, SelectEntity):
         value = self.entity_description.value_fn(self.coordinator.data.settings)
         return value if value in self.options else None
 
+    @property
+    @override
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """What the setting tells beyond its option (the battery type: its plausible cell range)."""
+        return self.entity_description.attributes_fn(self.coordinator.data.settings)
+
+    @override
+    def shown(self, value: object) -> str:
+        """An option by its translated label, as the select shows it."""
+        platform = self.platform_data
+        key = f"component.{platform.platform_name}.entity.{platform.domain}.{self.translation_key}.state.{value}"
+        return platform.platform_translations.get(key, str(value))
+
     @override
     async def async_select_option(self, option: str) -> None:
         """Write the option to the module (verified; raises a translated error)."""
-        await self.coordinator.async_write(self.entity_description.key, option)
+        await self.async_write(option)

@@ -23,13 +23,10 @@ from homeassistant.helpers.typing import StateType
 
 from .coordinator import DalyConfigEntry, DalyData
 from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
-from .protocol.registers import MAX_CELLS, register
+from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 
 # The coordinator polls; sensors only read its data.
 PARALLEL_UPDATES = 0
-
-#: The live block has 8 temperature slots, but slots 7/8 hold voltages on the balancer.
-MAX_TEMPERATURE_SENSORS = 6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +147,7 @@ SENSORS: tuple[DalySensorEntityDescription, ...] = (
         suggested_display_precision=0,
         value_fn=lambda data: data.status.cell_delta,
     ),
-    *(_temperature(sensor) for sensor in range(1, MAX_TEMPERATURE_SENSORS + 1)),
+    *(_temperature(sensor) for sensor in range(1, TEMPERATURE_SLOTS + 1)),
     # [INF] register 0x0040: meaning taken from 100Balance BMS frames, sign unknown. Created only
     # when the module reports it (0xFFFF = absent); disabled by default through its confidence.
     _measured(

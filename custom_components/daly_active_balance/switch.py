@@ -8,14 +8,19 @@ from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.components.switch.const import SwitchDeviceClass
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
-from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import (
+    DalyEntity,
+    DalyEntityDescription,
+    DalySettingEntity,
+    async_add_present_entities,
+    enabled_by_default,
+)
 from .protocol.models import ProtocolFamily
 
 # One write at a time: the module answers one request at a time anyway.
@@ -61,7 +66,7 @@ async def async_setup_entry(
         async_add_entities([DalyKeepConnectedSwitch(coordinator, KEEP_CONNECTED)])
 
 
-class DalySwitch(DalyEntity, SwitchEntity):
+class DalySwitch(DalySettingEntity, SwitchEntity):
     """An on/off setting of the module, written through a verified write."""
 
     entity_description: DalySwitchEntityDescription
@@ -73,14 +78,23 @@ class DalySwitch(DalyEntity, SwitchEntity):
         return self.entity_description.is_on_fn(self.coordinator.data)
 
     @override
+    def shown(self, value: object) -> str:
+        """On or off, as the switch's state is shown."""
+        platform = self.platform_data
+        state = "on" if value else "off"
+        return platform.component_translations.get(
+            f"component.{platform.domain}.entity_component._.state.{state}", state
+        )
+
+    @override
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Switch on (verified; raises a translated error)."""
-        await self.coordinator.async_write(self.entity_description.key, True)
+        await self.async_write(True)
 
     @override
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off (verified; raises a translated error)."""
-        await self.coordinator.async_write(self.entity_description.key, False)
+        await self.async_write(False)
 
 
 class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
@@ -93,7 +107,7 @@ class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
     def __init__(self, coordinator: DalyCoordinator, description: SwitchEntityDescription) -> None:
         """Follow the option also when it is changed from the options flow."""
         super().__init__(coordinator, description)
-        self._entry: ConfigEntry = coordinator.config_entry
+        self._entry: DalyConfigEntry = coordinator.config_entry
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -101,7 +115,7 @@ class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
         await super().async_added_to_hass()
         self.async_on_remove(self._entry.add_update_listener(self._async_options_updated))
 
-    async def _async_options_updated(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+    async def _async_options_updated(self, hass: HomeAssistant, entry: DalyConfigEntry) -> None:
         self.async_write_ha_state()
 
     @property

@@ -174,6 +174,7 @@ async def _exercise(api: HomeAssistantApi, sim: SimulatedBalancer, server: Any) 
 
     await _until(f"the module holds {target} V and Home Assistant shows it", written)
 
+    pack_voltage = _as_float(await api.state(entities["pack_voltage"]))
     await api.ws({"type": "config_entries/disable", "entry_id": entry_id, "disabled_by": "user"})
 
     async def unloaded() -> bool:
@@ -182,7 +183,13 @@ async def _exercise(api: HomeAssistantApi, sim: SimulatedBalancer, server: Any) 
         return state == "not_loaded" and server.connections == 0
 
     await _until("the entry unloads and the bridge connection closes", unloaded)
-    return {"entities": len(entities), "cells": len(cells), "written": target}
+    return {
+        "entities": len(entities),
+        "cells_equal_to_module": len(cells),
+        "pack_voltage": pack_voltage,
+        "balance_start_voltage": [before, target],
+        "unloaded": True,
+    }
 
 
 def _integration_log_problems(log: Path) -> list[str]:
@@ -200,8 +207,22 @@ def _integration_log_problems(log: Path) -> list[str]:
     return problems
 
 
+def _core_failure(log: Path) -> str | None:
+    """The first error of a Home Assistant whose core failed to start (it then serves nothing)."""
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    if "core failed to initialize" not in text:
+        return None
+    return next((line[:300] for line in text.splitlines() if " ERROR " in line), "core failed to initialize")
+
+
 async def _user_steps(
-    process: asyncio.subprocess.Process, base: str, ha_setup: ModuleType, sim: SimulatedBalancer, server: Any
+    process: asyncio.subprocess.Process,
+    base: str,
+    *,
+    log: Path,
+    ha_setup: ModuleType,
+    sim: SimulatedBalancer,
+    server: Any,
 ) -> dict[str, Any]:
     """Wait for the web UI, onboard, then the user's steps; what they saw."""
     async with aiohttp.ClientSession() as session:
@@ -209,6 +230,8 @@ async def _user_steps(
         async def up() -> bool:
             if process.returncode is not None:
                 raise Failed(f"Home Assistant exited with {process.returncode} while starting")
+            if failed := _core_failure(log):
+                raise Failed(f"Home Assistant did not start: {failed}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(base + "/manifest.json") as response:
                     return response.status == 200
@@ -222,7 +245,7 @@ async def _user_steps(
         return await _exercise(HomeAssistantApi(session, base, token), sim, server)
 
 
-async def run(workdir: Path) -> dict[str, Any]:
+async def run(workdir: Path, skip_pip_packages: str = "") -> dict[str, Any]:
     """Home Assistant, the simulator and the user's steps; the outcome as a dict."""
     ha_setup = _load_ha_setup()
     port = _free_port()
@@ -235,13 +258,16 @@ async def run(workdir: Path) -> dict[str, Any]:
     with output.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "homeassistant", "--config", str(config),
+            *(["--skip-pip-packages", skip_pip_packages] if skip_pip_packages else []),
             stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=workdir,
             start_new_session=True,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     details: dict[str, Any] = {}
     try:
-        details = await _user_steps(process, base, ha_setup, sim, server)
+        details = await _user_steps(
+            process, base, log=config / "home-assistant.log", ha_setup=ha_setup, sim=sim, server=server
+        )
         problems = _integration_log_problems(config / "home-assistant.log")
         result = (
             f"{len(problems)} warning/error line(s) about the integration, first: {problems[0]}" if problems else "ok"
@@ -268,8 +294,9 @@ def main() -> None:
     """Command-line entry point (the driver calls it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--skip-pip-packages", default="", help="for Home Assistant: packages the index lacks")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.workdir))))
+    print(json.dumps(asyncio.run(run(args.workdir, args.skip_pip_packages))))
 
 
 if __name__ == "__main__":

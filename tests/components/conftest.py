@@ -102,6 +102,27 @@ def entry_options() -> dict[str, Any]:
     return {}
 
 
+def add_serial_entry(
+    hass: HomeAssistant,
+    url: str,
+    title: str = "DALY balancer",
+    *,
+    unique_id: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> MockConfigEntry:
+    """A config entry for the module served at ``url`` (unique id: the URL, as the flow makes it)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        unique_id=unique_id or url,
+        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: url},
+        options=options or {},
+        minor_version=2,  # as the config flow makes it now: no migration runs
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
 @pytest.fixture
 def config_entry(
     hass: HomeAssistant,
@@ -111,15 +132,7 @@ def config_entry(
     entry_options: dict[str, Any],
 ) -> MockConfigEntry:
     """A serial entry pointing at the simulator through a socket:// URL."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=entry_title,
-        unique_id=entry_unique_id,
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options=entry_options,
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return add_serial_entry(hass, sim_server.url, entry_title, unique_id=entry_unique_id, options=entry_options)
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import json
+import logging
 from pathlib import Path
 import socket
 import time
-from typing import Any
+from typing import Any, override
 from unittest.mock import AsyncMock, patch
 
 from homeassistant.components.bluetooth import BluetoothServiceInfoBleak
@@ -26,8 +27,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import serialx
+from serialx.platforms.serial_socket import SocketSerial, SocketSerialTransport
 
-from custom_components.daly_active_balance import config_flow
+from custom_components.daly_active_balance import config_flow, ports
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -47,7 +50,9 @@ from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.frames import Direction, ExceptionResponse, Function, ReadRequest
 from custom_components.daly_active_balance.protocol.registers import BY_KEY
 from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from custom_components.daly_active_balance.protocol.transport import SerialTransport
 from daly_tools.simulator import (
+    Reply,
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
@@ -63,6 +68,7 @@ from .ble_helpers import (
     service_info,
     use_standin_dongle,
 )
+from .unaccepting import unaccepting_port
 
 pytestmark = pytest.mark.usefixtures("socket_enabled", "enable_bluetooth")
 
@@ -224,6 +230,17 @@ async def submit(hass: HomeAssistant, result: ConfigFlowResult, user_input: dict
     return await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
 
 
+async def add_port(hass: HomeAssistant, port: str) -> ConfigFlowResult:
+    """Start a user flow and submit ``port`` in the serial step."""
+    return await submit(hass, await open_step(hass, "serial"), {CONF_PORT: port})
+
+
+def assert_already_configured(result: ConfigFlowResult, port: str) -> None:
+    """The flow for ``port`` stopped: its port has an entry already."""
+    assert result["type"] is FlowResultType.ABORT, port
+    assert result["reason"] == "already_configured", port
+
+
 def assert_form_error(result: ConfigFlowResult, step: str, error: str) -> None:
     """The same form is shown again with ``error``."""
     assert result["type"] is FlowResultType.FORM
@@ -332,6 +349,9 @@ async def test_serial_already_configured(
         "rfc2217://:4000",
         "http://x",
         "esphome://",
+        "esphome-hass://esphome/",
+        "esphome-hass://esphome/01JD0CAFE",
+        "socket://127.0.0.1:70000",
         "foo",
         "ttyUSB0",
         "COM",
@@ -389,21 +409,222 @@ async def test_serial_cannot_open(
         (" /dev/ttyUSB0 ", "/dev/ttyUSB0"),
         ("/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0", "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"),
         ("COM3", "COM3"),
-        ("com12", "com12"),
+        ("com12", "COM12"),
         ("socket://192.0.2.10:8899", "socket://192.0.2.10:8899"),
+        ("socket://192.0.2.10:08899/", "socket://192.0.2.10:8899"),
+        ("TCP://Bridge.Local:4000", "tcp://bridge.local:4000"),
         ("rfc2217://bridge.local:4000", "rfc2217://bridge.local:4000"),
+        ("socket://[0:0::1]:8899", "socket://[::1]:8899"),
         # ESPHome serial proxies: the URL's details belong to serialx, only the host is required.
         ("esphome://proxy.local", "esphome://proxy.local"),
-        ("esphome://proxy.local:6053?port_name=uart1", "esphome://proxy.local:6053?port_name=uart1"),
+        ("esphome://proxy.local:6053?port_name=uart1", "esphome://proxy.local?port_name=uart1"),
+        (
+            "esphome://proxy.local:6054?port_name=uart1&key=a%2Bb",
+            "esphome://proxy.local:6054?port_name=uart1&key=a%2Bb",
+        ),
+        # As Home Assistant's ESPHome integration lists a proxy (entry id in the path).
+        ("esphome-hass://esphome/01JD0CAFE?port_name=uart1", "esphome-hass://esphome/01JD0CAFE?port_name=uart1"),
     ],
 )
 def test_normalize_port_accepts(port: str, expected: str) -> None:
-    """Device paths, COM ports and the three bridge URL schemes are accepted as typed (trimmed).
+    """Device paths, COM ports and the bridge URL schemes are accepted in one spelling.
 
     (An ``esphome://`` URL is not driven through the flow here: serialx's ESPHome client needs a
     real ESPHome API peer, and its error translation depends on how aioesphomeapi was imported.)
     """
     assert config_flow.normalize_port(port) == expected
+
+
+# --- serial: ports Home Assistant lists, and one port spelt many ways -----------------------
+
+
+@pytest.fixture
+def esphome_proxies(sim_server: SimulatorServer) -> Iterator[dict[str, str]]:
+    """``esphome-hass://`` URLs, opened the way serialx opens any URL: through its handler.
+
+    Home Assistant's ESPHome integration registers a serialx handler for the scheme that reaches
+    the proxy over the device's API connection. This one stands in for it at the serialx
+    boundary: it carries each URL in the returned map (proxy URL → socket URL) to a real TCP
+    link, so the flow, the transport and serialx's dispatch run as they do in Home Assistant.
+    """
+    targets: dict[str, str] = {}
+
+    class ProxyTransport(SocketSerialTransport):
+        @override
+        async def _connect(self, *, path: str, **kwargs: Any) -> None:  # type: ignore[override]
+            await super()._connect(path=targets[path], **kwargs)
+
+    unregister = serialx.register_uri_handler(
+        scheme="esphome-hass://",
+        unique_scheme="esphome-hass-daly-test://",
+        sync_cls=SocketSerial,
+        async_transport_cls=ProxyTransport,
+        weight=100,
+    )
+    try:
+        yield targets
+    finally:
+        unregister()
+
+
+async def test_serial_esphome_proxy_from_the_list_is_probed(
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    sim_server: SimulatorServer,
+    esphome_proxies: dict[str, str],
+    usb_ports: list[USBDevice | SerialDevice],
+    mock_setup_entry: AsyncMock,
+) -> None:
+    """An ESPHome serial proxy as Home Assistant lists it is accepted, probed and stored as listed."""
+    proxy = "esphome-hass://esphome/01JD0CAFE0000000000000000?port_name=uart_daly"
+    esphome_proxies[proxy] = sim_server.url
+    usb_ports.append(
+        SerialDevice(device=proxy, serial_number="aabbccddeeff-uart_daly", manufacturer="Espressif", description="x")
+    )
+    result = await open_step(hass, "serial")
+    assert [option["value"] for option in select_options(result, CONF_PORT)] == [proxy]
+    result = await submit(hass, result, {CONF_PORT: proxy})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: proxy}
+    assert result["result"].unique_id == proxy
+    assert simulator.stats.requests >= 5  # the module was read through the proxy's handler
+
+
+def _spellings(url: str) -> list[str]:
+    """Other ways to write the loopback URL ``url`` (``socket://127.0.0.1:PORT``)."""
+    port = url.rpartition(":")[2]
+    return [
+        f"{url}/",
+        f"socket://127.0.0.1:0{port}",
+        f"socket://localhost:{port}",
+        f"SOCKET://127.0.0.1:{port}",
+        f"Socket://LocalHost:00{port}/",
+    ]
+
+
+async def test_serial_same_bridge_spelt_differently_is_configured(
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    sim_server: SimulatorServer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+) -> None:
+    """A trailing slash, a leading zero, ``localhost`` or upper case do not make a second entry."""
+    result = await open_step(hass, "serial")
+    result = await submit(hass, result, {CONF_PORT: sim_server.url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    requests = simulator.stats.requests
+    for spelling in _spellings(sim_server.url):
+        assert_already_configured(await add_port(hass, spelling), spelling)
+    assert len(entries(hass)) == 1
+    assert simulator.stats.requests == requests  # nothing was opened again
+
+
+@pytest.mark.parametrize("index", range(5))
+async def test_serial_url_stored_in_canonical_spelling(
+    hass: HomeAssistant, sim_server: SimulatorServer, usb_ports: list[Any], mock_setup_entry: AsyncMock, index: int
+) -> None:
+    """Each spelling reaches the module (``SOCKET://`` too) and is stored in one spelling."""
+    result = await open_step(hass, "serial")
+    result = await submit(hass, result, {CONF_PORT: _spellings(sim_server.url)[index]})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PORT] == sim_server.url
+    assert result["result"].unique_id == sim_server.url
+
+
+@pytest.mark.parametrize("by_id", [True, False], ids=["by-id", "no-by-id"])
+async def test_serial_device_link_and_target_are_one_port(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+    by_id: bool,
+) -> None:
+    """A link to a device and the device itself are one port, identified by the ``by-id`` link
+    to the device when there is one, else by the device (here without a ``by-id`` folder)."""
+    server = await serve_pty(simulator)
+    try:
+        stable = tmp_path / "by-id" / "usb-1a86_USB_Serial-if00-port0"
+        if by_id:
+            stable.parent.mkdir()
+            stable.symlink_to(server.url)
+        monkeypatch.setattr(ports, "BY_ID_DIR", str(stable.parent))
+        link = tmp_path / "daly"
+        link.symlink_to(server.url)
+
+        result = await add_port(hass, str(link))
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"][CONF_PORT] == str(link)  # the user's choice is kept
+        assert result["result"].unique_id == (str(stable) if by_id else server.url)
+        for path in (server.url, str(stable)) if by_id else (server.url,):
+            assert_already_configured(await add_port(hass, path), path)
+    finally:
+        await server.close()
+
+
+async def test_serial_url_credentials_stay_out_of_ids_titles_and_logs(
+    hass: HomeAssistant,
+    sim_server: SimulatorServer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A URL's key and password are kept to connect, but are no part of the unique id or the
+    title, and no log line shows them (also when the port cannot be opened)."""
+    caplog.set_level(logging.DEBUG)
+    key, password = "c2VjcmV0LWtleQ==", "hunter2-DALY"
+    result = await open_step(hass, "serial")
+    refused = f"socket://127.0.0.1:{refused_port()}?key={key}"
+    result = await submit(hass, result, {CONF_PORT: refused})
+    assert_form_error(result, "serial", "cannot_open")
+    url = f"{sim_server.url}?port_name=uart1&key={key}&password={password}"
+    result = await submit(hass, result, {CONF_PORT: url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PORT] == url
+    assert result["result"].unique_id == f"{sim_server.url}?port_name=uart1"
+    assert key not in result["title"]
+    assert password not in result["title"]
+    assert key not in caplog.text
+    assert password not in caplog.text
+    assert "?key=**REDACTED**" in caplog.text  # the failure is logged, readable but without the key
+
+
+# --- serial: a bridge that never accepts the connection ----------------------------------------
+
+
+@pytest.fixture
+def short_connect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a serial link gives up after ``SHORT_TIMEOUT`` seconds."""
+    defaults = SerialTransport.__init__.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "connect_timeout", SHORT_TIMEOUT)
+
+
+@pytest.mark.usefixtures("short_connect")
+@pytest.mark.parametrize("scheme", ["socket", "rfc2217"])
+async def test_serial_bridge_that_never_accepts(
+    hass: HomeAssistant,
+    sim_server: SimulatorServer,
+    usb_ports: list[Any],
+    mock_setup_entry: AsyncMock,
+    caplog: pytest.LogCaptureFixture,
+    scheme: str,
+) -> None:
+    """A TCP connect that never completes, or an RFC 2217 negotiation nobody answers (a raw
+    socket), is named as such (not "nothing answered"), after one bounded attempt."""
+    caplog.set_level(logging.DEBUG, logger=f"custom_components.{DOMAIN}")
+    with unaccepting_port() as port:
+        # The simulator is a raw TCP bridge: it accepts the connection but speaks no RFC 2217.
+        url = f"socket://127.0.0.1:{port}" if scheme == "socket" else f"rfc2217://127.0.0.1:{sim_server.port}"
+        result = await open_step(hass, "serial")
+        result = await submit(hass, result, {CONF_PORT: url})
+    assert_form_error(result, "serial", "connect_timeout")
+    assert entries(hass) == []
+    assert f"{url} did not accept a connection within {SHORT_TIMEOUT:g} s" in caplog.text
+    result = await submit(hass, result, {CONF_PORT: sim_server.url})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
 def _silent(sim: SimulatedBalancer) -> Callable[[], None]:
@@ -424,11 +645,21 @@ def _bms(sim: SimulatedBalancer) -> Callable[[], None]:
     return lambda: make_balancer(sim)
 
 
+def _garbage(sim: SimulatedBalancer) -> Callable[[], None]:
+    """Bytes that hold no frame (a wrong baud rate, another device on the line)."""
+    sim.receive = lambda data: [Reply((b"\x00\x13\x37 line noise \xff\xfe",))]  # type: ignore[method-assign]
+
+    def fix() -> None:
+        del sim.receive
+
+    return fix
+
+
 @pytest.mark.usefixtures("short_timeouts")
 @pytest.mark.parametrize(
     ("fault", "error"),
-    [(_silent, "no_answer"), (_stops, "timeout"), (_bms, "not_balancer")],
-    ids=["silent", "stops", "bms"],
+    [(_silent, "no_answer"), (_stops, "timeout"), (_bms, "not_balancer"), (_garbage, "bad_answer")],
+    ids=["silent", "stops", "bms", "garbage"],
 )
 async def test_serial_probe_errors(
     hass: HomeAssistant,

@@ -17,10 +17,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT, STATE_UNAVAILABLE
+from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -34,7 +37,9 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
+from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, parse
 from daly_tools.simulator import (
+    Reply,
     SimulatedBalancer,
     SimulatorServer,
     serve_pty,
@@ -327,3 +332,143 @@ async def test_ha_started_while_the_ble_module_is_away(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(LOGGER_NAME)]
     ble_entry.runtime_data.client.timeout = SHORT
     await unload_leaves_nothing(hass, ble_entry, tasks_before, fds_before)
+
+
+# --- unload while a request waits (issue 14, item 3) ------------------------------------------
+
+
+async def unload_while_waiting(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    simulator: SimulatedBalancer,
+    what: str,
+    tasks_before: set[asyncio.Task[Any]],
+) -> None:
+    """Unload while a request waits for its answer from a silent module, then let everything
+    that was under way run to its end: a write (its read-back would follow) or a refresh
+    requested by an options change (its retries would follow)."""
+    coordinator: DalyCoordinator = entry.runtime_data
+    client = coordinator.client
+    simulator.silent = True
+    requests = client.stats.requests
+    writing = None
+    if what == "write":
+        number = er.async_get(hass).async_get_entity_id(Platform.NUMBER, DOMAIN, f"{entry.unique_id}_sleep_time")
+        writing = hass.async_create_task(
+            hass.services.async_call(
+                NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: number, ATTR_VALUE: 600}, blocking=True
+            )
+        )
+    else:
+        hass.config_entries.async_update_entry(entry, options={**entry.options, CONF_UPDATE_INTERVAL: 3599})
+    await wait_for(lambda: client.stats.requests > requests, message=lambda: client.stats)
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    if writing is not None:
+        with pytest.raises(HomeAssistantError):
+            await writing
+    await hass.async_block_till_done(wait_background_tasks=True)
+    # Whatever was under way has ended: had it reopened the link, the link would be open now.
+    await wait_for(lambda: not live_tasks() - tasks_before, message=lambda: live_tasks() - tasks_before)
+
+
+@pytest.mark.usefixtures("usb")
+@pytest.mark.parametrize("what", ["write", "refresh"])
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+async def test_unload_while_a_request_waits_never_reopens_a_wired_link(
+    hass: HomeAssistant, simulator: SimulatedBalancer, link: str, what: str
+) -> None:
+    """Item 3: unloading while a write or a requested refresh waits for its answer closes the
+    link for good: the waiting request fails at once and nothing reopens the port or socket
+    (a reopened serial port would stay locked, a socket open, until Home Assistant restarts)."""
+    server = await (serve_tcp if link == "tcp" else serve_pty)(simulator)
+    try:
+        tasks_before, fds_before = live_tasks(), open_fds()
+        entry = serial_entry(hass, server.url)
+        coordinator = await setup_entry(hass, entry)
+        transport = coordinator.client.transport
+        await unload_while_waiting(hass, entry, simulator, what, tasks_before)
+
+        assert entry.state is ConfigEntryState.NOT_LOADED
+        assert not transport.is_open
+        new = {fd: target for fd, target in open_fds().items() if fds_before.get(fd) != target}
+        assert not new, new
+        if link == "tcp":
+            await wait_for(lambda: server.connections == 0)
+    finally:
+        await server.close()
+
+
+@pytest.mark.usefixtures("ble_ready")
+@pytest.mark.parametrize("what", ["write", "refresh"])
+async def test_unload_while_a_request_waits_never_reconnects_the_dongle(
+    hass: HomeAssistant,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    ble_entry: MockConfigEntry,
+    what: str,
+) -> None:
+    """Item 3 over Bluetooth: the dongle is not connected again after the unload (the phone app
+    would be locked out)."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info())
+    tasks_before = live_tasks()
+    coordinator = await setup_entry(hass, ble_entry)
+    transport = coordinator.client.transport
+    connects = dongle.connects
+    await unload_while_waiting(hass, ble_entry, simulator, what, tasks_before)
+
+    assert not transport.is_open
+    assert dongle.connects == connects
+    assert not any(client.is_connected for client in dongle.instances)
+
+
+# --- what answered: nothing, garbage or the wrong answer (issue 14, "Smaller") ---------------------
+
+
+def answer_badly(simulator: SimulatedBalancer, how: str) -> None:
+    """The module end answers every read with ``how``: nothing, bytes that hold no frame, or a
+    valid frame with one register fewer than asked for."""
+
+    def receive(data: bytes) -> list[Reply]:
+        if how == "silent":
+            return []
+        if how == "garbage":
+            return [Reply((b"\x00\x13\x37 line noise \xff\xfe",))]
+        request = parse(data, Direction.REQUEST)
+        assert isinstance(request, ReadRequest)
+        return [Reply((ReadResponse((0,) * (request.count - 1)).encode(),))]
+
+    simulator.receive = receive  # type: ignore[method-assign]
+
+
+@pytest.mark.usefixtures("usb")
+@pytest.mark.parametrize(
+    ("how", "translation_key", "text"),
+    [
+        ("silent", "cannot_reach", "no answer from"),
+        ("garbage", "bad_answer", "bytes that hold no frame"),
+        ("wrong_count", "bad_answer", "answered 61 registers to a request for 62 registers"),
+    ],
+)
+async def test_garbage_and_wrong_answers_are_told_apart_from_silence(
+    hass: HomeAssistant, simulator: SimulatedBalancer, how: str, translation_key: str, text: str
+) -> None:
+    """Garbage and answers with the wrong register count are not reported as "nothing answered /
+    asleep": each has its own error and message, through the running entry."""
+    server = await serve_tcp(simulator)
+    try:
+        entry = serial_entry(hass, server.url)
+        coordinator = await setup_entry(hass, entry)
+        answer_badly(simulator, how)
+        await refresh(coordinator)
+        error = coordinator.last_exception
+        assert isinstance(error, UpdateFailed)
+        assert error.translation_key == translation_key
+        assert text in str(error)
+        if how != "silent":
+            assert "asleep" not in str(error)
+        del simulator.receive
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from homeassistant.components.diagnostics import REDACTED
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_ADDRESS, CONF_PORT
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
@@ -17,11 +19,10 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
-from custom_components.daly_active_balance.const import (
-    CONF_UPDATE_INTERVAL,
-)
+from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL, DOMAIN
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+from custom_components.daly_active_balance.repairs import RAISE_AFTER
 from daly_tools.factory import FACTORY, encode_ascii
 from daly_tools.simulator import (
     SimulatedBalancer,
@@ -29,7 +30,8 @@ from daly_tools.simulator import (
     SimulatorServer,
 )
 
-from .ble_helpers import DALY_ADDRESS, inject_advertisement, service_info, use_standin_dongle
+from .ble_helpers import DALY_ADDRESS, DALY_NAME, inject_advertisement, service_info, use_standin_dongle
+from .conftest import add_serial_entry
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -164,14 +166,15 @@ async def test_diagnostics_list_active_issues(
 ) -> None:
     """The repair issues raised for the entry are part of the download."""
     simulator.set_cell_voltage(3, 0.0)
-    await init_integration.runtime_data.async_refresh()
+    for _ in range(RAISE_AFTER):
+        await init_integration.runtime_data.async_refresh()
 
     result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
 
     assert result["issues"] == {
         "cell_out_of_range": {
             "title": "DALY balancer 16S",
-            "cells": "3 (0.000 V)",
+            "cells": "3",
             "chemistry": "lifepo4",
             "minimum": "2.00",
             "maximum": "3.80",
@@ -181,6 +184,68 @@ async def test_diagnostics_list_active_issues(
 
 
 # --- Bluetooth ------------------------------------------------------------------------------
+
+
+#: Every way the captured dongle's address is written: with colons or dashes, as plain hex in
+#: either case (the dongle's advertised name is ``DL-`` + the plain hex).
+ADDRESS_SPELLINGS = (
+    DALY_ADDRESS,
+    DALY_ADDRESS.lower(),
+    DALY_ADDRESS.replace(":", "-"),
+    DALY_ADDRESS.replace(":", ""),
+    DALY_ADDRESS.replace(":", "").lower(),
+)
+
+
+def assert_no_address(result: dict[str, Any]) -> None:
+    """The Bluetooth address appears in no spelling anywhere in the download."""
+    text = json.dumps(result)
+    for spelling in ADDRESS_SPELLINGS:
+        assert spelling not in text, spelling
+
+
+@pytest.mark.usefixtures("enable_bluetooth")
+async def test_diagnostics_ble_out_of_range_redacts_the_dongle_name(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    ble_entry: MockConfigEntry,
+) -> None:
+    """The dongle out of range (when diagnostics are downloaded): the connect errors name the
+    dongle, whose name is its address in hex; no spelling of the address is left, the rest of
+    the error stays readable, and the signal strength Home Assistant last heard is there."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info(rssi=-87))
+    assert await hass.config_entries.async_setup(ble_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = ble_entry.runtime_data
+    # Renamed after the dongle, with a cable fault: the repair's placeholders hold no address either.
+    hass.config_entries.async_update_entry(ble_entry, title=f"Pack {DALY_NAME}")
+    simulator.set_cell_voltage(4, 0.0)
+    for _ in range(RAISE_AFTER):
+        await coordinator.async_refresh()
+    found = ir.async_get(hass).async_get_issue(DOMAIN, f"cell_out_of_range_{ble_entry.entry_id}")
+    assert found is not None
+    assert found.translation_placeholders is not None
+    assert found.translation_placeholders["title"] == f"Pack DL-{REDACTED}"
+    dongle.fail_connect = True
+    dongle.drop_links()
+    await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+    assert DALY_NAME in str(coordinator.last_exception)  # the leak this test is about
+
+    result = await get_diagnostics_for_config_entry(hass, hass_client, ble_entry)
+
+    assert_no_address(result)
+    assert_no_secret(result)
+    fresh = result["raw_registers"]["fresh_read"]
+    assert fresh["answered"] is False
+    assert f"DL-{REDACTED}" in fresh["error"]
+    assert f"DL-{REDACTED}" in result["coordinator"]["last_error"]
+    assert result["link"]["rssi"] == -87
+    dongle.fail_connect = False
+    assert await hass.config_entries.async_unload(ble_entry.entry_id)
 
 
 @pytest.mark.usefixtures("enable_bluetooth")
@@ -213,15 +278,72 @@ async def test_diagnostics_ble_address_redacted(
 
     result = await get_diagnostics_for_config_entry(hass, hass_client, ble_entry)
 
-    text = json.dumps(result)
-    assert DALY_ADDRESS not in text
-    assert DALY_ADDRESS.lower() not in text
+    assert_no_address(result)
     assert result["entry"]["data"][CONF_ADDRESS] == REDACTED
     assert result["entry"]["unique_id"] == REDACTED
-    assert result["link"] == {"ble": True, "open": True, "protocol": "d2", "connects": 1, "keep_connected": True}
+    assert result["link"] == {
+        "ble": True,
+        "open": True,
+        "protocol": "d2",
+        "connects": 1,
+        "keep_connected": True,
+        "rssi": -60,
+    }
     fresh = result["raw_registers"]["fresh_read"]
     assert fresh["answered"] is not silent
     if silent:
         assert fresh["error"].startswith(f"DalyTimeoutError: no answer from {REDACTED} within")
     assert_no_secret(result)
     assert await hass.config_entries.async_unload(ble_entry.entry_id)
+
+
+# --- credentials in a bridge URL --------------------------------------------------------------
+
+#: Credentials a bridge URL may carry (an ESPHome proxy's noise key and API password).
+KEY = "c2VjcmV0LW5vaXNlLWtleS0xMjM0NTY3ODkwYWI="
+PASSWORD = "hunter2-DALY"
+
+
+@pytest.fixture
+def secret_url_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+    """An entry whose URL carries credentials in its query (the bridge here ignores them)."""
+    url = f"{sim_server.url}?port_name=uart1&key={KEY}&password={PASSWORD}"
+    return add_serial_entry(
+        hass, url, "DALY balancer 16S", unique_id=sim_server.url, options={CONF_UPDATE_INTERVAL: 3600}
+    )
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["answering", "silent"])
+async def test_diagnostics_redact_url_credentials(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    simulator: SimulatedBalancer,
+    sim_server: SimulatorServer,
+    secret_url_entry: MockConfigEntry,
+    silent: bool,
+) -> None:
+    """A URL's key and password appear nowhere in the download (entry data, error texts) nor in
+    any log line; the rest of the URL stays readable, and the entry still holds them to connect."""
+    caplog.set_level(logging.DEBUG)
+    assert await hass.config_entries.async_setup(secret_url_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = secret_url_entry.runtime_data
+    if silent:
+        coordinator.client.timeout = 0.05  # time is not frozen here: keep the test fast
+        simulator.silent = True
+        await coordinator.async_refresh()
+        assert not coordinator.last_update_success
+
+    result = await get_diagnostics_for_config_entry(hass, hass_client, secret_url_entry)
+
+    text = json.dumps(result)
+    for secret in (KEY, PASSWORD):
+        assert secret not in text
+        assert secret not in caplog.text
+    assert result["entry"]["data"][CONF_PORT] == f"{sim_server.url}?port_name=uart1&key={REDACTED}&password={REDACTED}"
+    if silent:
+        assert f"{sim_server.url}?port_name=uart1&key={REDACTED}" in result["coordinator"]["last_error"]
+        assert result["raw_registers"]["fresh_read"]["answered"] is False
+    assert KEY in secret_url_entry.data[CONF_PORT]
+    assert await hass.config_entries.async_unload(secret_url_entry.entry_id)

@@ -142,6 +142,7 @@ async def test_balance_voltage_range_follows_chemistry(
         ("balance_start_delta", 4),
         ("string_count", 25),
         ("string_count", 2),
+        ("sleep_time", 0),  # what the firmware does with 0 is unknown (issue 14)
     ],
 )
 async def test_out_of_range_refused(

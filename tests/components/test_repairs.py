@@ -7,9 +7,12 @@ import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
+from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.const import ATTR_ENTITY_ID, Platform
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
@@ -26,11 +29,14 @@ from custom_components.daly_active_balance.protocol.registers import (
     BatteryType,
 )
 from custom_components.daly_active_balance.repairs import (
+    CLEAR_AFTER,
+    ISSUE_BALANCE_VOLTAGE,
     ISSUE_CELL_OUT_OF_RANGE,
     ISSUE_PACK_VOLTAGE_LOW,
     ISSUE_STOPPED_ANSWERING,
     ISSUE_STRING_COUNT,
     ISSUES,
+    RAISE_AFTER,
 )
 from daly_tools.simulator import (
     SimulatedBalancer,
@@ -66,6 +72,12 @@ def raised(hass: HomeAssistant, entry: MockConfigEntry) -> set[str]:
     return {key for key in ISSUES if issue(hass, entry, key) is not None}
 
 
+async def polls(hass: HomeAssistant, freezer: FrozenDateTimeFactory, count: int) -> None:
+    """Let ``count`` update intervals pass, one poll each."""
+    for _ in range(count):
+        await advance(hass, freezer, UPDATE_INTERVAL)
+
+
 async def test_healthy_module_raises_nothing(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
     """A healthy module raises no issue."""
     assert init_integration.state is ConfigEntryState.LOADED
@@ -73,8 +85,8 @@ async def test_healthy_module_raises_nothing(hass: HomeAssistant, init_integrati
 
 
 @pytest.mark.parametrize(
-    ("volts", "shown"),
-    [(0.0, "0.000 V"), (1.2, "1.200 V"), (4.05, "4.050 V")],
+    "volts",
+    [0.0, 1.2, 4.05],
     ids=["zero", "low", "high"],
 )
 async def test_cell_out_of_range(
@@ -83,11 +95,10 @@ async def test_cell_out_of_range(
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
     volts: float,
-    shown: str,
 ) -> None:
     """A cell at 0 V or outside its chemistry's range raises an issue naming it; it clears when fixed."""
     simulator.set_cell_voltage(7, volts)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, RAISE_AFTER)
 
     found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
     assert found is not None
@@ -97,22 +108,22 @@ async def test_cell_out_of_range(
     chemistry = CHEMISTRY[BatteryType.LIFEPO4]
     assert found.translation_placeholders == {
         "title": TITLE,
-        "cells": f"7 ({shown})",
+        "cells": "7",
         "chemistry": BatteryType.LIFEPO4.value,
         "minimum": f"{chemistry.plausible_min:.2f}",
         "maximum": f"{chemistry.plausible_max:.2f}",
     }
 
     simulator.set_cell_voltage(3, 0.0)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, RAISE_AFTER)
     found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
     assert found is not None
     assert found.translation_placeholders is not None
-    assert found.translation_placeholders["cells"] == f"3 (0.000 V), 7 ({shown})"
+    assert found.translation_placeholders["cells"] == "3, 7"
 
     simulator.set_cell_voltage(3, 3.3)
     simulator.set_cell_voltage(7, 3.3)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, CLEAR_AFTER)
     assert issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE) is None
 
 
@@ -126,12 +137,12 @@ async def test_cell_range_follows_chemistry(
     """3.3 V is normal for LiFePO4 but implausible for an LTO cell."""
     assert raised(hass, init_integration) == set()
     simulator.set_cell_voltage(2, 3.3)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, RAISE_AFTER)
     found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
     assert found is not None
     assert found.translation_placeholders is not None
     assert found.translation_placeholders["chemistry"] == BatteryType.LTO.value
-    assert found.translation_placeholders["cells"] == "2 (3.300 V)"
+    assert found.translation_placeholders["cells"] == "2"
 
 
 async def test_string_count_mismatch(
@@ -143,7 +154,7 @@ async def test_string_count_mismatch(
     """A string count that differs from the cells measured raises an issue; setting it right clears it."""
     address = BY_KEY["string_count"].address
     simulator.write_word(address, 15)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, RAISE_AFTER)
 
     found = issue(hass, init_integration, ISSUE_STRING_COUNT)
     assert found is not None
@@ -151,7 +162,7 @@ async def test_string_count_mismatch(
     assert found.translation_placeholders == {"title": TITLE, "configured": "15", "reported": "16"}
 
     simulator.write_word(address, 16)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, CLEAR_AFTER)
     assert issue(hass, init_integration, ISSUE_STRING_COUNT) is None
 
 
@@ -166,18 +177,18 @@ async def test_pack_voltage_low(
     assert issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW) is None
     for cell in range(1, 5):
         simulator.set_cell_voltage(cell, 2.4)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, RAISE_AFTER)
 
     found = issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW)
     assert found is not None
     assert found.translation_key == ISSUE_PACK_VOLTAGE_LOW
-    assert found.translation_placeholders == {"title": TITLE, "voltage": "9.6", "minimum": f"{MIN_PACK_VOLTAGE:.0f}"}
+    assert found.translation_placeholders == {"title": TITLE, "minimum": f"{MIN_PACK_VOLTAGE:.0f}"}
     # 2.4 V is a plausible LiFePO4 cell: only the pack issue is raised.
     assert raised(hass, init_integration) == {ISSUE_PACK_VOLTAGE_LOW}
 
     for cell in range(1, 5):
         simulator.release_cell(cell)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, CLEAR_AFTER)
     assert issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW) is None
 
 
@@ -255,9 +266,161 @@ async def test_issues_removed_on_unload(
     """An unloaded entry leaves no issue behind: nothing could clear it any more."""
     simulator.set_cell_voltage(1, 0.0)
     simulator.write_word(BY_KEY["string_count"].address, 12)
-    await advance(hass, freezer, UPDATE_INTERVAL)
+    await polls(hass, freezer, RAISE_AFTER)
     assert raised(hass, init_integration) == {ISSUE_CELL_OUT_OF_RANGE, ISSUE_STRING_COUNT}
 
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
     assert raised(hass, init_integration) == set()
+
+
+# --- hysteresis: readings at a limit, and drifting readings -------------------------------------
+
+
+def registry_events(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> list[str]:
+    """The issue registry's events (create, update, remove) for issue ``key`` of ``entry``, as they come."""
+    seen: list[str] = []
+    wanted = f"{key}_{entry.entry_id}"
+
+    @callback
+    def listener(event: Event[ir.EventIssueRegistryUpdatedData]) -> None:
+        if event.data["domain"] == DOMAIN and event.data["issue_id"] == wanted:
+            seen.append(event.data["action"])
+
+    hass.bus.async_listen(ir.EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED, listener)
+    return seen
+
+
+async def test_cell_at_the_limit_does_not_flap(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A LiFePO4 cell alternating 3.799 / 3.801 V (the limit is 3.80 V) raises nothing; once it
+    stays above, one issue is raised that alternating readings neither clear nor rewrite; it
+    clears once the cell is back inside the range by the margin for as many polls."""
+    events = registry_events(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
+    for volts in (3.799, 3.801) * 5:
+        simulator.set_cell_voltage(5, volts)
+        await polls(hass, freezer, 1)
+    assert events == []
+
+    simulator.set_cell_voltage(5, 3.801)
+    await polls(hass, freezer, RAISE_AFTER)
+    assert events == ["create"]
+    for volts in (3.799, 3.801) * 5:
+        simulator.set_cell_voltage(5, volts)
+        await polls(hass, freezer, 1)
+    assert events == ["create"]
+
+    simulator.set_cell_voltage(5, 3.4)
+    await polls(hass, freezer, CLEAR_AFTER - 1)
+    assert events == ["create"]
+    await polls(hass, freezer, 1)
+    assert events == ["create", "remove"]
+
+
+async def test_drifting_cell_does_not_rewrite_its_issue(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """An out-of-range cell whose reading drifts from poll to poll leaves its issue as it is:
+    no live reading is in the placeholders. Another cell going bad does update it."""
+    events = registry_events(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
+    simulator.set_cell_voltage(2, 4.05)
+    await polls(hass, freezer, RAISE_AFTER)
+    for step in range(10):
+        simulator.set_cell_voltage(2, 4.05 + step / 100)
+        await polls(hass, freezer, 1)
+    assert events == ["create"]
+
+    simulator.set_cell_voltage(9, 0.0)
+    await polls(hass, freezer, RAISE_AFTER)
+    assert events == ["create", "update"]
+    found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
+    assert found is not None
+    assert found.translation_placeholders is not None
+    assert found.translation_placeholders["cells"] == "2, 9"
+
+
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(cells=4, seed=1)])
+async def test_pack_voltage_near_the_minimum_does_not_flap(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A 4S pack around 10 V: raised once it stays below, kept while it hovers just above, and
+    cleared once it is clearly above; its placeholders do not follow the reading."""
+    events = registry_events(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW)
+    for cell_volts in (2.49, 2.51) * 3:  # pack 9.96 / 10.04 V
+        for cell in range(1, 5):
+            simulator.set_cell_voltage(cell, cell_volts)
+        await polls(hass, freezer, 1)
+    assert events == []
+
+    for cell_volts in (2.45, 2.40, 2.35, 2.3):
+        for cell in range(1, 5):
+            simulator.set_cell_voltage(cell, cell_volts)
+        await polls(hass, freezer, 1)
+    assert events == ["create"]
+    for cell in range(1, 5):
+        simulator.set_cell_voltage(cell, 2.51)  # 10.04 V: above the minimum, not by the margin
+    await polls(hass, freezer, CLEAR_AFTER + 1)
+    assert events == ["create"]
+    for cell in range(1, 5):
+        simulator.release_cell(cell)
+    await polls(hass, freezer, CLEAR_AFTER)
+    assert events == ["create", "remove"]
+
+
+# --- a battery type change that leaves the turn-on voltage outside its range --------------------
+
+
+async def test_battery_type_change_raises_the_turn_on_voltage_issue(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """LiFePO4 → LTO through the select leaves 3.3 V, above LTO's 2.8 V: a repair names the
+    setting and the range, nothing else is written, and setting a voltage in range clears it."""
+    select = entity_registry.async_get_entity_id(Platform.SELECT, DOMAIN, f"{init_integration.unique_id}_battery_type")
+    number = entity_registry.async_get_entity_id(
+        Platform.NUMBER, DOMAIN, f"{init_integration.unique_id}_balance_start_voltage"
+    )
+    assert select is not None
+    assert number is not None
+    assert simulator.value("balance_start_voltage") == pytest.approx(3.3)
+    assert issue(hass, init_integration, ISSUE_BALANCE_VOLTAGE) is None
+
+    await hass.services.async_call(
+        SELECT_DOMAIN, SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: select, ATTR_OPTION: "lto"}, blocking=True
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert simulator.value("battery_type") == BatteryType.LTO.value
+    assert simulator.value("balance_start_voltage") == pytest.approx(3.3)  # not written for the user
+    assert simulator.stats.writes == 1
+    found = issue(hass, init_integration, ISSUE_BALANCE_VOLTAGE)
+    assert found is not None
+    assert found.translation_key == ISSUE_BALANCE_VOLTAGE
+    assert found.severity is ir.IssueSeverity.WARNING
+    assert found.translation_placeholders == {
+        "title": TITLE,
+        "value": "3.30",
+        "chemistry": BatteryType.LTO.value,
+        "minimum": "1.80",
+        "maximum": "2.80",
+    }
+
+    await hass.services.async_call(
+        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: number, ATTR_VALUE: 2.6}, blocking=True
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert simulator.value("balance_start_voltage") == pytest.approx(2.6)
+    assert issue(hass, init_integration, ISSUE_BALANCE_VOLTAGE) is None

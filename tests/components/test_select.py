@@ -11,7 +11,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.protocol.registers import BatteryType
+from custom_components.daly_active_balance.protocol.registers import CHEMISTRY, BatteryType
 from daly_tools.simulator import SimulatedBalancer
 
 from .conftest import EntityIdFinder
@@ -65,6 +65,22 @@ async def test_select_writes_module(
     await select(hass, battery_type, option)
     assert simulator.value("battery_type") == option
     assert hass.states.get(battery_type).state == option
+
+
+async def test_plausible_range_follows_the_chemistry(
+    hass: HomeAssistant, simulator: SimulatedBalancer, battery_type: str
+) -> None:
+    """The attributes give the chosen chemistry's plausible cell range (what the cells card scales to)."""
+    for chemistry in (BatteryType.LIFEPO4, BatteryType.LTO):
+        if chemistry is not BatteryType.LIFEPO4:
+            await select(hass, battery_type, chemistry)
+        attributes = hass.states.get(battery_type).attributes
+        expected = CHEMISTRY[chemistry]
+        assert (attributes["plausible_min"], attributes["plausible_max"]) == (
+            expected.plausible_min,
+            expected.plausible_max,
+        )
+    assert CHEMISTRY[BatteryType.LTO] != CHEMISTRY[BatteryType.LIFEPO4]
 
 
 async def test_unknown_option_refused(hass: HomeAssistant, simulator: SimulatedBalancer, battery_type: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homeassistant.const import Platform
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
@@ -12,12 +12,13 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.daly_active_balance.protocol.registers import BY_KEY, EXTENDED, LIVE, RAW_ABSENT
 from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
 )
 
-from .conftest import EntityIdFinder, Poll
+from .conftest import UNIQUE_ID, EntityIdFinder, Poll
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -26,6 +27,12 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")
 def platforms() -> list[Platform]:
     """Set up the sensor platform alone."""
     return [Platform.SENSOR]
+
+
+@pytest.fixture
+def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
+    """A module whose clock stands still: its cells do not drift between a poll and a comparison."""
+    return SimulatedBalancer(sim_config, clock=lambda: 0.0)
 
 
 def cell_sensor_keys(entity_registry: er.EntityRegistry, entry: MockConfigEntry) -> list[str]:
@@ -111,3 +118,61 @@ async def test_cell_count_follows_module(
     last = hass.states.get(entity_id(Platform.SENSOR, f"cell_voltage_{sim_config.cells}"))
     assert float(last.state) == pytest.approx(cells[-1], abs=0.0005)
     assert hass.states.get(entity_id(Platform.SENSOR, "cell_count")).state == str(sim_config.cells)
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_the_absent_marker_is_never_a_reading(
+    poll: Poll,
+    entity_id: EntityIdFinder,
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Issue 14 item 2: the firmware's "absent" marker 0xFFFF is unknown, never a number
+    (not 65495 °C, not 65.535 V), in every register of the live and extended blocks."""
+    temperature_1 = entity_id(Platform.SENSOR, "temperature_1")
+    cell_3 = entity_id(Platform.SENSOR, "cell_voltage_3")
+    counts = {BY_KEY[key].address for key in ("cell_count", "temperature_sensor_count")}
+    simulator.write_word(BY_KEY["temperatures"].address, RAW_ABSENT)
+    simulator.write_word(BY_KEY["cell_voltages"].address + 2, RAW_ABSENT)
+    await poll()
+    assert hass.states.get(temperature_1).state == STATE_UNKNOWN
+    assert hass.states.get(cell_3).state == STATE_UNKNOWN
+    assert float(hass.states.get(entity_id(Platform.SENSOR, "cell_voltage_4")).state) == pytest.approx(
+        simulator.cell_voltages()[3]
+    )
+
+    for block in (LIVE, EXTENDED):  # every word absent, but the counts (which say what exists)
+        for address in range(block.start, block.end):
+            if address not in counts:
+                simulator.write_word(address, RAW_ABSENT)
+    await poll()
+    for entity in er.async_entries_for_config_entry(entity_registry, init_integration.entry_id):
+        key = entity.unique_id.removeprefix(f"{UNIQUE_ID}_")
+        state = hass.states.get(entity.entity_id)
+        if key in ("cell_count", "temperature_sensor_count", "register_00ce", "register_00d0"):
+            continue  # counts and the balancer block: not overwritten
+        assert state.state in (STATE_UNKNOWN, STATE_UNAVAILABLE), (key, state.state)
+
+
+async def test_a_sensor_count_above_the_slots_shows_the_sensors_that_exist(
+    entity_id: EntityIdFinder,
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Issue 14, "Smaller": a temperature-sensor count above the six slots that exist does not
+    hide every temperature: the slots that carry a value are shown."""
+    simulator.write_word(BY_KEY["temperature_sensor_count"].address, 9)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+    state = hass.states.get(entity_id(Platform.SENSOR, "temperature_1"))
+    assert state is not None
+    assert float(state.state) == simulator.value("temperatures")[0]  # type: ignore[index]
+    created = {e.unique_id for e in er.async_entries_for_config_entry(entity_registry, config_entry.entry_id)}
+    assert f"{UNIQUE_ID}_temperature_2" not in created  # slot 2 holds nothing (raw 0)
+    assert hass.states.get(entity_id(Platform.SENSOR, "temperature_sensor_count")).state == "1"
+    await hass.config_entries.async_unload(config_entry.entry_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 import re
+from typing import Any
 
 from playwright.async_api import Locator, Page, expect
 
@@ -146,3 +147,76 @@ async def open_dashboard_devices(page: Page, device_name: str) -> None:
     await page.get_by_role("button", name="Devices", exact=True).click()
     await expect(page.get_by_text(device_name).first).to_be_visible()
     await settled(page)
+
+
+async def call_ws(page: Page, message: dict[str, Any]) -> Any:
+    """Send a websocket command as the signed-in user, through the page's own connection."""
+    script = """(message) => document.querySelector("home-assistant").hass.callWS(message)
+        .catch((error) => { throw new Error(JSON.stringify(error)); })"""
+    return await page.evaluate(script, message)
+
+
+async def device_id(page: Page, device_name: str) -> str:
+    """The device registry id of the device called ``device_name``."""
+    found = await page.evaluate(
+        "(name) => Object.values(document.querySelector('home-assistant').hass.devices)"
+        ".filter((device) => device.name === name).map((device) => device.id)",
+        device_name,
+    )
+    assert len(found) == 1, found
+    return str(found[0])
+
+
+async def show_cards_dashboard(page: Page, base_url: str, cards: list[dict[str, Any]]) -> None:
+    """A dashboard ("Battery", in the sidebar) holding ``cards``, opened.
+
+    Made through the websocket commands the dashboard editor itself sends.
+    """
+    dashboards = await call_ws(page, {"type": "lovelace/dashboards/list"})
+    if not any(dashboard["url_path"] == "daly-battery" for dashboard in dashboards):
+        await call_ws(
+            page,
+            {
+                "type": "lovelace/dashboards/create",
+                "url_path": "daly-battery",
+                "title": "Battery",
+                "mode": "storage",
+                "show_in_sidebar": True,
+                "require_admin": False,
+            },
+        )
+    view = {"title": "Cells", "path": "cells", "cards": cards}
+    await call_ws(page, {"type": "lovelace/config/save", "url_path": "daly-battery", "config": {"views": [view]}})
+    await page.goto(f"{base_url}/daly-battery/cells")
+    await settled(page)
+
+
+def slug(name: str) -> str:
+    """The object id Home Assistant makes of a name ("DALY balancer 16S" → "daly_balancer_16s")."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def word(text: str) -> re.Pattern[str]:
+    """``text`` as a whole word, e.g. one class among an element's classes."""
+    return re.compile(rf"(^|\s){re.escape(text)}(\s|$)")
+
+
+async def add_card_from_picker(page: Page, card_name: str) -> Locator:
+    """Edit dashboard → Add card → By card → search ``card_name`` → pick it; the card's editor."""
+    await page.get_by_role("button", name="Edit dashboard").click()
+    await page.get_by_role("button", name="Add card").click()
+    await page.get_by_role("tab", name="By card").click()
+    await page.get_by_placeholder("Search cards").fill(card_name)
+    # Each card in the picker is a preview under an overlay that takes the click.
+    await page.locator("hui-card-picker .card").filter(has_text=card_name).click()
+    editor = page.locator("hui-dialog-edit-card")
+    await expect(editor.get_by_text(f"{card_name} card configuration")).to_be_visible()
+    return editor
+
+
+async def device_picker_options(editor: Locator, current: str) -> list[str]:
+    """Open the device picker that shows ``current`` and return the devices it offers (names)."""
+    await editor.locator("ha-picker-field").filter(has_text=current).click()
+    items = editor.locator("ha-picker-combo-box ha-combo-box-item")
+    await expect(items.first).to_be_visible()
+    return [text.splitlines()[0].strip() for text in await items.all_inner_texts()]

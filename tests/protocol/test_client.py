@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from custom_components.daly_active_balance.protocol import a5, client as client_module
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import (
     DalyConnectionError,
@@ -14,6 +15,8 @@ from custom_components.daly_active_balance.protocol.errors import (
     DalyTimeoutError,
     ExceptionResponseError,
     NotABalancerError,
+    UnexpectedAnswerError,
+    UnreadableAnswerError,
     ValueOutOfRangeError,
     WriteNotAcceptedError,
 )
@@ -275,3 +278,92 @@ async def test_a5_module_is_read_only_and_d2_fallback(sim: SimulatedBalancer) ->
     ble_like = _client(SimTransport(a5_sim), timeout=0.05, retries=0)
     with pytest.raises(DalyTimeoutError):
         await ble_like.read_status()
+
+
+# --- closed for good (issue 14, item 3) -----------------------------------------------------------
+
+
+async def test_close_fails_the_waiting_request_and_never_reopens() -> None:
+    """A request that waits for its answer fails at once when the client is closed; no retry and
+    no later request opens the link again."""
+    asked = asyncio.Event()
+
+    def respond(_data: bytes) -> list[bytes]:
+        asked.set()
+        return []
+
+    transport = ScriptedTransport(respond)
+    client = _client(transport, timeout=5, retries=2)
+    reading = asyncio.create_task(client.read_status())
+    await asked.wait()
+    await client.close()
+    with pytest.raises(DalyConnectionError, match="closed"):
+        await reading
+    with pytest.raises(DalyConnectionError, match="closed"):
+        await client.write_setting("balance_start_delta", 0.03)
+    assert transport.opens == 1
+    assert len(transport.writes) == 1
+    assert not transport.is_open
+
+
+class _SlowOpen(ScriptedTransport):
+    """A link whose open waits for ``gate`` (a connect under way)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda _data: [])
+        self.gate = asyncio.Event()
+        self.opening = asyncio.Event()
+
+    async def open(self) -> None:
+        self.opening.set()
+        await self.gate.wait()
+        await super().open()
+
+
+@pytest.mark.parametrize("connected", [True, False], ids=["connect-ends", "connect-hangs"])
+async def test_close_while_the_link_is_being_opened(connected: bool) -> None:
+    """Closed while a request is still opening the link: the request closes what it opened and
+    sends nothing. The close waits for it a bounded time (one answer timeout)."""
+    transport = _SlowOpen()
+    client = _client(transport, timeout=0.1, retries=2)
+    reading = asyncio.create_task(client.read_status())
+    await transport.opening.wait()
+    if connected:
+        asyncio.get_running_loop().call_soon(transport.gate.set)
+    await client.close()
+    transport.gate.set()
+    with pytest.raises(DalyConnectionError, match="closed"):
+        await reading
+    assert transport.writes == []
+    assert not transport.is_open
+    assert transport.opens == 1
+
+
+@pytest.mark.parametrize(
+    ("frame", "words"),
+    [
+        (ReadResponse((1, 2, 3)), "3 registers"),
+        (ReadRequest(0x00A3, 2), "2 registers"),
+        (WriteSingle(0x008A, 600), "a write of register 0x008A"),
+        (ExceptionResponse(Function.WRITE_SINGLE, 2), "an exception to function 0x06"),
+        (a5.A5Frame(a5.REPLY_ADDRESS, a5.Command.PACK), "an A5 frame (command 0x90)"),
+        (object(), "a object frame"),
+    ],
+)
+def test_what_answered_is_named(frame: object, words: str) -> None:
+    """Error messages name what answered: a register count, a write, an exception, an A5 frame."""
+    assert client_module._describe(frame) == words
+
+
+async def test_an_a5_request_answered_by_a_d2_frame_is_named() -> None:
+    """A wired module that answers an A5 request with a D2 frame: the error names both."""
+    transport = ScriptedTransport(lambda _data: [ReadResponse((1,)).encode()], supports_a5=True)
+    client = _client(transport, timeout=0.05, retries=0)
+    client.family = ProtocolFamily.A5
+    with pytest.raises(UnreadableAnswerError):
+        await client.read_status()
+    client.family = None
+    with pytest.raises(
+        UnexpectedAnswerError, match=r"answered 1 registers to a request for an A5 frame \(command 0x90\)"
+    ):
+        await client._a5_exchange(a5.Command.PACK, retries=0)

@@ -18,6 +18,7 @@ from custom_components.daly_active_balance.protocol.registers import (
     IDENTITY,
     LIVE,
     PASSWORD,
+    RAW_ABSENT,
     REGISTERS,
     SETTINGS,
     Confidence,
@@ -188,6 +189,10 @@ def test_encode_decode_round_trip(key: str, value: Any, raw: int) -> None:
         ("balance_start_delta", 0.0),
         ("sleep_time", 65536),
         ("sleep_time", -1),
+        ("sleep_time", 0),
+        ("sleep_time", 65535.5),  # rounds to 65536 (issue 14 item 11)
+        ("string_count", 2.5),  # rounds to 2
+        ("balance_start_delta", 0.0045),  # rounds to 4 mV
         ("string_count", 2),
         ("string_count", 25),
         ("battery_type", "lead_acid"),
@@ -225,3 +230,34 @@ def test_no_cells_means_no_extreme_cells() -> None:
     assert status.cell_voltages == ()
     assert status.max_cell is None
     assert status.min_cell is None
+
+
+def test_the_absent_marker_is_never_a_number() -> None:
+    """Issue 14 item 2: 0xFFFF decodes to None in every one-word register, in the table's own
+    decoder and the compiled block decoders, except where 0xFFFF has a meaning of its own (the
+    sleep time's "never") or the register is a bit field."""
+    for block in BLOCKS:
+        decoded = block.decode((RAW_ABSENT,) * block.count)
+        for reg in block.registers:
+            if reg.kind in (registers.Kind.ASCII, registers.Kind.DATE, registers.Kind.BITS):
+                continue
+            values = (decoded[reg.key],) if reg.count == 1 else decoded[reg.key]
+            assert isinstance(values, tuple)
+            if RAW_ABSENT in reg.special:
+                assert values == (RAW_ABSENT,), reg.key
+                continue
+            assert reg.decode_word(RAW_ABSENT) is None, reg.key
+            assert set(values) == {None}, reg.key
+
+
+def test_absent_cells_and_temperatures_keep_their_places() -> None:
+    """An absent cell or temperature is None in its own place; the others keep theirs."""
+    words = [3335] * 16 + [0] * (LIVE.count - 16)  # 16 cells at 3.335 V
+    words[2] = RAW_ABSENT
+    words[0x20:0x28] = [68, RAW_ABSENT, 70, 0, 0, 0, 533, 3335]
+    words[0x31], words[0x32] = 16, 3
+    status = Status.from_d2(LIVE.decode(words), None, None)
+    assert status.cell_voltages[1:4] == (3.335, None, 3.335)
+    assert status.temperatures == (28.0, None, 30.0)
+    assert status.max_cell == 1
+    assert status.min_cell == 1

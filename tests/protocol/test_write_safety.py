@@ -165,6 +165,31 @@ async def test_every_write_is_echo_checked_and_read_back(sim: SimulatedBalancer,
     assert client.stats.timeouts == 0  # the module's echo was taken as the echo, not dropped
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("string_count", 2.5),  # rounds to 2, below the minimum of 3
+        ("sleep_time", 65535.5),  # rounds to 65536, which no register word can hold
+        ("balance_start_delta", 0.0045),  # rounds to 4 mV, below the minimum of 5 mV
+    ],
+)
+async def test_a_value_that_rounds_out_of_range_never_reaches_the_wire(
+    sim: SimulatedBalancer, key: str, value: float
+) -> None:
+    """Issue 14 item 11: the range is checked on the value after rounding, so half a step
+    outside it is refused before anything reaches the real serial line."""
+    async with pty_link(sim) as link:
+        client = DalyClient(SerialTransport(link.path), timeout=0.2, retries=0)
+        client.family = ProtocolFamily.D2
+        try:
+            with pytest.raises(ValueOutOfRangeError):
+                await client.write_setting(key, value)
+        finally:
+            await client.close()
+    assert link.requests == []
+    assert sim.stats.writes == sim.stats.refused_writes == 0
+
+
 async def test_ignored_write_raises_with_the_real_value(sim: SimulatedBalancer) -> None:
     """A write the module echoes but does not take raises ``WriteNotAcceptedError`` carrying the
     value the module really holds (read back over the real line)."""

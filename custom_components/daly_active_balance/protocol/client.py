@@ -7,12 +7,16 @@
   that fits it is dropped as that late answer. The client also listens a moment before it asks
   again, and drops different fitting frames that arrive together (which one is stale cannot be
   told), so the request is asked again.
-* Every request has a timeout and a bounded number of retries; a lost link is reopened.
+* Every request has a timeout and a bounded number of retries; a lost link is reopened. Silence,
+  bytes that hold no frame and frames that do not fit the request are three different errors.
+* ``close()`` is for good: a request that waits fails at once, and nothing opens the link again
+  (a serial port reopened after an unload would stay locked, a dongle stay connected).
 * One lock covers a whole poll cycle and a whole verified write, so writes never interleave with
   polls and two writes never interleave.
 * A write is refused before anything is sent when the value is outside the register table's
   range. After sending, the client checks the echo, then reads the register back and raises
-  ``WriteNotAcceptedError`` if the module did not take the value.
+  ``WriteNotAcceptedError`` if the module did not take the value. A write that got no echo and
+  did not take is sent once more: a sleeping module wakes on it and drops it.
 * D2 is tried first; on wired links a module that never answers D2 is tried with the legacy A5
   frames (reference §8).
 """
@@ -28,14 +32,28 @@ from typing import Final, Self
 
 from . import a5
 from .errors import (
+    BadAnswerError,
+    ConnectTimeoutError,
     DalyConnectionError,
     DalyError,
     DalyTimeoutError,
     ExceptionResponseError,
+    FrameError,
     NotABalancerError,
+    UnexpectedAnswerError,
+    UnreadableAnswerError,
     WriteNotAcceptedError,
 )
-from .frames import Direction, ExceptionResponse, Frame, Function, ReadRequest, ReadResponse, WriteSingle
+from .frames import (
+    Direction,
+    ExceptionResponse,
+    Frame,
+    Function,
+    ReadRequest,
+    ReadResponse,
+    WriteSingle,
+    parse,
+)
 from .models import Identity, ProtocolFamily, Settings, Status
 from .registers import (
     BALANCER,
@@ -108,6 +126,8 @@ class _Pending:
     wanted: int = 1
     seq: int = 0
     exchange: int = 0
+    #: Valid frames that came while this request waited but do not fit it.
+    misfits: list[object] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +169,7 @@ class DalyClient:
         self._seq = 0
         self._exchanges = 0
         self._owed: list[_Owed] = []
+        self._closed = False
         transport.attach(self._on_data, self._on_lost)
 
     async def __aenter__(self) -> Self:
@@ -160,8 +181,35 @@ class DalyClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the link; the next request reopens it."""
+        """Close the link for good.
+
+        A request that waits for its answer fails at once and opens nothing again (no retry, no
+        read-back); the close then waits for it to end, so nothing of this client outlives it.
+        """
+        self._closed = True
+        self._fail_pending(DalyConnectionError(f"link to {self.transport.description} closed"))
         await self.transport.close()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            # Still opening a link (a connect is bounded by its transport): the request closes
+            # what it opens itself once it sees the client closed.
+            _LOGGER.debug("a request to %s was still under way at close", self.transport.description)
+            return
+        try:
+            await self.transport.close()
+        finally:
+            self._lock.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DalyConnectionError(f"link to {self.transport.description} closed")
+
+    def _fail_pending(self, error: DalyError) -> None:
+        pending = self._pending
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(error)
 
     # --- receiving --------------------------------------------------------------------------
 
@@ -193,6 +241,8 @@ class DalyClient:
                     self._owed = [o for o in self._owed if o.seq > pending.seq or o.match(frame)]
             else:
                 self.stats.unsolicited += 1
+                if pending is not None and not pending.future.done():
+                    pending.misfits.append(frame)
                 _LOGGER.debug("dropped a frame nobody asked for: %s", type(frame).__name__)
 
     def _drop_late(self, frames: list[object], pending: _Pending | None) -> list[object]:
@@ -220,9 +270,33 @@ class DalyClient:
         return kept
 
     def _on_lost(self, exc: Exception | None) -> None:
-        pending = self._pending
-        if pending is not None and not pending.future.done():
-            pending.future.set_exception(DalyConnectionError(f"link to {self.transport.description} lost: {exc}"))
+        self._fail_pending(DalyConnectionError(f"link to {self.transport.description} lost: {exc}"))
+
+    def _streams(self) -> list[FrameStream[Frame] | FrameStream[a5.A5Frame]]:
+        """The re-assemblers received bytes are fed to (both while the family is unknown)."""
+        streams: list[FrameStream[Frame] | FrameStream[a5.A5Frame]] = []
+        if self.family is not ProtocolFamily.A5:
+            streams.append(self._d2)
+        if self.family is not ProtocolFamily.D2:
+            streams.append(self._a5)
+        return streams
+
+    def _unanswered(self, request: bytes, pending: _Pending, unreadable: int) -> DalyError:
+        """Why ``request`` got no answer: silence, bytes that hold no frame, or frames that do not fit."""
+        link = self.transport.description
+        if pending.misfits:
+            got = _describe(pending.misfits[-1])
+            return UnexpectedAnswerError(
+                f"{link} answered {got} to a request for {_describe_request(request)} (another device or firmware?)"
+            )
+        if unreadable:
+            return UnreadableAnswerError(
+                f"only bytes that hold no frame came from {link} ({unreadable} bytes: noise on the line, "
+                "a wrong baud rate, or not a DALY balancer?)"
+            )
+        return DalyTimeoutError(
+            f"no answer from {link} within {self.timeout:g} s (module asleep, unplugged or out of range?)"
+        )
 
     # --- one exchange -----------------------------------------------------------------------
 
@@ -248,21 +322,31 @@ class DalyClient:
         """
         attempts = (self.retries if retries is None else retries) + 1
         error: DalyError = DalyTimeoutError("no attempt made")
+        #: Something answered, though not usefully, in an earlier attempt: that, not a later
+        #: attempt's silence, is what the caller is told.
+        bad: BadAnswerError | None = None
         self._exchanges += 1
         for attempt in range(attempts):
             if attempt:
                 self.stats.retries += 1
-                if isinstance(error, DalyTimeoutError):
+                if isinstance(error, DalyTimeoutError | BadAnswerError):
                     # The answer that timed out may still be on its way: let it arrive (and be
                     # dropped, nobody waits) rather than take it for the answer to the retry.
                     await asyncio.sleep(min(LATE_GUARD, self.timeout / 4))
+            self._check_open()
             loop = asyncio.get_running_loop()
             self._seq += 1
             pending = _Pending(match, loop.create_future(), wanted=wanted, seq=self._seq, exchange=self._exchanges)
+            streams = self._streams()
+            dropped = [stream.stats.dropped_bytes for stream in streams]
             try:
                 await self.transport.open()
+                if self._closed:  # closed while the link was being opened: close what was opened
+                    await self.transport.close()
+                    self._check_open()
                 self._d2.reset()
                 self._a5.reset()
+                dropped = [stream.stats.dropped_bytes for stream in streams]
                 if drop_echo:
                     self._d2.expect_echo(request)
                     self._a5.expect_echo(request)
@@ -284,20 +368,26 @@ class DalyClient:
                 if wanted == 1:
                     # Its answer may still come; until a timeout more has passed it is owed.
                     self._owed.append(_Owed(pending.seq, pending.exchange, match, loop.time() + self.timeout))
-                error = DalyTimeoutError(
-                    f"no answer from {self.transport.description} within {self.timeout:g} s "
-                    "(module asleep, unplugged or out of range?)"
+                # Bytes every re-assembler fed had to drop, or still holds as a partial frame.
+                unreadable = min(
+                    stream.stats.dropped_bytes - before + stream.pending
+                    for stream, before in zip(streams, dropped, strict=True)
                 )
+                error = self._unanswered(request, pending, unreadable)
+                if isinstance(error, BadAnswerError):
+                    bad = error
             except DalyConnectionError as err:
                 self.stats.link_errors += 1
                 error = err
                 self._owed.clear()  # a new link carries nothing of the old one
                 await self.transport.close()
+                if isinstance(err, ConnectTimeoutError):
+                    raise  # a bridge that let a whole connect time pass will not accept the next one
             finally:
                 self._pending = None
                 if not pending.future.done():
                     pending.future.cancel()
-        raise error
+        raise bad if bad is not None and isinstance(error, DalyTimeoutError) else error
 
     async def _read_words(self, start: int, count: int) -> tuple[int, ...]:
         def match(frame: object) -> bool:
@@ -479,30 +569,65 @@ class DalyClient:
 
     async def _write_verified(self, reg: Register, raw: int, value: object) -> DecodedValue:
         request = WriteSingle(reg.address, raw)
+        echo = await self._send_write(reg, request)
+        (actual,) = await self._read_words(reg.address, 1)
+        if actual != raw and echo is None:
+            # No echo, and the value did not take: the write may be what woke a sleeping module,
+            # which drops what woke it (reference §7 item 9). Its read-back answered, so it is
+            # awake now: send the write once more.
+            _LOGGER.debug("%s did not take %s and gave no echo (asleep?): sending it once more", reg.key, raw)
+            echo = await self._send_write(reg, request)
+            (actual,) = await self._read_words(reg.address, 1)
+        decoded = reg.decode_word(actual)
+        if actual != raw:
+            raise WriteNotAcceptedError(reg.key, value, decoded)
+        if not echo:
+            _LOGGER.debug("%s took the value although its echo was missing or wrong", reg.key)
+        return decoded
+
+    async def _send_write(self, reg: Register, request: WriteSingle) -> bool | None:
+        """Send a write once; True when echoed as sent, False when echoed otherwise, None: no echo.
+
+        A lost echo is not asked again: the read-back settles whether the value took.
+        """
 
         def match(frame: object) -> bool:
             return isinstance(frame, WriteSingle | ExceptionResponse)
 
-        echo_ok = False
         try:
-            # A write is sent once: a lost echo is settled by the read-back, not by resending.
             (echo,) = await self._exchange(request.encode(), match, retries=0, drop_echo=False)
-        except DalyTimeoutError:
+        except DalyTimeoutError, BadAnswerError:
             _LOGGER.debug("no echo for the write of %s; checking the read-back", reg.key)
-        else:
-            if isinstance(echo, ExceptionResponse):
-                raise ExceptionResponseError(echo.function, echo.code)
-            echo_ok = echo == request
-            if not echo_ok:
-                _LOGGER.debug("write of %s echoed %s instead of %s", reg.key, echo, request)
-        (actual,) = await self._read_words(reg.address, 1)
-        decoded = reg.decode_word(actual)
-        if actual != raw:
-            raise WriteNotAcceptedError(reg.key, value, decoded)
-        if not echo_ok:
-            _LOGGER.debug("%s took the value although its echo was missing or wrong", reg.key)
-        return decoded
+            return None
+        if isinstance(echo, ExceptionResponse):
+            raise ExceptionResponseError(echo.function, echo.code)
+        if echo != request:
+            _LOGGER.debug("write of %s echoed %s instead of %s", reg.key, echo, request)
+        return echo == request
 
     async def set_balancer(self, enabled: bool) -> bool:
         """Switch balancing on or off (register 0x00CF), verified."""
         return bool(await self.write_setting("balancer_enabled", enabled))
+
+
+def _describe(frame: object) -> str:
+    """A frame in a few words, for error messages."""
+    if isinstance(frame, ReadResponse):
+        return f"{len(frame.values)} registers"
+    if isinstance(frame, ReadRequest):
+        return f"{frame.count} registers"
+    if isinstance(frame, WriteSingle):
+        return f"a write of register 0x{frame.register:04X}"
+    if isinstance(frame, ExceptionResponse):
+        return f"an exception to function 0x{frame.function:02X}"
+    if isinstance(frame, a5.A5Frame):
+        return f"an A5 frame (command 0x{frame.command:02X})"
+    return f"a {type(frame).__name__} frame"
+
+
+def _describe_request(request: bytes) -> str:
+    """The request's bytes in a few words (a D2 request, or an A5 command)."""
+    try:
+        return _describe(parse(request, Direction.REQUEST))
+    except FrameError:
+        return f"an A5 frame (command 0x{request[2]:02X})"

@@ -15,8 +15,28 @@ class DalyConnectionError(DalyError):
     """The transport cannot be opened or was lost."""
 
 
+class ConnectTimeoutError(DalyConnectionError):
+    """The link was not established in time: the bridge did not accept the connection."""
+
+    def __init__(self, link: str, timeout: float) -> None:
+        super().__init__(f"{link} did not accept a connection within {timeout:g} s")
+        self.timeout = timeout
+
+
 class DalyTimeoutError(DalyError):
     """The module did not answer in time (asleep, unplugged or out of range)."""
+
+
+class BadAnswerError(DalyError):
+    """Something answered, but nothing that answers the request came (see the subclasses)."""
+
+
+class UnreadableAnswerError(BadAnswerError):
+    """Bytes came back, but no valid frame in them: noise, a wrong baud rate, another device."""
+
+
+class UnexpectedAnswerError(BadAnswerError):
+    """Valid frames came back, but none that fits the request (the wrong register count...)."""
 
 
 class ExceptionResponseError(DalyError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Self
 
-from .registers import MAX_CELLS, DecodedValue
+from .registers import MAX_CELLS, TEMPERATURE_SLOTS, DecodedValue
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -44,8 +44,10 @@ _FLOAT_FIELDS = ("mos_temperature", "board_temperature", "balance_current", "cur
 class Status:
     """What the module measures right now (live + extended + balancer blocks)."""
 
-    cell_voltages: tuple[float, ...]
-    temperatures: tuple[float, ...] = ()
+    #: One per cell the module reports; None where the module marks a cell absent (0xFFFF).
+    cell_voltages: tuple[float | None, ...]
+    #: One per temperature sensor; None where the slot holds no reading.
+    temperatures: tuple[float | None, ...] = ()
     pack_voltage: float | None = None
     current: float | None = None
     max_cell_voltage: float | None = None
@@ -65,19 +67,19 @@ class Status:
     register_00d0: int | None = None
     protocol: ProtocolFamily = ProtocolFamily.D2
 
+    def _measured_cells(self) -> list[tuple[float, int]]:
+        return [(volts, number) for number, volts in enumerate(self.cell_voltages, start=1) if volts is not None]
+
     @property
     def max_cell(self) -> int | None:
-        """1-based number of the highest cell in the cell list."""
-        if not self.cell_voltages:
-            return None
-        return max(range(len(self.cell_voltages)), key=self.cell_voltages.__getitem__) + 1
+        """1-based number of the highest cell in the cell list (absent cells left out)."""
+        # The first of equal cells, as max() over the list gives it.
+        return max(self._measured_cells(), key=lambda cell: (cell[0], -cell[1]), default=(None, None))[1]
 
     @property
     def min_cell(self) -> int | None:
-        """1-based number of the lowest cell in the cell list."""
-        if not self.cell_voltages:
-            return None
-        return min(range(len(self.cell_voltages)), key=self.cell_voltages.__getitem__) + 1
+        """1-based number of the lowest cell in the cell list (absent cells left out)."""
+        return min(self._measured_cells(), default=(None, None))[1]
 
     @classmethod
     def from_d2(
@@ -96,8 +98,13 @@ class Status:
             # The count register is implausible: trust the cells that carry a voltage.
             cell_count = sum(1 for v in cells_all[:MAX_CELLS] if v)
         sensors = live["temperature_sensor_count"]
-        # Slots 7/8 hold pack and average voltage on the balancer: never more than 6 sensors.
-        sensor_count = sensors if isinstance(sensors, int) and 0 <= sensors <= 6 else 0
+        if isinstance(sensors, int) and 0 <= sensors <= TEMPERATURE_SLOTS:
+            sensor_count = sensors
+        else:
+            # The count is absent or above the slots that exist (slots 7/8 hold pack and average
+            # voltage on the balancer): show the slots up to the last one that carries a value.
+            slots = temps_all[:TEMPERATURE_SLOTS]
+            sensor_count = max((i + 1 for i, t in enumerate(slots) if t is not None), default=0)
         merged: dict[str, DecodedValue] = {**live, **(extended or {}), **(balancer or {})}
         bitmap = merged.get("balancing_cells")
         balancing_cells: tuple[bool, ...] | None = None
@@ -108,8 +115,8 @@ class Status:
         return _pick(
             cls,
             merged,
-            cell_voltages=tuple([float(v or 0) for v in cells_all[:cell_count]]),
-            temperatures=tuple([float(t) for t in temps_all[:sensor_count] if isinstance(t, (int, float))]),
+            cell_voltages=tuple([None if v is None else float(v) for v in cells_all[:cell_count]]),
+            temperatures=tuple([None if t is None else float(t) for t in temps_all[:sensor_count]]),
             cell_count=cell_count,
             temperature_sensor_count=sensor_count,
             balancing_cells=balancing_cells,

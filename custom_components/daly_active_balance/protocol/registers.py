@@ -26,7 +26,8 @@ D2_ADDRESS: Final = 0xD2
 #: The largest register count one read may ask for (the reply's byte count is one byte; the
 #: DALY app never asks the balancer for more than 62).
 MAX_READ_COUNT: Final = 62
-#: Raw value the firmware returns for absent or unsupported registers.
+#: Raw value the firmware returns for absent or unsupported registers (the captured MOSFET
+#: temperature, every unused register of the map): never a reading.
 RAW_ABSENT: Final = 0xFFFF
 #: Raw sleep time that disables sleeping.
 SLEEP_NEVER: Final = 65535
@@ -88,6 +89,9 @@ MIN_PACK_VOLTAGE: Final = 10.0
 #: Supported string counts (seed manual: 3~24S).
 MIN_CELLS: Final = 3
 MAX_CELLS: Final = 24
+#: Temperature slots that can hold a sensor: the live block has 8, but slots 7/8 hold the pack
+#: and average voltage on the balancer (capture).
+TEMPERATURE_SLOTS: Final = 6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,8 +111,9 @@ class Register:
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None
-    #: Raw values that mean "no value" (absent sensor, unsupported register).
-    absent: frozenset[int] = frozenset()
+    #: Raw values that mean "no value" (absent sensor, unsupported register): decoded to None.
+    #: Every register takes the firmware's marker 0xFFFF as absent unless it says otherwise.
+    absent: frozenset[int] = frozenset({RAW_ABSENT})
     #: Raw values with a meaning of their own, allowed in writes even outside the range.
     special: Mapping[int, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
@@ -163,13 +168,13 @@ class Register:
             values = [self.options[raw] if raw < len(self.options) else None for raw in words]
         else:  # Kind.BITS: the raw bit field
             values = list(words)
-        if self.absent or self.special:
-            absent, special = self.absent, self.special
-            return [
-                None if raw in absent else raw if raw in special else value
-                for raw, value in zip(words, values, strict=True)
-            ]
-        return values
+        absent, special = self.absent, self.special
+        if absent.isdisjoint(words) and not special:  # the usual case: every word is a value
+            return values
+        return [
+            None if raw in absent else raw if raw in special else value
+            for raw, value in zip(words, values, strict=True)
+        ]
 
     def encode(self, value: float | int | bool | str) -> int:
         """Encode a value for a write, refusing anything outside the register's range."""
@@ -191,7 +196,9 @@ class Register:
         if raw in self.special:
             return raw
         assert self.minimum is not None and self.maximum is not None
-        if not self.minimum - self.scale / 2 <= value <= self.maximum + self.scale / 2:
+        # The range is checked on the value the module would get (after rounding to the
+        # register's step), so half a step outside it is refused too.
+        if not round(self.minimum / self.scale) <= raw - self.offset <= round(self.maximum / self.scale):
             raise ValueOutOfRangeError(
                 self.key, value, f"allowed {self.minimum:g} to {self.maximum:g} {self.unit or ''}".rstrip()
             )
@@ -199,7 +206,8 @@ class Register:
 
 
 _C = Confidence
-_ABSENT = frozenset({RAW_ABSENT})
+#: Raw 0 also means "no sensor" where a temperature slot or sensor is not fitted (capture: the
+#: unused slots 2–6 and the board temperature read 0, that is −40 °C).
 _ABSENT_OR_ZERO = frozenset({0, RAW_ABSENT})
 
 
@@ -220,8 +228,9 @@ REGISTERS: Final[tuple[Register, ...]] = (
         count=8,
         offset=40,
         unit="°C",
+        absent=_ABSENT_OR_ZERO,
         description="Temperature sensor 1…8; only the first `temperature_sensor_count` are "
-        "real (slots 7/8 hold pack and average voltage on the balancer)",
+        "real (slots 7/8 hold pack and average voltage on the balancer; unused slots read 0)",
         confidence=_C.CAPTURED,
     ),
     Register(
@@ -353,6 +362,7 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x003A,
         count=4,
         kind=Kind.BITS,
+        absent=frozenset(),  # a bit field: every value has a meaning
         description="Fault bit fields 1–4 (DALY doc; no capture with alarms exists)",
         confidence=_C.DOCUMENTED,
     ),
@@ -362,6 +372,7 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x003E,
         count=2,
         kind=Kind.BITS,
+        absent=frozenset(),  # a bit field: every value has a meaning
         description="Per-cell balancing bitmap, cells 1–16 and 17–32, bit 0 = cell 1 "
         "(from ESPHome code; the BMS doc calls 0x003E 'remaining mileage')",
         confidence=_C.INFERRED,
@@ -372,7 +383,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         scale=0.001,
         offset=30000,
         unit="A",
-        absent=_ABSENT,
         description="Balance current (from 100Balance BMS frames; plausible for the balancer, sign unknown)",
         confidence=_C.INFERRED,
     ),
@@ -444,9 +454,13 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x008A,
         unit="s",
         writable=True,
-        minimum=0,
+        # What the firmware does with 0 is documented nowhere (the manual names only the 3600 s
+        # default and 65535 = never; the protocol reference gives a 1 s step and no minimum):
+        # 0 is refused rather than risk a module that sleeps at once and cannot be reached.
+        minimum=1,
         maximum=SLEEP_NEVER,
         step=1,
+        absent=frozenset(),  # 0xFFFF = 65535 is "never", not absent
         special={SLEEP_NEVER: "never"},
         description="Sleep after this many seconds without traffic; 65535 = never (the manual's default is 3600 s)",
         confidence=_C.DOCUMENTED,
@@ -577,7 +591,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x00CF,
         kind=Kind.FLAG,
         writable=True,
-        absent=_ABSENT,
         description="Balancer switch 1 = on, 0 = off",
         confidence=_C.CAPTURED,
     ),
@@ -653,6 +666,14 @@ IDENTITY: Final = Block("identity", 0x00A9, 32)
 PASSWORD: Final = Block("password", 0x00C9, 3)
 BALANCER: Final = Block("balancer", 0x00CC, 5)
 BLOCKS: Final = (LIVE, EXTENDED, SETTINGS, IDENTITY, PASSWORD, BALANCER)
+
+
+def chemistry_of(battery_type: BatteryType | str | None) -> BatteryType:
+    """The chemistry a battery type setting names; LiFePO4 when unknown (a raw value outside the table)."""
+    try:
+        return BatteryType(battery_type or BatteryType.LIFEPO4)
+    except ValueError:
+        return BatteryType.LIFEPO4
 
 
 def balance_voltage_range(battery_type: BatteryType | str | None) -> tuple[float, float]:

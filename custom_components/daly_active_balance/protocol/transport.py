@@ -15,7 +15,8 @@ from typing import Final, override
 
 import serialx
 
-from .errors import DalyConnectionError
+from .errors import ConnectTimeoutError, DalyConnectionError
+from .redact import redact
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -23,6 +24,9 @@ _LOGGER = logging.getLogger(__name__)
 BAUDRATE: Final = 9600
 #: Bits one byte takes on that UART at 8N1: start bit, 8 data bits, stop bit.
 BITS_PER_BYTE: Final = 10
+#: Seconds opening a link may take as a whole: a bridge whose TCP connect never completes
+#: (packets dropped) or that never answers the RFC 2217 negotiation is given up on after this.
+CONNECT_TIMEOUT: Final = 5.0
 
 
 def wire_time(size: int, baud: int = BAUDRATE) -> float:
@@ -117,11 +121,14 @@ class SerialTransport(Transport):
 
     supports_a5 = True
 
-    def __init__(self, port: str, *, baudrate: int = BAUDRATE) -> None:
+    def __init__(self, port: str, *, baudrate: int = BAUDRATE, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         """Remember where to connect; nothing is opened yet."""
         super().__init__()
         self.port = port
         self._baudrate = baudrate
+        self._connect_timeout = connect_timeout
+        #: The port as shown in errors and logs: a URL's credentials are redacted.
+        self._description = redact(port, port)
         self._transport: asyncio.BaseTransport | None = None
         self._closed: asyncio.Future[None] | None = None
         self._resume: asyncio.TimerHandle | None = None
@@ -129,7 +136,7 @@ class SerialTransport(Transport):
     @property
     @override
     def description(self) -> str:
-        return self.port
+        return self._description
 
     @property
     @override
@@ -143,25 +150,34 @@ class SerialTransport(Transport):
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
         try:
-            transport, _ = await serialx.create_serial_connection(
-                loop, lambda: _SerialProtocol(self, closed), self.port, baudrate=self._baudrate
-            )
+            # serialx bounds each step of a network connect by ``connect_timeout`` (RFC 2217 has
+            # three); the outer bound holds for the whole open, whatever the backend.
+            async with asyncio.timeout(self._connect_timeout):
+                transport, _ = await serialx.create_serial_connection(
+                    loop,
+                    lambda: _SerialProtocol(self, closed),
+                    self.port,
+                    baudrate=self._baudrate,
+                    connect_timeout=self._connect_timeout,
+                )
+        except TimeoutError as err:
+            raise ConnectTimeoutError(self.description, self._connect_timeout) from err
         except Exception as err:  # serialx's URL backends (esphome, rfc2217) raise their own types
-            raise DalyConnectionError(f"cannot open {self.port}: {err}") from err
+            raise DalyConnectionError(f"cannot open {self.description}: {redact(str(err), self.port)}") from err
         self._transport = transport
         self._closed = closed
-        _LOGGER.debug("opened serial link %s", self.port)
+        _LOGGER.debug("opened serial link %s", self.description)
 
     @override
     async def write(self, data: bytes) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
-            raise DalyConnectionError(f"{self.port} is not open")
+            raise DalyConnectionError(f"{self.description} is not open")
         assert isinstance(transport, asyncio.WriteTransport)
         try:
             transport.write(data)
         except (OSError, serialx.SerialException) as err:
-            raise DalyConnectionError(f"write to {self.port} failed: {err}") from err
+            raise DalyConnectionError(f"write to {self.description} failed: {err}") from err
 
     @override
     def hold_reads(self, seconds: float) -> None:
@@ -191,7 +207,7 @@ class SerialTransport(Transport):
         if self._transport is None:
             return
         self._transport = None
-        _LOGGER.debug("serial link %s lost: %s", self.port, exc)
+        _LOGGER.debug("serial link %s lost: %s", self.description, exc)
         self._lost(exc)
 
     @override
@@ -207,4 +223,4 @@ class SerialTransport(Transport):
             try:
                 await asyncio.wait_for(asyncio.shield(closed), 2)
             except TimeoutError:
-                _LOGGER.debug("serial link %s did not report closing", self.port)
+                _LOGGER.debug("serial link %s did not report closing", self.description)

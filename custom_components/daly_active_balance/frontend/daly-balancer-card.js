@@ -1,0 +1,419 @@
+/**
+ * DALY balancer cells card: every cell of one DALY Smart Active Balance Module as a bar.
+ *
+ * Plain web components, no build step: Home Assistant loads this file itself (card.py registers
+ * it). The card finds the module's entities in the entity registry (hass.entities) by their
+ * translation keys, so a renamed entity still counts, and shows each part only when its entity
+ * exists. The cells' plausible range comes from the battery type's attributes (the register
+ * table's, the same the integration's repair checks).
+ */
+
+const DOMAIN = "daly_active_balance";
+const CARD = "daly-balancer-card";
+const EDITOR = `${CARD}-editor`;
+const UNAVAILABLE = new Set(["unavailable", "unknown"]);
+
+const STRINGS = {
+  en: {
+    name: "DALY balancer cells",
+    description: "Every cell of a DALY active balancer as a bar: lowest and highest marked, the delta, balancing, warnings and faults.",
+    pick_device: "Pick a DALY balancer in the card's settings.",
+    device_missing: "This DALY balancer is not in Home Assistant any more.",
+    unavailable: "{name} is unavailable: no current readings.",
+    pack: "Pack",
+    delta: "Delta",
+    turn_on: "turn-on {value}",
+    lowest: "Lowest",
+    highest: "Highest",
+    cell: "Cell {cell}",
+    balancing: "Balancing",
+    expected: "expected",
+    reported: "reported",
+    yes: "yes",
+    no: "no",
+    balancing_cell: "balancing",
+    warnings: "Warnings",
+    faults: "Faults",
+    none: "none",
+    active: "active",
+    device: "Balancer",
+    title: "Title (optional)",
+  },
+  de: {
+    name: "DALY-Balancer-Zellen",
+    description: "Jede Zelle eines DALY-Aktivbalancers als Balken: niedrigste und höchste markiert, Differenz, Balancing, Warnungen und Fehler.",
+    pick_device: "Wähle in den Einstellungen der Karte einen DALY-Balancer.",
+    device_missing: "Dieser DALY-Balancer ist nicht mehr in Home Assistant.",
+    unavailable: "{name} ist nicht verfügbar: keine aktuellen Messwerte.",
+    pack: "Pack",
+    delta: "Differenz",
+    turn_on: "Einschaltschwelle {value}",
+    lowest: "Niedrigste",
+    highest: "Höchste",
+    cell: "Zelle {cell}",
+    balancing: "Balancing",
+    expected: "erwartet",
+    reported: "gemeldet",
+    yes: "ja",
+    no: "nein",
+    balancing_cell: "wird ausgeglichen",
+    warnings: "Warnungen",
+    faults: "Fehler",
+    none: "keine",
+    active: "aktiv",
+    device: "Balancer",
+    title: "Titel (optional)",
+  },
+};
+
+/** The language the user reads Home Assistant in, when the card has it; English otherwise. */
+function language(hass) {
+  const lang = (hass && (hass.locale?.language || hass.language)) || "en";
+  return lang.split("-")[0] in STRINGS ? lang : "en";
+}
+
+function translate(hass, key, values = {}) {
+  const table = STRINGS[language(hass).split("-")[0]];
+  const text = table[key] ?? STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+function escape(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function fire(node, type, detail) {
+  node.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+}
+
+/** A state's number in the unit given (V or mV), whatever unit the user picked; null if none. */
+function measured(stateObj, unit) {
+  if (!stateObj || UNAVAILABLE.has(stateObj.state)) return null;
+  const value = Number(stateObj.state);
+  if (!Number.isFinite(value)) return null;
+  const own = stateObj.attributes.unit_of_measurement;
+  const factor = { V: 1, mV: 1000 };
+  if (!(own in factor) || !(unit in factor)) return value;
+  return (value / factor[own]) * factor[unit];
+}
+
+/** The cell number in a cell entity's unique id (``<entry>_cell_voltage_3`` → 3). */
+function cellNumber(uniqueId) {
+  const match = /_(\d+)$/.exec(uniqueId || "");
+  return match ? Number(match[1]) : null;
+}
+
+/** Entity ids in natural order (cell_2 before cell_10): the cells' order until the registry answers. */
+function naturalOrder(a, b) {
+  return a.localeCompare(b, undefined, { numeric: true });
+}
+
+/** The module's entities by translation key: {cell_voltage: [ids…], pack_voltage: [id], …}. */
+function moduleEntities(hass, deviceId) {
+  const found = {};
+  for (const entry of Object.values(hass.entities || {})) {
+    if (entry.device_id !== deviceId || entry.platform !== DOMAIN || !entry.translation_key) continue;
+    (found[entry.translation_key] ??= []).push(entry.entity_id);
+  }
+  for (const ids of Object.values(found)) ids.sort(naturalOrder);
+  return found;
+}
+
+class DalyBalancerCard extends HTMLElement {
+  constructor() {
+    super();
+    this.attachShadow({ mode: "open" });
+    this._numbers = new Map(); // entity id → cell number, from the entity registry
+    this._asked = "";
+    this._drawn = null;
+    this.shadowRoot.addEventListener("click", (ev) => {
+      const target = ev.composedPath().find((node) => node.dataset?.entity);
+      if (target) fire(this, "hass-more-info", { entityId: target.dataset.entity });
+    });
+  }
+
+  static getConfigElement() {
+    return document.createElement(EDITOR);
+  }
+
+  static getStubConfig(hass) {
+    const entry = Object.values(hass.entities || {}).find((e) => e.platform === DOMAIN && e.device_id);
+    return { device_id: entry ? entry.device_id : "" };
+  }
+
+  setConfig(config) {
+    if (!config || typeof config !== "object") throw new Error("Invalid configuration");
+    this._config = config;
+    this._drawn = null;
+    this._render();
+  }
+
+  set hass(hass) {
+    this._hass = hass;
+    this._render();
+  }
+
+  get hass() {
+    return this._hass;
+  }
+
+  getCardSize() {
+    const cells = this._hass && this._config ? (moduleEntities(this._hass, this._config.device_id).cell_voltage || []).length : 16;
+    return 3 + 2 * Math.ceil(cells / 8);
+  }
+
+  getGridOptions() {
+    return { columns: 12, min_columns: 6 };
+  }
+
+  /** Cell numbers from the entity registry's unique ids (renamed entities keep theirs), asked once per set. */
+  _askNumbers(cellIds) {
+    const key = cellIds.join(",");
+    if (!cellIds.length || this._asked === key) return;
+    this._asked = key;
+    this._hass
+      .callWS({ type: "config/entity_registry/get_entries", entity_ids: cellIds })
+      .then((entries) => {
+        for (const [entityId, entry] of Object.entries(entries || {})) {
+          const number = cellNumber(entry?.unique_id);
+          if (number !== null) this._numbers.set(entityId, number);
+        }
+        this._drawn = null;
+        this._render();
+      })
+      .catch(() => {}); // natural order of the entity ids stays
+  }
+
+  _render() {
+    const hass = this._hass;
+    const config = this._config;
+    if (!hass || !config) return;
+    const entities = config.device_id ? moduleEntities(hass, config.device_id) : {};
+    // Draw again only when something the card shows changed (hass changes on every state).
+    const watched = Object.values(entities).flat();
+    const device = hass.devices?.[config.device_id];
+    const signature = [config, device, hass.entities, hass.locale?.language, ...watched.map((id) => hass.states[id])];
+    if (this._drawn && signature.length === this._drawn.length && signature.every((v, i) => v === this._drawn[i])) {
+      return;
+    }
+    this._drawn = signature;
+    this._askNumbers([...(entities.cell_voltage || []), ...(entities.cell_balancing || [])]);
+    const t = (key, values) => translate(hass, key, values);
+    const name = config.title || device?.name_by_user || device?.name || t("name");
+    let body;
+    if (!config.device_id) body = this._message(t("pick_device"));
+    else if (!device) body = this._message(t("device_missing"), true);
+    else body = this._module(hass, entities, name, t);
+    this.shadowRoot.innerHTML = `<style>${STYLE}</style>
+      <ha-card>
+        <h1 class="card-header">${escape(name)}</h1>
+        <div class="card-content">${body}</div>
+      </ha-card>`;
+  }
+
+  _message(text, isError = false) {
+    return `<p class="message${isError ? " error" : ""}" role="status">${escape(text)}</p>`;
+  }
+
+  _module(hass, entities, name, t) {
+    const one = (key) => (entities[key] || [])[0];
+    const state = (id) => (id ? hass.states[id] : undefined);
+    const cells = (entities.cell_voltage || [])
+      .map((id, index) => ({ id, number: this._numbers.get(id) ?? index + 1, volts: measured(state(id), "V") }))
+      .filter((cell) => cell.volts !== null)
+      .sort((a, b) => a.number - b.number);
+    if (!cells.length) return this._message(t("unavailable", { name }), true);
+
+    const lang = language(hass);
+    const format = (value, digits) =>
+      value.toLocaleString(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    const volts = cells.map((cell) => cell.volts);
+    const low = volts.indexOf(Math.min(...volts));
+    const high = volts.indexOf(Math.max(...volts));
+
+    // The bars' scale: the chemistry's plausible range; the cells' own range widened otherwise.
+    const chemistry = state(one("battery_type"))?.attributes || {};
+    let bottom = Number(chemistry.plausible_min);
+    let top = Number(chemistry.plausible_max);
+    if (!Number.isFinite(bottom) || !Number.isFinite(top) || top <= bottom) {
+      bottom = volts[low] - 0.1;
+      top = volts[high] + 0.1;
+    }
+    const share = (value) => Math.min(1, Math.max(0, (value - bottom) / (top - bottom)));
+    const startVolts = measured(state(one("balance_start_voltage")), "V");
+
+    const balancingOf = new Map();
+    (entities.cell_balancing || []).forEach((id, index) => {
+      const s = state(id);
+      if (s && !UNAVAILABLE.has(s.state)) balancingOf.set(this._numbers.get(id) ?? index + 1, s.state === "on");
+    });
+
+    const bars = cells
+      .map((cell, index) => {
+        const classes = ["cell"];
+        const notes = [];
+        if (index === low) {
+          classes.push("lowest");
+          notes.push(t("lowest"));
+        }
+        if (index === high) {
+          classes.push("highest");
+          notes.push(t("highest"));
+        }
+        if (balancingOf.get(cell.number)) {
+          classes.push("balancing");
+          notes.push(t("balancing_cell"));
+        }
+        const label = `${t("cell", { cell: cell.number })}: ${format(cell.volts, 3)} V${notes.length ? `, ${notes.join(", ")}` : ""}`;
+        const mark = startVolts === null ? "" : `<span class="start" style="bottom:${(share(startVolts) * 100).toFixed(1)}%"></span>`;
+        return `<button class="${classes.join(" ")}" data-entity="${escape(cell.id)}" data-cell="${cell.number}"
+            data-voltage="${cell.volts}" title="${escape(label)}" aria-label="${escape(label)}">
+          <span class="value">${format(cell.volts, 3)}</span>
+          <span class="track"><span class="fill" style="height:${(share(cell.volts) * 100).toFixed(1)}%"></span>${mark}</span>
+          <span class="number">${cell.number}</span>
+        </button>`;
+      })
+      .join("");
+
+    const facts = [];
+    const pack = one("pack_voltage");
+    const packVolts = measured(state(pack), "V");
+    if (packVolts !== null) facts.push(this._fact(pack, t("pack"), `${format(packVolts, 2)} V`));
+    const deltaId = one("cell_delta");
+    const delta = measured(state(deltaId), "mV") ?? (volts[high] - volts[low]) * 1000;
+    const turnOn = measured(state(one("balance_start_delta")), "mV");
+    const level = turnOn === null ? "" : delta >= turnOn ? "over" : "under";
+    const limit = turnOn === null ? "" : `<small>${escape(t("turn_on", { value: `${format(turnOn, 0)} mV` }))}</small>`;
+    facts.push(this._fact(deltaId || cells[high].id, t("delta"), `${format(delta, 0)} mV`, `delta ${level}`, limit));
+    facts.push(this._fact(cells[low].id, t("lowest"), `${cells[low].number} · ${format(volts[low], 3)} V`, "low"));
+    facts.push(this._fact(cells[high].id, t("highest"), `${cells[high].number} · ${format(volts[high], 3)} V`, "high"));
+
+    return `<div class="facts">${facts.join("")}</div>
+      ${this._status(hass, entities, t)}
+      <div class="cells">${bars}</div>`;
+  }
+
+  _fact(entityId, label, value, extra = "", after = "") {
+    return `<button class="fact ${extra}" data-entity="${escape(entityId)}">
+      <span class="label">${escape(label)}</span><span class="reading">${escape(value)}${after}</span></button>`;
+  }
+
+  /** Balancing expected and reported, warnings and faults: each when the module has it. */
+  _status(hass, entities, t) {
+    const chips = [];
+    const known = (key) => {
+      const id = (entities[key] || [])[0];
+      const s = id && hass.states[id];
+      return s && !UNAVAILABLE.has(s.state) ? s : null;
+    };
+    const onOff = (key, label) => {
+      const s = known(key);
+      if (!s) return;
+      const on = s.state === "on";
+      chips.push(`<button class="chip ${key} ${on ? "on" : "off"}" data-entity="${escape(s.entity_id)}">
+        ${escape(label)}: <b>${escape(t(on ? "yes" : "no"))}</b></button>`);
+    };
+    onOff("balancing_expected", `${t("balancing")} ${t("expected")}`);
+    onOff("balancing", `${t("balancing")} ${t("reported")}`);
+    for (const [key, label] of [
+      ["warning", t("warnings")],
+      ["fault", t("faults")],
+    ]) {
+      const s = known(key);
+      if (!s) continue;
+      const on = s.state === "on";
+      const named = Object.values(s.attributes).filter(Array.isArray).flat();
+      const text = on ? (named.length ? named.map((n) => String(n).replaceAll("_", " ")).join(", ") : t("active")) : t("none");
+      chips.push(`<button class="chip problem ${key} ${on ? "on" : "off"}" data-entity="${escape(s.entity_id)}">
+        ${escape(label)}: <b>${escape(text)}</b></button>`);
+    }
+    return chips.length ? `<div class="status">${chips.join("")}</div>` : "";
+  }
+}
+
+const STYLE = `
+  :host { display: block; }
+  .card-content { display: flex; flex-direction: column; gap: 12px; container-type: inline-size; }
+  button { font: inherit; color: inherit; background: none; border: 0; padding: 0; cursor: pointer; text-align: inherit; }
+  button:focus-visible { outline: 2px solid var(--primary-color); outline-offset: 2px; }
+  .message { margin: 0; color: var(--secondary-text-color); }
+  .message.error { color: var(--error-color, #db4437); }
+  .facts { display: grid; grid-template-columns: repeat(4, 1fr); gap: 8px; }
+  @container (max-width: 400px) { .facts { grid-template-columns: 1fr 1fr; } }
+  .fact { display: flex; flex-direction: column; border-radius: 8px; padding: 6px 8px;
+    background: var(--secondary-background-color, rgba(127, 127, 127, 0.1)); }
+  .fact .label { font-size: 0.8em; color: var(--secondary-text-color); }
+  .fact .reading { font-weight: 500; font-variant-numeric: tabular-nums; color: var(--primary-text-color); }
+  .fact small { display: block; font-size: 0.75em; font-weight: 400; color: var(--secondary-text-color); }
+  .delta.under .reading { color: var(--success-color, #43a047); }
+  .delta.over .reading { color: var(--warning-color, #ffa600); }
+  .low .reading { color: var(--blue-color, #2196f3); }
+  .high .reading { color: var(--orange-color, #ff9800); }
+  .status { display: flex; flex-wrap: wrap; gap: 6px; }
+  .chip { border-radius: 16px; padding: 2px 10px; font-size: 0.85em; color: var(--secondary-text-color);
+    border: 1px solid var(--divider-color, rgba(127, 127, 127, 0.3)); }
+  .chip.on { color: var(--primary-text-color); border-color: var(--primary-color); }
+  .chip.problem.on { color: var(--error-color, #db4437); border-color: var(--error-color, #db4437); }
+  .cells { display: grid; grid-template-columns: repeat(auto-fill, minmax(38px, 1fr)); gap: 10px 4px; }
+  .cell { display: flex; flex-direction: column; align-items: center; gap: 2px; min-width: 0; }
+  .cell .value { font-size: 0.72em; font-variant-numeric: tabular-nums; color: var(--secondary-text-color); }
+  .cell .number { font-size: 0.8em; color: var(--secondary-text-color); }
+  .track { position: relative; width: 70%; height: 88px; border-radius: 4px; overflow: hidden;
+    background: var(--divider-color, rgba(127, 127, 127, 0.2)); }
+  .fill { position: absolute; left: 0; right: 0; bottom: 0;
+    background: color-mix(in srgb, var(--primary-color) 45%, var(--card-background-color, #fff)); }
+  .start { position: absolute; left: 0; right: 0; border-top: 1px dashed var(--primary-text-color); opacity: 0.5; }
+  .lowest .fill { background: var(--blue-color, #2196f3); }
+  .highest .fill { background: var(--orange-color, #ff9800); }
+  .lowest .value, .highest .value, .lowest .number, .highest .number { color: var(--primary-text-color); font-weight: 700; }
+  .balancing .fill { background-image: repeating-linear-gradient(45deg, transparent 0 4px, rgba(255, 255, 255, 0.35) 4px 8px); }
+`;
+
+/** The visual editor: the balancer (only this integration's devices) and an optional title. */
+class DalyBalancerCardEditor extends HTMLElement {
+  setConfig(config) {
+    this._config = config;
+    this._render();
+  }
+
+  set hass(hass) {
+    this._hass = hass;
+    this._render();
+  }
+
+  _render() {
+    if (!this._hass || !this._config) return;
+    if (!this._form) {
+      this._form = document.createElement("ha-form");
+      this._form.addEventListener("value-changed", (ev) => {
+        ev.stopPropagation();
+        const config = { ...this._config, ...ev.detail.value };
+        if (!config.title) delete config.title;
+        this._config = config;
+        fire(this, "config-changed", { config });
+      });
+      this.appendChild(this._form);
+    }
+    this._form.hass = this._hass;
+    this._form.data = this._config;
+    this._form.schema = [
+      { name: "device_id", required: true, selector: { device: { filter: [{ integration: DOMAIN }] } } },
+      { name: "title", selector: { text: {} } },
+    ];
+    this._form.computeLabel = (schema) => translate(this._hass, schema.name === "device_id" ? "device" : "title");
+  }
+}
+
+if (!customElements.get(CARD)) customElements.define(CARD, DalyBalancerCard);
+if (!customElements.get(EDITOR)) customElements.define(EDITOR, DalyBalancerCardEditor);
+
+window.customCards = window.customCards || [];
+if (!window.customCards.some((card) => card.type === CARD)) {
+  window.customCards.push({
+    type: CARD,
+    name: translate(document.querySelector("home-assistant")?.hass, "name"),
+    description: translate(document.querySelector("home-assistant")?.hass, "description"),
+    preview: true,
+    documentationURL: "https://github.com/daly-active-balance/daly_active_balance#cells-card",
+  });
+}

@@ -1,0 +1,107 @@
+"""Serial ports and bridge URLs: which are accepted, how they are spelt, and which are the same port.
+
+Accepted are what Home Assistant's serial port list offers and serialx opens:
+
+* device paths (``/dev/ttyUSB0``, ``/dev/serial/by-id/…``) and Windows ``COMn`` ports;
+* ``esphome-hass://esphome/<entry id>?port_name=…``: an ESPHome serial proxy as Home Assistant's
+  ESPHome integration lists it (through the device's existing API connection);
+* ``esphome://host[:port]?port_name=…[&key=…]``: an ESPHome serial proxy reached directly;
+* ``socket://host:port`` / ``tcp://host:port`` (raw TCP bridges) and ``rfc2217://host:port``.
+
+:func:`canonical_port` is what an entry stores: trimmed, the URL's scheme and host in lower case
+(``localhost`` as ``127.0.0.1``, where a local bridge listens), its port as a plain number, no
+trailing slash. :func:`port_id` is what identifies the port (the entry's unique id): the
+canonical URL without its credentials, or for a device path the one name every path to that
+device shares.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address, ip_address
+import os
+import re
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from .protocol.redact import is_secret_parameter
+
+#: URL schemes serialx opens that Home Assistant offers or users type (see the module text).
+URL_SCHEMES: Final = frozenset({"socket", "tcp", "rfc2217", "esphome", "esphome-hass"})
+#: Schemes whose URL is a network address: host and port are required.
+_HOST_PORT_SCHEMES: Final = frozenset({"socket", "tcp", "rfc2217"})
+#: Ports a scheme implies when the URL leaves them out (serialx's ESPHome API default).
+_DEFAULT_PORTS: Final = {"esphome": 6053}
+#: Where udev keeps one stable name per USB serial adapter.
+BY_ID_DIR: Final = "/dev/serial/by-id"
+_COM: Final = re.compile(r"COM\d+", re.IGNORECASE)
+
+
+class InvalidPortError(ValueError):
+    """Not a device path or an accepted serial URL."""
+
+
+def _host(host: str) -> str:
+    """A host as a URL writes it: IPv6 addresses compressed and bracketed, ``localhost`` as IPv4."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return host
+    return f"[{address.compressed}]" if isinstance(address, IPv6Address) else address.compressed
+
+
+def canonical_port(port: str) -> str:
+    """The port as an entry stores it; raises ``InvalidPortError`` when it is not accepted."""
+    port = port.strip()
+    if "://" not in port:
+        if _COM.fullmatch(port):
+            return port.upper()
+        if not port.startswith("/"):
+            raise InvalidPortError(port)
+        return port
+    parts = urlsplit(port)
+    scheme = parts.scheme.lower()
+    try:
+        host, number = parts.hostname, parts.port
+    except ValueError as err:  # a port that is not a number, or out of range
+        raise InvalidPortError(port) from err
+    if scheme not in URL_SCHEMES or not host:
+        raise InvalidPortError(port)
+    if scheme in _HOST_PORT_SCHEMES and number is None:
+        raise InvalidPortError(port)
+    if scheme == "esphome-hass" and (not parts.path.strip("/") or "port_name=" not in parts.query):
+        raise InvalidPortError(port)
+    netloc = _host(host)
+    if number is not None and number != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{netloc}:{number}"
+    if "@" in parts.netloc:
+        netloc = f"{parts.netloc.rpartition('@')[0]}@{netloc}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+def port_id(port: str) -> str:
+    """What identifies ``port`` (a canonical port): the same for every spelling of one port.
+
+    A URL loses its credentials (they must never be part of a unique id). A device path is
+    resolved to its device, named by the ``by-id`` link to it when there is one (stable across
+    reboots), else by the device itself. Reads the file system: run it in an executor.
+    """
+    if "://" in port:
+        parts = urlsplit(port)
+        query = "&".join(
+            pair for pair in parts.query.split("&") if pair and not is_secret_parameter(pair.partition("=")[0])
+        )
+        return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, query, ""))
+    if not port.startswith("/"):
+        return port
+    device = os.path.realpath(port)
+    try:
+        links = sorted(os.listdir(BY_ID_DIR))
+    except OSError:
+        return device
+    for name in links:
+        link = os.path.join(BY_ID_DIR, name)
+        if os.path.realpath(link) == device:
+            return link
+    return device

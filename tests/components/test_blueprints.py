@@ -1,0 +1,154 @@
+"""The shipped automation blueprints, through Home Assistant's blueprint machinery, against the simulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+import shutil
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    async_mock_service,
+)
+import yaml
+
+from custom_components.daly_active_balance.const import DOMAIN
+from daly_tools.simulator import SimulatedBalancer, SimulatorServer
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+BLUEPRINTS = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / DOMAIN
+NOTIFY = [
+    {"action": "notify.battery_phone", "data": {"message": "{{ trigger.to_state.name }}: {{ trigger.to_state.state }}"}}
+]
+
+
+def _entity_id(hass: HomeAssistant, entry: MockConfigEntry, platform: str, key: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{entry.unique_id}_{key}")
+    assert entity_id is not None, key
+    return entity_id
+
+
+async def _use_blueprint(hass: HomeAssistant, tmp_path: Path, name: str, inputs: dict[str, Any]) -> list[ServiceCall]:
+    """Install the blueprint where Home Assistant looks for it and set up one automation from it."""
+    hass.config.config_dir = str(tmp_path)
+    target = tmp_path / "blueprints" / "automation" / DOMAIN
+    target.mkdir(parents=True)
+    shutil.copy(BLUEPRINTS / name, target / name)
+    calls = async_mock_service(hass, "notify", "battery_phone")
+    config = {"automation": [{"id": name, "use_blueprint": {"path": f"{DOMAIN}/{name}", "input": inputs}}]}
+    assert await async_setup_component(hass, "automation", config)
+    await hass.async_block_till_done()
+    automations = hass.states.async_all("automation")
+    assert len(automations) == 1
+    assert automations[0].state == "on", automations[0]
+    return calls
+
+
+async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory, minutes: float) -> None:
+    freezer.tick(timedelta(minutes=minutes))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in BLUEPRINTS.glob("*.yaml")))
+def test_blueprints_name_their_inputs_and_this_integration(name: str) -> None:
+    """Each input is named and described; entity inputs offer this integration's entities only."""
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_constructor("!input", lambda loader, node: loader.construct_scalar(node))
+    blueprint = yaml.load((BLUEPRINTS / name).read_text(encoding="utf-8"), Loader=_Loader)["blueprint"]
+    assert blueprint["domain"] == "automation"
+    assert blueprint["source_url"].endswith(f"blueprints/automation/{DOMAIN}/{name}")
+    for key, spec in blueprint["input"].items():
+        assert spec["name"], key
+        assert spec["description"], key
+        if "entity" in spec["selector"]:
+            assert all(f["integration"] == DOMAIN for f in spec["selector"]["entity"]["filter"]), key
+
+
+async def test_cell_delta_alert_notifies_once_the_difference_stays_high(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    simulator: SimulatedBalancer,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+) -> None:
+    delta = _entity_id(hass, init_integration, "sensor", "cell_delta")
+    start = hass.states.get(delta)
+    assert start is not None
+    assert start.attributes["unit_of_measurement"] == "mV"
+    assert float(start.state) < 30
+    calls = await _use_blueprint(
+        hass,
+        tmp_path,
+        "cell_delta_alert.yaml",
+        {"delta_sensor": delta, "threshold": 30, "duration": {"minutes": 10}, "alert_actions": NOTIFY},
+    )
+    # One cell 80 mV above the others: the difference rises past the threshold.
+    simulator.set_cell_voltage(3, max(simulator.cell_voltages()) + 0.080)
+    await init_integration.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+    assert float(hass.states.get(delta).state) > 30
+    await _tick(hass, freezer, 5)
+    assert calls == []  # not yet for ten minutes
+    await _tick(hass, freezer, 6)
+    assert len(calls) == 1
+    name = hass.states.get(delta).name
+    assert calls[0].data["message"] == f"{name}: {hass.states.get(delta).state}"
+
+
+async def test_cell_delta_alert_stays_quiet_below_the_threshold(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    simulator: SimulatedBalancer,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+) -> None:
+    delta = _entity_id(hass, init_integration, "sensor", "cell_delta")
+    calls = await _use_blueprint(
+        hass,
+        tmp_path,
+        "cell_delta_alert.yaml",
+        {"delta_sensor": delta, "threshold": 100, "duration": {"minutes": 1}, "alert_actions": NOTIFY},
+    )
+    simulator.set_cell_voltage(3, max(simulator.cell_voltages()) + 0.080)  # below 100 mV in all
+    await init_integration.runtime_data.async_refresh()
+    await _tick(hass, freezer, 11)
+    assert 30 < float(hass.states.get(delta).state) < 100
+    assert calls == []
+
+
+async def test_stopped_answering_notifies_after_the_module_is_silent(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sim_server: SimulatorServer,
+    freezer: FrozenDateTimeFactory,
+    tmp_path: Path,
+) -> None:
+    pack = _entity_id(hass, init_integration, "sensor", "pack_voltage")
+    calls = await _use_blueprint(
+        hass,
+        tmp_path,
+        "balancer_stopped_answering.yaml",
+        {"balancer_entity": pack, "duration": {"minutes": 15}, "alert_actions": NOTIFY},
+    )
+    await sim_server.close()  # the bridge is gone: nothing answers
+    await init_integration.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(pack).state == STATE_UNAVAILABLE
+    await _tick(hass, freezer, 10)
+    assert calls == []
+    await _tick(hass, freezer, 6)
+    assert len(calls) == 1
+    assert calls[0].data["message"].endswith(f": {STATE_UNAVAILABLE}")
