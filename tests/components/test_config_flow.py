@@ -49,7 +49,9 @@ from custom_components.daly_active_balance.const import (
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.frames import Direction, ExceptionResponse, Function, ReadRequest
 from custom_components.daly_active_balance.protocol.registers import BY_KEY
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from daly_tools.simulator import (
     Reply,
     SimulatedBalancer,
     SimulatorConfig,
@@ -57,8 +59,6 @@ from custom_components.daly_active_balance.protocol.simulator import (
     serve_pty,
     serve_tcp,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
 
 from .ble_helpers import (
     DALY_ADDRESS,
@@ -83,6 +83,12 @@ OTHER_ADDRESS = "C4:DE:E2:11:22:33"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def entry_unique_id(sim_server: SimulatorServer) -> str:
+    """A serial entry's unique id is its URL, as the flow makes it."""
+    return sim_server.url
 
 
 @pytest.fixture
@@ -778,7 +784,9 @@ async def test_bluetooth_discovery_each_matcher(
     result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     # The dongle's name with the address in it shortened; a renamed dongle keeps its name.
-    assert result["title"] == ("DALY balancer 16S (DL-…5C9B)" if info.name == DALY_NAME else "DALY balancer 16S (Akku-2)")
+    assert result["title"] == (
+        "DALY balancer 16S (DL-…5C9B)" if info.name == DALY_NAME else "DALY balancer 16S (Akku-2)"
+    )
     assert result["data"] == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
     assert result["result"].unique_id == DALY_ADDRESS
     # The probe went through the dongle and released it (the DALY app may connect again).
@@ -933,7 +941,7 @@ async def test_reconfigure_serial_to_new_module(
 
     The old link is released and stays released: the integration's update listener (options apply
     without a reload) must not poll the old module again because the entry's data changed, and
-    Home Assistant must not report the listener (it calls that breaking in 2026.12).
+    Home Assistant must not warn about a listener that outlives a reload-and-abort.
     """
     entry = init_integration
     old_url = entry.data[CONF_PORT]

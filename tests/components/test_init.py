@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import timedelta
 import logging
 import time
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT, STATE_UNAVAILABLE
+from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -23,21 +24,18 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
-    DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.protocol.registers import SETTINGS
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.writes import SLEEP_TIME
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
     serve_tcp,
 )
-from custom_components.daly_active_balance.writes import SLEEP_TIME
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -52,17 +50,9 @@ def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
     """An entry polling every few seconds."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options={CONF_UPDATE_INTERVAL: UPDATE_INTERVAL},
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return {CONF_UPDATE_INTERVAL: UPDATE_INTERVAL}
 
 
 # --- helpers ----------------------------------------------------------------------------------

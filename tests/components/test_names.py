@@ -17,13 +17,13 @@ from custom_components.daly_active_balance.config_flow import _dongle_label, _se
 from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.ports import port_label
 from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
     serve_tcp,
 )
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
 
 from .conftest import add_serial_entry
 

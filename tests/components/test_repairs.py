@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 import time
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
 from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, Platform
+from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
     DOMAIN,
 )
 from custom_components.daly_active_balance.protocol.registers import (
@@ -28,11 +27,6 @@ from custom_components.daly_active_balance.protocol.registers import (
     MIN_PACK_VOLTAGE,
     SLEEP_NEVER,
     BatteryType,
-)
-from custom_components.daly_active_balance.protocol.simulator import (
-    SimulatedBalancer,
-    SimulatorConfig,
-    SimulatorServer,
 )
 from custom_components.daly_active_balance.repairs import (
     CLEAR_AFTER,
@@ -43,6 +37,10 @@ from custom_components.daly_active_balance.repairs import (
     ISSUE_STRING_COUNT,
     ISSUES,
     RAISE_AFTER,
+)
+from daly_tools.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
 )
 
 from .test_init import UPDATE_INTERVAL, advance, poll_unanswered, run_out_timeouts
@@ -59,17 +57,9 @@ def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
     """An entry that polls every few seconds and re-reads the settings on every poll."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=TITLE,
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options={CONF_UPDATE_INTERVAL: UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1},
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return {CONF_UPDATE_INTERVAL: UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1}
 
 
 def issue(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> ir.IssueEntry | None:

@@ -32,7 +32,7 @@ import warnings
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
