@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import struct
 from typing import Final
 
-from custom_components.daly_active_balance.protocol.registers import RAW_ABSENT, Register
+from custom_components.daly_active_balance.protocol.registers import RAW_ABSENT, SLEEP_DEFAULT, Register
 
 #: The captured 16S LiFePO4 pack at rest: every cell 3.335 V, one sensor at 28 °C (raw + 40).
 _CELL_MV: Final = 3335
@@ -39,7 +39,7 @@ FACTORY: Final[Mapping[str, int | tuple[int, ...] | str]] = {
     "board_count": 1,
     "string_count": _CELLS,
     "temperature_sensor_setting": 1,
-    "sleep_time": 3600,
+    "sleep_time": SLEEP_DEFAULT,
     "cell_overvoltage_warning": 3550,
     "cell_overvoltage_alarm": 3650,
     "cell_undervoltage_warning": 2300,

@@ -275,7 +275,9 @@ async def test_serial_typed_port_creates_entry(
     result = await open_step(hass, "serial")
     result = await submit(hass, result, {CONF_PORT: f"  {link.url} "})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"DALY balancer {sim_config.cells}S"
+    # Named after the module and where it is reached: /dev/pts/N as "pts/N", a bridge by host:port.
+    where = link.url.removeprefix("socket://") if "://" in link.url else "pts/" + link.url.rsplit("/", 1)[1]
+    assert result["title"] == f"DALY balancer {sim_config.cells}S ({where})"
     assert result["data"] == {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: link.url}
     assert result["result"].unique_id == link.url
     assert result["result"].options == {}
@@ -319,7 +321,7 @@ async def test_serial_lists_usb_ports_and_creates_entry_from_one(
     finally:
         await server.close()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "DALY balancer 8S"
+    assert result["title"] == f"DALY balancer 8S (pts/{server.url.rsplit('/', 1)[1]})"
     assert result["result"].unique_id == server.url
 
 
@@ -781,7 +783,10 @@ async def test_bluetooth_discovery_each_matcher(
 
     result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "DALY balancer 16S"
+    # The dongle's name with the address in it shortened; a renamed dongle keeps its name.
+    assert result["title"] == (
+        "DALY balancer 16S (DL-…5C9B)" if info.name == DALY_NAME else "DALY balancer 16S (Akku-2)"
+    )
     assert result["data"] == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
     assert result["result"].unique_id == DALY_ADDRESS
     # The probe went through the dongle and released it (the DALY app may connect again).

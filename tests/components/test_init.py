@@ -29,6 +29,7 @@ from custom_components.daly_active_balance.const import (
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.protocol.registers import SETTINGS
+from custom_components.daly_active_balance.writes import SLEEP_TIME
 from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
@@ -337,7 +338,7 @@ async def test_nothing_written_during_setup_reload_or_options(
 
     # The same counters see a write when one is made. (The client may wait out its answer
     # timeout on the write's echo, so time is moved on until the write is done.)
-    write = hass.async_create_task(config_entry.runtime_data.async_write("sleep_time", 1800))
+    write = hass.async_create_task(config_entry.runtime_data.async_write(SLEEP_TIME, 1800))
     await run_out_timeouts(hass, freezer, write.done)
     write.result()
     assert simulator.stats.writes == 1

@@ -29,6 +29,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, WriteSingle, parse
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, PASSWORD, SETTINGS
+from custom_components.daly_active_balance.writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME
 from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorServer,
@@ -110,7 +111,7 @@ async def test_out_of_range_number_reaches_nothing(
         await set_number(hass, number, 4.5)
     # Bypassing the entity's own range: the coordinator's write still refuses a NaN.
     with pytest.raises(ServiceValidationError):
-        await init_integration.runtime_data.async_write("balance_start_voltage", float("nan"))
+        await init_integration.runtime_data.async_write(BALANCE_START_VOLTAGE, float("nan"))
     assert not [r for r in requests if isinstance(r, WriteSingle)]
     assert simulator.stats.writes == simulator.stats.refused_writes == 0
 
@@ -229,10 +230,10 @@ async def test_password_never_in_debug_logs_or_diagnostics(
     coordinator = config_entry.runtime_data
     assert coordinator.identity.password == password  # it was read
     await coordinator.async_refresh()
-    await coordinator.async_write("balance_start_delta", 0.025)
+    await coordinator.async_write(BALANCE_START_DELTA, 0.025)
     simulator.ignore_writes.add("sleep_time")
     with pytest.raises(HomeAssistantError):
-        await coordinator.async_write("sleep_time", 600)
+        await coordinator.async_write(SLEEP_TIME, 600)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, config_entry)
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_block_till_done()

@@ -278,3 +278,23 @@ async def test_keep_connected_follows_options_flow(
     hass.config_entries.async_update_entry(ble_entry, options={**ble_entry.options, CONF_KEEP_CONNECTED: False})
     await hass.async_block_till_done(wait_background_tasks=True)
     assert hass.states.get(keep).state == STATE_OFF
+
+
+async def test_never_sleep_writes_the_sleep_time(
+    entity_id: EntityIdFinder,
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """On writes 65535 (never), off the manual's 3600 s; a sleep time set otherwise reads as off."""
+    never = entity_id(Platform.SWITCH, "never_sleep")
+    assert simulator.value("sleep_time") == 3600
+    assert hass.states.get(never).state == STATE_OFF
+    await switch(hass, never, on=True)
+    assert simulator.value("sleep_time") == 65535
+    assert hass.states.get(never).state == STATE_ON
+    await switch(hass, never, on=False)
+    assert simulator.value("sleep_time") == 3600
+    assert hass.states.get(never).state == STATE_OFF
+    assert simulator.stats.writes == 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from .registers import MAX_CELLS, TEMPERATURE_SLOTS, DecodedValue
 
@@ -38,6 +38,29 @@ def _float(value: DecodedValue) -> float | None:
 
 #: Status fields that are floats or ``None`` whatever the decoded value's type.
 _FLOAT_FIELDS = ("mos_temperature", "board_temperature", "balance_current", "current")
+
+
+class CellSummary(NamedTuple):
+    """Highest, lowest and average cell voltage and their difference, from one cell list."""
+
+    max_cell_voltage: float | None
+    min_cell_voltage: float | None
+    average_cell_voltage: float | None
+    cell_delta: float | None
+
+
+def cell_summary(cells: tuple[float | None, ...]) -> CellSummary:
+    """The summary of a cell list (absent cells left out; rounded to the mV cells are measured in).
+
+    The module also keeps these in registers, sampled at another moment than the cell list: a
+    lowest cell number taken from the list beside a lowest voltage taken from a register could
+    name a cell that does not have that voltage, so both come from the list.
+    """
+    measured = [volts for volts in cells if volts is not None]
+    if not measured:
+        return CellSummary(None, None, None, None)
+    high, low = max(measured), min(measured)
+    return CellSummary(high, low, round(sum(measured) / len(measured), 3), round(high - low, 3))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,11 +135,13 @@ class Status:
             bits = sum(int(word or 0) << (16 * i) for i, word in enumerate(bitmap))
             balancing_cells = tuple([bool(bits >> i & 1) for i in range(cell_count)])
         faults = merged.get("faults")
+        cell_voltages = tuple([None if v is None else float(v) for v in cells_all[:cell_count]])
         return _pick(
             cls,
             merged,
-            cell_voltages=tuple([None if v is None else float(v) for v in cells_all[:cell_count]]),
+            cell_voltages=cell_voltages,
             temperatures=tuple([None if t is None else float(t) for t in temps_all[:sensor_count]]),
+            **cell_summary(cell_voltages)._asdict(),
             cell_count=cell_count,
             temperature_sensor_count=sensor_count,
             balancing_cells=balancing_cells,

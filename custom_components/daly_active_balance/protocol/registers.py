@@ -31,6 +31,8 @@ MAX_READ_COUNT: Final = 62
 RAW_ABSENT: Final = 0xFFFF
 #: Raw sleep time that disables sleeping.
 SLEEP_NEVER: Final = 65535
+#: The sleep time the manual gives as the factory setting (s).
+SLEEP_DEFAULT: Final = 3600
 
 
 class Confidence(StrEnum):
