@@ -141,6 +141,7 @@ class Status:
             merged,
             cell_voltages=cell_voltages,
             temperatures=tuple([None if t is None else float(t) for t in temps_all[:sensor_count]]),
+            **cell_summary(cell_voltages)._asdict(),
             cell_count=cell_count,
             temperature_sensor_count=sensor_count,
             balancing_cells=balancing_cells,
