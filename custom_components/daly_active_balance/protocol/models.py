@@ -145,7 +145,6 @@ class Status:
             cell_count=cell_count,
             temperature_sensor_count=sensor_count,
             balancing_cells=balancing_cells,
-            **cell_summary(cell_voltages)._asdict(),
             faults=tuple([int(f or 0) for f in faults]) if isinstance(faults, tuple) else (),
             **{key: _float(merged.get(key)) for key in _FLOAT_FIELDS},
         )
