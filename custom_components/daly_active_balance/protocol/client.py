@@ -492,16 +492,6 @@ class DalyClient:
             protocol=ProtocolFamily.A5,
         )
 
-    async def read_status(self) -> Status:
-        """Live values: cells, pack, temperatures, balancing, faults, balancer switch."""
-        async with self._lock:
-            return await self._status()
-
-    async def read_settings(self) -> Settings:
-        """The settings block."""
-        async with self._lock:
-            return await self._settings()
-
     async def read_identity(self) -> Identity:
         """Versions, serial number, production date and the (secret) password."""
         async with self._lock:
@@ -604,10 +594,6 @@ class DalyClient:
         if echo != request:
             _LOGGER.debug("write of %s echoed %s instead of %s", reg.key, echo, request)
         return echo == request
-
-    async def set_balancer(self, enabled: bool) -> bool:
-        """Switch balancing on or off (register 0x00CF), verified."""
-        return bool(await self.write_setting("balancer_enabled", enabled))
 
 
 def _describe(frame: object) -> str:
