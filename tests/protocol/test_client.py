@@ -367,3 +367,76 @@ async def test_an_a5_request_answered_by_a_d2_frame_is_named() -> None:
         UnexpectedAnswerError, match=r"answered 1 registers to a request for an A5 frame \(command 0x90\)"
     ):
         await client._a5_exchange(a5.Command.PACK, retries=0)
+
+
+# --- the register survey ----------------------------------------------------------------------
+
+#: Registers the scripted module refuses with an exception, and the read it leaves unanswered.
+_REFUSED = range(0x0080, 0x0084)
+_SILENT_READ = (186, 62)
+
+
+def _surveyed(asleep_from: int | None = None) -> tuple[ScriptedTransport, list[tuple[int, int]]]:
+    """A module that answers word ``address + 1000``, refuses ``_REFUSED`` with an exception,
+    never answers the read ``_SILENT_READ``, and falls asleep at a read starting at ``asleep_from``."""
+    reads: list[tuple[int, int]] = []
+    asleep = False
+
+    def respond(data: bytes) -> list[bytes]:
+        nonlocal asleep
+        frame = parse(data, Direction.REQUEST)
+        assert isinstance(frame, ReadRequest)  # the survey never writes
+        reads.append((frame.start, frame.count))
+        asleep = asleep or frame.start == asleep_from
+        addresses = range(frame.start, frame.start + frame.count)
+        if asleep or (frame.start, frame.count) == _SILENT_READ:
+            return []
+        if any(address in _REFUSED for address in addresses):
+            return [ExceptionResponse(Function.READ, 2).encode()]
+        return [ReadResponse(tuple(address + 1000 for address in addresses)).encode()]
+
+    return ScriptedTransport(respond), reads
+
+
+async def test_survey_reads_every_register_once_and_goes_on_past_failures() -> None:
+    """Every address 0x0000–0x00FF is in exactly one range; reads ask for at most 62 registers;
+    a refused range is split down to what answers, a silent one is recorded and the survey goes on."""
+    transport, reads = _surveyed()
+    client = DalyClient(transport, timeout=0.05, retries=0)
+    ranges = await client.survey()
+
+    assert all(count <= client_module.SURVEY_READ for _, count in reads)
+    covered = [address for part in ranges for address in range(part.start, part.start + part.count)]
+    assert covered == list(range(client_module.SURVEY_END))
+    refused = [
+        a
+        for part in ranges
+        if part.error and "exception" in part.error
+        for a in range(part.start, part.start + part.count)
+    ]
+    assert refused == list(_REFUSED)
+    (silent,) = [part for part in ranges if part.error and "exception" not in part.error]
+    assert (silent.start, silent.count) == _SILENT_READ
+    assert silent.error is not None and silent.error.startswith("DalyTimeoutError")
+    for part in ranges:
+        if part.error is None:
+            assert part.words == tuple(a + 1000 for a in range(part.start, part.start + part.count))
+    assert ranges[-1].words  # the range after the silent one was read
+
+
+async def test_survey_of_a_module_that_falls_asleep_ends_with_the_timeout() -> None:
+    transport, reads = _surveyed(asleep_from=62)
+    client = DalyClient(transport, timeout=0.05, retries=0)
+    with pytest.raises(DalyTimeoutError):
+        await client.survey()
+    assert reads[-1] == (BALANCER.start, BALANCER.count)  # it checked the module still answers
+    assert all(start <= 62 or start == BALANCER.start for start, _ in reads)  # then stopped
+
+
+async def test_survey_of_an_a5_module_sends_nothing() -> None:
+    transport, reads = _surveyed()
+    client = DalyClient(transport, timeout=0.05, retries=0, family=ProtocolFamily.A5)
+    with pytest.raises(DalyError, match="A5"):
+        await client.survey()
+    assert reads == []
+    assert transport.writes == []

@@ -81,6 +81,10 @@ LATE_GUARD: Final = 0.25
 #: Reads held for an answer's wire time resume this much earlier, so that the timer's
 #: granularity never makes the last bytes wait (about 5 bytes at 9600 baud).
 HOLD_MARGIN: Final = 0.005
+#: The register survey reads 0x0000 up to (not including) this address...
+SURVEY_END: Final = 0x0100
+#: ...at most this many registers at a time (the most the app reads at once, reference §3.1.1).
+SURVEY_READ: Final = 62
 
 _Match = Callable[[object], bool]
 
@@ -116,6 +120,16 @@ class ProbeResult:
     identity: Identity
     status: Status
     settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyRange:
+    """One range of the register survey: the words read, or why none were (``error``)."""
+
+    start: int
+    count: int
+    words: tuple[int, ...] = ()
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -537,6 +551,41 @@ class DalyClient:
                 return dump
             finally:
                 await self.transport.release()
+
+    async def survey(self) -> tuple[SurveyRange, ...]:
+        """Read every register from 0x0000 to 0x00FF the module answers, once; nothing is written.
+
+        A range answered with an exception is split in halves to find what answers (an exception
+        comes at once, so that is cheap); a range that times out or gets an unusable answer is
+        recorded as such, once the module has shown it still answers: when it does not, it fell
+        asleep or out of reach and the survey ends with that error.
+        """
+        async with self._lock:
+            try:
+                if await self._ensure_family() is ProtocolFamily.A5:
+                    raise DalyError("this module speaks the legacy A5 protocol, which has no registers to survey")
+                await self._read_words(BALANCER.start, BALANCER.count)  # a sleeping module wakes on it
+                ranges: list[SurveyRange] = []
+                for start in range(0, SURVEY_END, SURVEY_READ):
+                    ranges += await self._survey_range(start, min(SURVEY_READ, SURVEY_END - start))
+                return tuple(ranges)
+            finally:
+                await self.transport.release()
+
+    async def _survey_range(self, start: int, count: int) -> list[SurveyRange]:
+        try:
+            return [SurveyRange(start, count, await self._read_words(start, count))]
+        except ExceptionResponseError as err:
+            if count == 1:
+                return [SurveyRange(start, count, error=str(err))]
+            half = count // 2
+            parts = await self._survey_range(start, half) + await self._survey_range(start + half, count - half)
+            if all(part.error == str(err) for part in parts):
+                return [SurveyRange(start, count, error=str(err))]  # nothing in it answers
+            return parts
+        except (DalyTimeoutError, BadAnswerError) as err:
+            await self._read_words(BALANCER.start, BALANCER.count)  # raises when the module is gone
+            return [SurveyRange(start, count, error=f"{type(err).__name__}: {err}")]
 
     # --- writing ----------------------------------------------------------------------------
 
