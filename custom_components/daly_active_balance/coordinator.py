@@ -48,8 +48,8 @@ from .repairs import IssueState, async_update_issues
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]
 
-#: The window of the share of successful polls (seconds).
-POLL_WINDOW: Final = 3600.0
+#: The window of the share of successful polls.
+POLL_WINDOW: Final = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self._busy = asyncio.Lock()
         self.last_success: float | None = None
         #: When each poll of the last ``POLL_WINDOW`` ended, and whether it succeeded.
-        self._outcomes: deque[tuple[float, bool]] = deque()
+        self._outcomes: deque[tuple[datetime, bool]] = deque()
         #: The last error a poll or the setup met, its link secrets taken out (None: none yet).
         self.last_error: str | None = None
         #: The last register survey (``async_survey``), None until one has run.
@@ -154,13 +154,13 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         return round(100 * sum(ok for _, ok in self._outcomes) / len(self._outcomes), 1)
 
     def _forget_old_outcomes(self) -> None:
-        horizon = time.monotonic() - POLL_WINDOW
+        horizon = dt_util.utcnow() - POLL_WINDOW
         while self._outcomes and self._outcomes[0][0] < horizon:
             self._outcomes.popleft()
 
     def _record(self, error: DalyError | None) -> None:
         """Count a poll's outcome, and remember its error (secrets taken out)."""
-        self._outcomes.append((time.monotonic(), error is None))
+        self._outcomes.append((dt_util.utcnow(), error is None))
         self._forget_old_outcomes()
         if error is not None:
             self.last_error = redact(f"{type(error).__name__}: {error}", self.link)

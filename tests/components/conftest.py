@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_ADDRESS, CONF_PORT
+from homeassistant.const import CONF_ADDRESS, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
@@ -64,6 +65,20 @@ def add_serial_entry(hass: HomeAssistant, url: str, title: str = "DALY balancer 
     )
     entry.add_to_hass(hass)
     return entry
+
+
+async def enable_entity(hass: HomeAssistant, entry: MockConfigEntry, platform: Platform, key: str) -> str:
+    """Enable an entity that is off by default, as a user does (the entry reloads), and return its id."""
+    registry = er.async_get(hass)
+    entity = registry.async_get_entity_id(platform, DOMAIN, f"{entry.unique_id}_{key}")
+    assert entity is not None, key
+    registered = registry.async_get(entity)
+    assert registered is not None
+    assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION, key
+    registry.async_update_entity(entity, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    return entity
 
 
 @pytest.fixture
