@@ -102,7 +102,7 @@ async def run_out_timeouts(
 async def poll_unanswered(hass: HomeAssistant, freezer: FrozenDateTimeFactory, coordinator: DalyCoordinator) -> None:
     """Let one update interval pass while the module is silent: every attempt times out."""
     client = coordinator.client
-    target = client.stats.timeouts + client.retries + 1
+    target = client.stats.timeouts + client.link.retries + 1
     freezer.tick(timedelta(seconds=UPDATE_INTERVAL))
     async_fire_time_changed(hass)
     await run_out_timeouts(hass, freezer, lambda: client.stats.timeouts >= target)

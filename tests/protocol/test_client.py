@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from custom_components.daly_active_balance.protocol import a5, client as client_module
+from custom_components.daly_active_balance.protocol import a5, client as client_module, exchange
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import (
     DalyConnectionError,
@@ -352,7 +352,7 @@ async def test_close_while_the_link_is_being_opened(connected: bool) -> None:
 )
 def test_what_answered_is_named(frame: object, words: str) -> None:
     """Error messages name what answered: a register count, a write, an exception, an A5 frame."""
-    assert client_module._describe(frame) == words
+    assert exchange._describe(frame) == words
 
 
 async def test_an_a5_request_answered_by_a_d2_frame_is_named() -> None:

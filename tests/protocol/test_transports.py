@@ -215,13 +215,13 @@ async def test_a_paced_line_is_read_once_per_answer(socket_enabled: None) -> Non
     transport = SerialTransport(server.url)
     client = DalyClient(transport, timeout=2)
     chunks: list[int] = []
-    on_data = client._on_data
+    on_data = client.link._on_data
 
     def counting(data: bytes) -> None:
         chunks.append(len(data))
         on_data(data)
 
-    transport.attach(counting, client._on_lost)
+    transport.attach(counting, client.link._on_lost)
     held: list[float] = []
     hold = transport.hold_reads
 
@@ -232,7 +232,7 @@ async def test_a_paced_line_is_read_once_per_answer(socket_enabled: None) -> Non
     transport.hold_reads = spy  # type: ignore[method-assign]
     try:
         first = (await client.poll()).status
-        assert client._wire_paced
+        assert client.link._wire_paced
         assert 0 < len(held) < client.stats.requests  # the first read showed the pace
         chunks.clear()
         held.clear()

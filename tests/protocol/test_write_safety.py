@@ -369,7 +369,7 @@ async def test_a_late_answer_to_another_request_is_never_taken() -> None:
     client.family = ProtocolFamily.D2
     with pytest.raises(DalyTimeoutError):
         await client._read_words(0x00A3, 1)
-    client.retries = 1
+    client.link.retries = 1
     assert await client._read_words(0x00A4, 1) == (20,)
     assert client.stats.late_answers == 1
 
