@@ -27,7 +27,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
-from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import DalyEntity, DalyEntityDescription, DalyLocalEntity, async_add_present_entities, enabled_by_default
 from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 
 # The coordinator polls; sensors only read its data.
@@ -249,16 +249,10 @@ class DalySensor(DalyEntity, SensorEntity):
         return self.entity_description.value_fn(self.coordinator.data)
 
 
-class DalyLinkSensor(DalyEntity, SensorEntity):
+class DalyLinkSensor(DalyLocalEntity, SensorEntity):
     """How well the link works: available while the module is silent, which is when it matters."""
 
     entity_description: DalyLinkSensorEntityDescription
-
-    @property
-    @override
-    def available(self) -> bool:
-        """Always: the counters are Home Assistant's own, not the module's."""
-        return True
 
     @property
     @override

@@ -15,8 +15,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .entity import (
-    DalyEntity,
     DalyEntityDescription,
+    DalyLocalEntity,
     DalySettingEntity,
     async_add_present_entities,
     enabled_by_default,
@@ -97,7 +97,7 @@ class DalySwitch(DalySettingEntity, SwitchEntity):
         await self.async_write(False)
 
 
-class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
+class DalyKeepConnectedSwitch(DalyLocalEntity, SwitchEntity):
     """The entry option that keeps the Bluetooth link open between polls.
 
     Off releases the dongle after every poll so the DALY phone app can connect. The entry's
@@ -117,12 +117,6 @@ class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
 
     async def _async_options_updated(self, hass: HomeAssistant, entry: DalyConfigEntry) -> None:
         self.async_write_ha_state()
-
-    @property
-    @override
-    def available(self) -> bool:
-        """Always: this is a Home Assistant option, usable while the module is unreachable."""
-        return True
 
     @property
     @override
