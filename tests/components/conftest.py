@@ -15,6 +15,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
+    CONF_KEEP_CONNECTED,
     CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
     CONNECTION_SERIAL,
@@ -26,8 +27,18 @@ from custom_components.daly_active_balance.protocol.simulator import (
     SimulatorServer,
     serve_tcp,
 )
+from custom_components.daly_active_balance.sensor import LINK_SENSORS
 
 from .ble_helpers import DALY_ADDRESS
+
+#: Keys of the entities of Home Assistant's own state (an option, the link's counters): they
+#: stay available while the module is silent.
+ALWAYS_AVAILABLE = frozenset({CONF_KEEP_CONNECTED, *(description.key for description in LINK_SENSORS)})
+
+
+def shows_the_module(entity: er.RegistryEntry, entry: MockConfigEntry) -> bool:
+    """True for an enabled entity of ``entry`` that shows the module (not always available)."""
+    return not entity.disabled and str(entity.unique_id).removeprefix(f"{entry.unique_id}_") not in ALWAYS_AVAILABLE
 
 
 @pytest.fixture(autouse=True)

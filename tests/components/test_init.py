@@ -38,6 +38,8 @@ from custom_components.daly_active_balance.protocol.simulator import (
     serve_tcp,
 )
 
+from .conftest import shows_the_module
+
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 UPDATE_INTERVAL = 5
@@ -118,10 +120,10 @@ async def wait_for(condition: Callable[[], bool]) -> None:
 
 
 def entry_states(hass: HomeAssistant, entity_registry: er.EntityRegistry, entry: MockConfigEntry) -> dict[str, str]:
-    """State of every enabled entity of ``entry``."""
+    """State of every enabled entity of ``entry`` that shows the module."""
     states = {}
     for entity in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
-        if entity.disabled:
+        if not shows_the_module(entity, entry):
             continue
         state = hass.states.get(entity.entity_id)
         assert state is not None, entity.entity_id
