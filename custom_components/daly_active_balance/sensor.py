@@ -17,6 +17,7 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import (
+    MAX_LENGTH_STATE_STATE,
     PERCENTAGE,
     SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
     EntityCategory,
@@ -217,7 +218,8 @@ LINK_SENSORS: tuple[DalyLinkSensorEntityDescription, ...] = (
         key="last_error",
         translation_key="last_error",
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda coordinator: coordinator.last_error,
+        # A state holds at most 255 characters; the whole text is in the diagnostics.
+        value_fn=lambda coordinator: coordinator.last_error and coordinator.last_error[:MAX_LENGTH_STATE_STATE],
     ),
 )
 

@@ -26,6 +26,7 @@ from custom_components.daly_active_balance.const import (
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
+from custom_components.daly_active_balance.protocol.errors import DalyError
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, EXTENDED, LIVE, RAW_ABSENT
 from custom_components.daly_active_balance.protocol.simulator import (
     SimulatedBalancer,
@@ -257,9 +258,14 @@ async def test_link_quality_stays_available_while_the_module_is_silent(
     assert hass.states.get(share).state == "66.7"
     assert hass.states.get(last_error).state.startswith("DalyTimeoutError")  # the last one, kept
 
+    long_error = DalyError("no answer " * 40)  # a state holds 255 characters at most
+    coordinator._record(long_error)
+    coordinator.async_update_listeners()
+    assert hass.states.get(last_error).state == f"DalyError: {long_error}"[:255]
+
     with freeze_time(dt_util.utcnow() + timedelta(hours=1)):
         await coordinator.async_refresh()
-        assert hass.states.get(share).state == "100.0"  # the failure is more than an hour old
+        assert hass.states.get(share).state == "100.0"  # the failures are more than an hour old
 
 
 async def test_ble_signal_strength_from_home_assistants_bluetooth_data(
