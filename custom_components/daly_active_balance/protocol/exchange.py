@@ -124,7 +124,7 @@ class Exchange:
         self.closed = True
         self._fail_pending(DalyConnectionError(f"link to {self.transport.description} closed"))
 
-    def check_open(self) -> None:
+    def _check_open(self) -> None:
         """Raise ``DalyConnectionError`` once closed."""
         if self.closed:
             raise DalyConnectionError(f"link to {self.transport.description} closed")
@@ -256,7 +256,7 @@ class Exchange:
                     # The answer that timed out may still be on its way: let it arrive (and be
                     # dropped, nobody waits) rather than take it for the answer to the retry.
                     await asyncio.sleep(min(LATE_GUARD, self.timeout / 4))
-            self.check_open()
+            self._check_open()
             loop = asyncio.get_running_loop()
             self._seq += 1
             pending = _Pending(match, loop.create_future(), wanted=wanted, seq=self._seq, exchange=self._exchanges)
@@ -266,7 +266,7 @@ class Exchange:
                 await self.transport.open()
                 if self.closed:  # closed while the link was being opened: close what was opened
                     await self.transport.close()
-                    self.check_open()
+                    self._check_open()
                 self._d2.reset()
                 self._a5.reset()
                 dropped = [stream.stats.dropped_bytes for stream in streams]
