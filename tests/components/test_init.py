@@ -37,6 +37,8 @@ from daly_tools.simulator import (
     serve_tcp,
 )
 
+from .conftest import shows_the_module
+
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 UPDATE_INTERVAL = 5
@@ -93,7 +95,7 @@ async def run_out_timeouts(
 async def poll_unanswered(hass: HomeAssistant, freezer: FrozenDateTimeFactory, coordinator: DalyCoordinator) -> None:
     """Let one update interval pass while the module is silent: every attempt times out."""
     client = coordinator.client
-    target = client.stats.timeouts + client.retries + 1
+    target = client.stats.timeouts + client.link.retries + 1
     freezer.tick(timedelta(seconds=UPDATE_INTERVAL))
     async_fire_time_changed(hass)
     await run_out_timeouts(hass, freezer, lambda: client.stats.timeouts >= target)
@@ -109,10 +111,10 @@ async def wait_for(condition: Callable[[], bool]) -> None:
 
 
 def entry_states(hass: HomeAssistant, entity_registry: er.EntityRegistry, entry: MockConfigEntry) -> dict[str, str]:
-    """State of every enabled entity of ``entry``."""
+    """State of every enabled entity of ``entry`` that shows the module."""
     states = {}
     for entity in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
-        if entity.disabled:
+        if not shows_the_module(entity, entry):
             continue
         state = hass.states.get(entity.entity_id)
         assert state is not None, entity.entity_id
