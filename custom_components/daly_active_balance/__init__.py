@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
 
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
@@ -32,6 +32,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool
         raise
     entry.runtime_data = coordinator
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+
+    async def _async_close(_event: Event) -> None:
+        # Home Assistant stops without unloading: release the port (its lock) or the BLE link
+        # (the dongle takes one central at a time) instead of holding it until the process ends.
+        await coordinator.client.close()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_close))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
