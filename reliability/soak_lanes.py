@@ -37,6 +37,7 @@ import time
 from typing import Any, override
 
 from homeassistant import loader
+from homeassistant.components.bluetooth import async_get_advertisement_callback
 from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
@@ -311,6 +312,8 @@ class Lane:
     away: Callable[[bool], Awaitable[None]]
     #: Servers to close at the end (the pty's is replaced when the port reappears).
     servers: list[SimulatorServer] = field(default_factory=list)
+    #: What happens on the link between two polls (Bluetooth: the dongle is seen advertising).
+    between_polls: Callable[[], None] | None = None
     polls: int = 0
     faulted_polls: int = 0
     wrong_values: int = 0
@@ -344,6 +347,8 @@ class Lane:
         faulty whatever the module does (the link is away).
         """
         sim, coordinator = self.sim, self.coordinator
+        if self.between_polls is not None:
+            self.between_polls()
         served = sim.served if sim.served is not None else []
         mark, injected = len(served), sim.injected()
         await coordinator.async_refresh()
@@ -510,7 +515,14 @@ async def ble_lane(hass: HomeAssistant, settings: SoakSettings, *, monkeypatch: 
         if gone:
             dongle.drop_links()
 
-    return Lane("ble", sim, entry, away)
+    def seen() -> None:
+        # A real adapter's scanner keeps seeing the dongle, so Home Assistant keeps it among the
+        # devices it can connect to. An injected advertisement has no scanner behind it: Home
+        # Assistant's sweep (every 5 minutes) forgets the device unless it is seen again.
+        if not dongle.fail_connect:
+            async_get_advertisement_callback(hass)(service_info())
+
+    return Lane("ble", sim, entry, away, between_polls=seen)
 
 
 LANES: dict[str, Callable[..., Awaitable[Lane]]] = {"tcp": tcp_lane, "pty": pty_lane, "ble": ble_lane}
