@@ -68,7 +68,7 @@ from custom_components.daly_active_balance.const import (
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator, DalyData
 from custom_components.daly_active_balance.number import NUMBERS
-from custom_components.daly_active_balance.protocol.frames import Function
+from custom_components.daly_active_balance.protocol.frames import Function, WriteSingle
 from custom_components.daly_active_balance.protocol.models import Settings, Status
 from custom_components.daly_active_balance.protocol.registers import (
     BALANCER,
@@ -182,13 +182,17 @@ class SoakBalancer(SimulatedBalancer):
             if sleep != SLEEP_NEVER:
                 self.advance(sleep + 1)
                 self.sleeps += 1
-        writes = self.stats.writes
         replies = super().receive(data)
-        if write and self.stats.writes > writes:
-            self.taken.append((int.from_bytes(data[2:4]), int.from_bytes(data[4:6])))
         if write and self.interrupt:
             replies = [dataclasses.replace(reply, delay=reply.delay + 3600) for reply in replies]
         return replies
+
+    @override
+    def _write(self, request: WriteSingle) -> bytes | None:
+        echo = super()._write(request)
+        if echo is not None:
+            self.taken.append((request.register, request.value))
+        return echo
 
 
 # --- ground truth ---------------------------------------------------------------------------------
@@ -428,8 +432,8 @@ class Lane:
             "recovery_episodes": len(self.recoveries),
             "writes_verified": self.writes_verified,
             "writes_reported_failed": self.writes_reported_failed,
-            # Every write the module took was one the soak asked for.
-            "unrequested_writes": sum(write not in self.requested for write in sim.taken),
+            # Every write the module saw was one the soak asked for (a refused one never is).
+            "unrequested_writes": sum(write not in self.requested for write in sim.taken) + sim.stats.refused_writes,
             "client_stats": self.client_stats,
             "seconds": round(self.seconds, 1),
         }
