@@ -1,12 +1,15 @@
-"""Fault-injection soak: the real coordinator inside Home Assistant's test harness, against the simulator.
+"""Fault-injection soak on every link: the real coordinator inside Home Assistant's test harness.
 
-    scripts/soak        # 1000 polls at 20 % faults (DALY_SOAK_POLLS or --polls; --fault-rate, --timeout, --seed)
+    scripts/soak            # 500 polls per link (TCP, 9600-baud pty, Bluetooth), two links at once
+    scripts/soak --long     # 10^4 polls per link (--polls, --fault-rate, --timeout, --seed, --concurrent)
 
 Runs ``reliability/soak_harness.py`` through pytest (the harness's ``hass`` fixture is Home
 Assistant's own test set-up), then a fuzz pass (``reliability/fuzz.py``, ``DALY_FUZZ_INPUTS``
-inputs, 1,000,000 by default). Prints a summary, then one JSON object on the last line. Exits 1
-when a value published was wrong, a write failed silently, a fuzz input raised something
-unexpected, a bad CRC was accepted, or a task or descriptor outlived the unload.
+inputs, 1,000,000 by default). Prints a progress line per link every 100 polls, a summary, then
+one JSON object on the last line. Exits 1 when a figure misses (see ``_failures``): a wrong
+value published, an unverified or unrequested write, a fault rate under 20 % or a recovery over
+one poll on a link, fewer than two modules at once, a wrong value or a false claim after the
+restart, a leaked task or descriptor, or a fuzz failure.
 """
 
 from __future__ import annotations
