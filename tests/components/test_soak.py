@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import habluetooth
+from homeassistant.components import bluetooth
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 import pytest
@@ -22,11 +24,14 @@ from reliability.soak_lanes import (
     LINKS,
     SLEEP,
     SoakSettings,
+    ble_lane,
     entity_errors,
     module_entities,
     status_errors,
     tcp_lane,
 )
+
+from .ble_helpers import DALY_ADDRESS
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -102,3 +107,25 @@ async def test_the_checks_catch_a_wrong_value(hass: HomeAssistant) -> None:
         await hass.config_entries.async_unload(lane.entry.entry_id)
         for server in lane.servers:
             await server.close()
+
+
+@pytest.mark.usefixtures("enable_bluetooth")
+async def test_the_ble_link_outlives_home_assistant_forgetting_the_dongle(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Home Assistant's five-minute sweep forgets a device no scanner reports (as an injected
+    advertisement is); the soak shows the dongle advertising before each poll, as a real
+    adapter keeps seeing it, so a link dropped afterwards is made again."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    lane = await ble_lane(hass, dataclasses.replace(BRIEF, rate=0.0), monkeypatch=monkeypatch)
+    try:
+        lane.sim.served = []
+        assert await lane.poll(hass)
+        habluetooth.get_manager()._async_check_unavailable()  # the sweep, now
+        assert bluetooth.async_ble_device_from_address(hass, DALY_ADDRESS, connectable=True) is None
+        assert lane.sim.drop_link is not None
+        lane.sim.drop_link()
+        assert await lane.poll(hass)
+        assert lane.wrong_values == lane.wrong_entities == 0
+    finally:
+        await hass.config_entries.async_unload(lane.entry.entry_id)
