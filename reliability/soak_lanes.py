@@ -484,22 +484,19 @@ async def pty_lane(hass: HomeAssistant, settings: SoakSettings, *, folder: Path,
     """A module on a 9600-baud serial line; away: the port vanishes, then reappears."""
     sim = _module("pty", settings)
     link = folder / "usb-DALY-soak-if00-port0"
-    server = await serve_pty(sim)
-    link.symlink_to(server.path or server.url)
+    servers = [await serve_pty(sim)]
+    link.symlink_to(servers[0].url)
     entry = await _entry(hass, "soak-pty", {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: str(link)})
-    lane = Lane("pty", sim, entry, lambda gone: asyncio.sleep(0), [server])
 
     async def away(gone: bool) -> None:
         if gone:  # unplugged: the device closes, its stable path dangles
-            await lane.servers[-1].close()
+            await servers[-1].close()
             link.unlink()
         else:  # plugged back in, maybe as another tty
-            replugged = await serve_pty(sim)
-            lane.servers.append(replugged)
-            link.symlink_to(replugged.path or replugged.url)
+            servers.append(await serve_pty(sim))
+            link.symlink_to(servers[-1].url)
 
-    lane.away = away
-    return lane
+    return Lane("pty", sim, entry, away, servers)
 
 
 async def ble_lane(hass: HomeAssistant, settings: SoakSettings, *, monkeypatch: pytest.MonkeyPatch, **_: Any) -> Lane:
@@ -600,8 +597,9 @@ async def soak_links(
 ) -> tuple[dict[str, Lane], int]:
     """Soak every link, at most ``settings.concurrent`` at once.
 
-    Returns the lanes and the most modules that were polled at the same time. The slowest link (the 9600-baud pty) starts first; the next starts when a slot frees.
-    The lanes' entries stay loaded (the restart uses the wired ones); the BLE entry is removed.
+    Returns the lanes and the most modules that were polled at the same time. The slowest link
+    (the 9600-baud pty) starts first; the next starts when a slot frees. The lanes' entries stay
+    loaded (the restart uses the wired ones); the BLE entry is removed.
     """
     gate = asyncio.Semaphore(settings.concurrent)
     lanes: dict[str, Lane] = {}
@@ -640,10 +638,11 @@ RESTART_WRITES: dict[str, tuple[str, float, bool]] = {
 async def restart_mid_write(hass: HomeAssistant, lanes: dict[str, Lane]) -> dict[str, Any]:
     """Stop Home Assistant in the middle of a verified write and start it again; check what it shows.
 
-    The new instance has the same config entry storage and reaches the same modules. The write is a service call running as a background task (as a UI call would); stopping
-    Home Assistant cancels it. After the restart, every setting shown must be the module's real
-    value, the interrupted one included (taken or not), and the interrupted call must not have
-    claimed success for a value the module does not hold.
+    The new instance has the same config entry storage and reaches the same modules. The write
+    is a service call running as a background task (as a UI call would); stopping Home Assistant
+    cancels it. After the restart, every setting shown must be the module's real value, the
+    interrupted one included (taken or not), and the interrupted call must not have claimed
+    success for a value the module does not hold.
     """
     wired = {name: lanes[name] for name in RESTART_WRITES if name in lanes}
     calls = {}
