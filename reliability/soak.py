@@ -95,6 +95,7 @@ def _arguments() -> None:
     parser.add_argument("--timeout", type=float, help="the client's answer timeout in seconds (default 0.3)")
     parser.add_argument("--seed", type=int, help="seed of the fault draws")
     parser.add_argument("--concurrent", type=int, help="links soaked at once (default 2)")
+    parser.add_argument("--links", help="the links soaked, comma-separated (default pty,tcp,ble: all)")
     parser.add_argument(
         "--fuzz-inputs", type=int, help=f"fuzz inputs (DALY_FUZZ_INPUTS, default {DEFAULT_FUZZ_INPUTS})"
     )
@@ -105,6 +106,7 @@ def _arguments() -> None:
         ("DALY_SOAK_TIMEOUT", args.timeout),
         ("DALY_SOAK_SEED", args.seed),
         ("DALY_SOAK_CONCURRENT", args.concurrent),
+        ("DALY_SOAK_LINKS", args.links),
         ("DALY_FUZZ_INPUTS", args.fuzz_inputs),
     ):
         if value is not None:

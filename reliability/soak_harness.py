@@ -42,6 +42,7 @@ def settings_from_environment() -> SoakSettings:
         seed=int(os.environ.get("DALY_SOAK_SEED", default.seed)),
         concurrent=int(os.environ.get("DALY_SOAK_CONCURRENT", default.concurrent)),
         progress_every=int(os.environ.get("DALY_SOAK_PROGRESS", "100")),
+        links=tuple(os.environ.get("DALY_SOAK_LINKS", ",".join(default.links)).split(",")),
     )
 
 
@@ -94,5 +95,5 @@ async def test_soak(
     """The soak; writes its numbers to ``DALY_SOAK_RESULT``."""
     await hass.async_block_till_done(wait_background_tasks=True)  # bluetooth settled
     results = await soak(hass, settings_from_environment(), folder=tmp_path, monkeypatch=monkeypatch)
-    assert set(results["links"]) == set(LINKS)
+    assert set(results["links"]) <= set(LINKS)
     Path(os.environ.get("DALY_SOAK_RESULT", "soak-result.json")).write_text(json.dumps(results))  # noqa: ASYNC240 - once, at the end

@@ -126,8 +126,10 @@ class SoakSettings:
     outage_polls: int = 2
     #: Links soaked at once (each its own module and config entry).
     concurrent: int = 2
-    #: Print a progress line every this many polls per link (0: never).
+    #: Print a progress line every this many polls per link (0: never), and every wrong poll.
     progress_every: int = 0
+    #: The links soaked, slowest first.
+    links: tuple[str, ...] = ("pty", "tcp", "ble")
 
 
 # --- the module ---------------------------------------------------------------------------------
@@ -333,6 +335,8 @@ class Lane:
     wrong_details: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     client_stats: dict[str, int] = field(default_factory=dict)
+    #: Print what a wrong poll published as soon as it happens.
+    report: bool = False
 
     @property
     def coordinator(self) -> DalyCoordinator:
@@ -368,6 +372,11 @@ class Lane:
             self.wrong_values += status_wrong + settings_wrong
             if (status_wrong or settings_wrong) and len(self.wrong_details) < 10:
                 self.wrong_details.append(self._explain(data, this_poll))
+                if self.report:
+                    print(
+                        f"[soak] {self.name}: poll {self.polls} published wrong values: {self.wrong_details[-1]}",
+                        flush=True,
+                    )
             self.wrong_entities += entity_errors(hass, entities, data, available=True)
         else:
             self.wrong_entities += entity_errors(hass, entities, coordinator.data, available=False)
@@ -378,10 +387,16 @@ class Lane:
     def _explain(self, data: DalyData, served: Sequence[ServedRead]) -> dict[str, Any]:
         """What a wrong poll published, against what the module answered during it."""
         truth = settings_truth(self.sim)
+        answered = [LIVE.decode(r.words) for r in served if r.start == LIVE.start]
+        cells = data.status.cell_voltages
         return {
-            "served": [(read.time, read.start, len(read.words)) for read in served],
-            "cells": data.status.cell_voltages[:4],
-            "live_answers": [LIVE.decode(r.words)["cell_voltages"][:4] for r in served if r.start == LIVE.start],
+            "poll": self.polls,
+            "served": [(round(read.time, 3), read.start, len(read.words)) for read in served],
+            # The cells that differ from each live answer of this poll: (index, published, answered).
+            "cells_wrong": [
+                [(i, a, b) for i, (a, b) in enumerate(zip(cells, answer["cell_voltages"], strict=False)) if a != b]
+                for answer in answered
+            ],
             "settings_wrong": {
                 f.name: (getattr(data.settings, f.name), getattr(truth, f.name))
                 for f in fields(truth)
@@ -551,6 +566,7 @@ async def soak_lane(hass: HomeAssistant, lane: Lane, settings: SoakSettings) -> 
             lane.faults(None)
 
     lane.sim.served = []
+    lane.report = bool(settings.progress_every)
     writes = itertools.cycle([(key, value) for key, values in WRITES for value in values])
     faults(True)
     for number in range(1, settings.polls + 1):
@@ -593,7 +609,6 @@ async def soak_links(
     *,
     folder: Path,
     monkeypatch: pytest.MonkeyPatch,
-    links: Sequence[str] = ("pty", "tcp", "ble"),
 ) -> tuple[dict[str, Lane], int]:
     """Soak every link, at most ``settings.concurrent`` at once.
 
@@ -620,7 +635,7 @@ async def soak_links(
                 await hass.config_entries.async_remove(lane.entry.entry_id)
 
     async with asyncio.TaskGroup() as group:
-        for name in links:
+        for name in settings.links:
             group.create_task(one(name))
     return {name: lanes[name] for name in LINKS if name in lanes}, most
 
