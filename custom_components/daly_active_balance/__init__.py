@@ -5,8 +5,8 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
-from homeassistant.const import CONF_PORT, Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.const import CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
@@ -48,6 +48,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool
         raise
     entry.runtime_data = coordinator
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+
+    async def _async_close(_event: Event) -> None:
+        # Home Assistant stops without unloading: release the port (its lock) or the BLE link
+        # (the dongle takes one central at a time) instead of holding it until the process ends.
+        await coordinator.client.close()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_close))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

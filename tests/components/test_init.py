@@ -16,7 +16,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -190,6 +190,25 @@ async def test_setup_and_unload(
 
     await wait_for(lambda: not left())
     assert set(entry_states(hass, entity_registry, config_entry).values()) == {STATE_UNAVAILABLE}
+
+
+async def test_stopping_home_assistant_releases_the_link(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, init_integration: MockConfigEntry
+) -> None:
+    """Home Assistant stops without unloading entries: the port (and its lock) is released at
+    the stop event anyway, so a new instance can open it; an unload afterwards logs nothing."""
+    transport = init_integration.runtime_data.client.transport
+    assert transport.is_open
+    assert simulator_links()
+
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+
+    assert not transport.is_open
+    await wait_for(lambda: not simulator_links())  # the server saw the client go
+    assert init_integration.state is ConfigEntryState.LOADED  # nothing was unloaded
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 async def test_unload_during_a_poll(
