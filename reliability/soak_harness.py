@@ -56,7 +56,7 @@ async def soak(
     warm = SimulatedBalancer()
     server = await serve_tcp(warm)
     client = DalyClient(SerialTransport(server.url))  # the loop creates its executor on first use
-    await client.read_status()
+    await client.poll()
     await client.close()
     await until(lambda: server.connections == 0)
     await server.close()
