@@ -57,6 +57,7 @@ from homeassistant.util.async_ import _SHUTDOWN_RUN_CALLBACK_THREADSAFE
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_test_home_assistant
 
+from custom_components.daly_active_balance import writes
 from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
@@ -82,7 +83,7 @@ from custom_components.daly_active_balance.protocol.registers import (
     DecodedValue,
 )
 from custom_components.daly_active_balance.select import SELECTS
-from custom_components.daly_active_balance.sensor import SENSORS
+from custom_components.daly_active_balance.sensor import LINK_SENSORS, SENSORS
 from custom_components.daly_active_balance.switch import SWITCHES
 from daly_tools.simulator import (
     Fault,
@@ -104,6 +105,10 @@ LINKS = ("tcp", "pty", "ble")
 SLEEP = "sleep"
 DISCONNECT = "disconnect"
 #: Verified writes made under faults, in turn (each changes a setting).
+#: The settings the soak writes, by register key (what the entities write, from writes.py).
+WRITABLE: dict[str, writes.Writable] = {
+    setting.register.key: setting for setting in vars(writes).values() if isinstance(setting, writes.Writable)
+}
 WRITES: tuple[tuple[str, tuple[DecodedValue, ...]], ...] = (
     ("balance_start_delta", (0.025, 0.02)),
     ("balance_start_voltage", (3.35, 3.3)),
@@ -257,16 +262,21 @@ def _same_number(shown: str, unit: str | None, expected: object, native_unit: st
     return math.isclose(value, float(expected), rel_tol=1e-9, abs_tol=1e-9)
 
 
+#: Keys of entities that do not show a value of the module.
+NOT_THE_MODULE = frozenset({CONF_KEEP_CONNECTED, *(description.key for description in LINK_SENSORS)})
+
+
 def module_entities(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
     """Key → entity id of every enabled entity showing a value of the module.
 
-    The "Keep Bluetooth connected" switch is an option of the entry, not a value of the module.
+    The "Keep Bluetooth connected" switch is an option of the entry and the link sensors count
+    the polls themselves: neither is a value of the module (both stay available while it is silent).
     """
     registry = er.async_get(hass)
     return {
         key: e.entity_id
         for e in er.async_entries_for_config_entry(registry, entry.entry_id)
-        if not e.disabled and (key := str(e.unique_id).removeprefix(f"{entry.unique_id}_")) != CONF_KEEP_CONNECTED
+        if not e.disabled and (key := str(e.unique_id).removeprefix(f"{entry.unique_id}_")) not in NOT_THE_MODULE
     }
 
 
@@ -410,7 +420,7 @@ class Lane:
         self.writes += 1
         self.requested.add(_raw(key, value))
         try:
-            await self.coordinator.async_write(key, value)  # type: ignore[arg-type]
+            await self.coordinator.async_write(WRITABLE[key], value)  # type: ignore[arg-type]
         except HomeAssistantError:
             self.writes_reported_failed += 1
         else:
