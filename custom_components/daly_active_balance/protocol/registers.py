@@ -165,7 +165,8 @@ class Register:
         if raw in self.special:
             return raw
         assert self.minimum is not None and self.maximum is not None
-        if not self.minimum - self.scale / 2 <= value <= self.maximum + self.scale / 2:
+        # The range holds for the raw value that is sent: 2.5 cells rounds to 2, below 3.
+        if not round(self.minimum / self.scale) + self.offset <= raw <= round(self.maximum / self.scale) + self.offset:
             raise ValueOutOfRangeError(
                 self.key, value, f"allowed {self.minimum:g} to {self.maximum:g} {self.unit or ''}".rstrip()
             )
