@@ -31,10 +31,11 @@ def _sources() -> list[Path]:
 def _escapes(path: Path, text: str) -> list[str]:
     """What in ``text`` (the content of ``path``) points outside the repository."""
     found = [m.group(0) for m in OUTSIDE.finditer(text)]
-    # Path(__file__).parents[k] is the file's folder for k = 0; the root is at k = depth - 1.
+    # Path(__file__).parents[k] is the file's folder for k = 0; the root is at k = depth, and
+    # .parent taken n times is parents[n - 1].
     depth = len(path.relative_to(ROOT).parts) - 1
-    found += [m.group(0) for m in PARENTS.finditer(text) if int(m.group(1)) > depth - 1]
-    found += [m.group(0) for m in PARENT_CHAIN.finditer(text) if m.group(1).count(".parent") > depth]
+    found += [m.group(0) for m in PARENTS.finditer(text) if int(m.group(1)) > depth]
+    found += [m.group(0) for m in PARENT_CHAIN.finditer(text) if m.group(1).count(".parent") - 1 > depth]
     return found
 
 
