@@ -52,10 +52,12 @@ CORE_TESTS = (
 CLIENT_TESTS = (
     "tests/protocol/test_client.py",
     "tests/protocol/test_write_safety.py",
-    "tests/protocol/test_oracles.py",
+    "tests/protocol/test_transports.py",
 )
 #: The client's exchange logic: pairing answers with requests, retries, late answers, echoes.
 CLIENT_EXCHANGE = frozenset({"_on_data", "_drop_late", "_on_lost", "_exchange", "_read_words", "_write_verified"})
+#: Functions of registers.py that only build the simulator's register contents (its defaults).
+SIMULATOR_HELPERS = frozenset({"_cells", "default_words", "encode_ascii"})
 #: Calls whose keyword fields make up the register table.
 TABLE_CALLS = frozenset({"Register", "Chemistry", "Block"})
 #: Register fields whose edits are excluded, by rule: text and tags that document a fact's source
@@ -285,6 +287,10 @@ def generate(tree: ast.Module, scope: str) -> list[Mutant]:
 
         keyword = node.arg if isinstance(node, ast.keyword) else _table_keyword(place) if table else None
         field_rule = _FIELD_RULES.get(keyword or "", "")
+        if any(getattr(a, "name", None) in SIMULATOR_HELPERS for a in place.ancestors):
+            field_rule = "builds the simulator's contents"
+        if any(isinstance(a, ast.JoinedStr) for a in place.ancestors):  # inside an f-string
+            field_rule = field_rule or _message_rule(place)
 
         def add(
             op: str, what: str, excluded: str = "", *, index: int = index, line: int = line, rule: str = field_rule
@@ -311,7 +317,8 @@ def generate(tree: ast.Module, scope: str) -> list[Mutant]:
             if not (isinstance(node.value, ast.Constant) and node.value.value is None):
                 add("return", "returns None")
         elif isinstance(node, ast.Expr | ast.Delete) and not _is_docstring(place) and not _is_ellipsis(node):
-            add("remove", "statement removed")
+            logging_only = isinstance(node, ast.Expr) and _call_name(node.value).startswith("_LOGGER.")
+            add("remove", "statement removed", "log message text" if logging_only else "")
         elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Attribute | ast.Subscript) for t in node.targets):
             add("remove", "assignment removed")
         elif isinstance(node, ast.Constant):
@@ -575,6 +582,8 @@ def run_target(key: str, *, limit: int | None, jobs: int, verbose: bool) -> dict
     for mutant, code, seconds in _pool([(m, forked(m)) for m in active], jobs, timeout):
         assert mutant is not None
         outcome[mutant] = "survived" if code == 0 else "timeout" if code is None else "killed"
+        if len(outcome) % 25 == 0:
+            print(f"{target.name}: {len(outcome)}/{len(active)} mutants run", file=sys.stderr, flush=True)
         if verbose:
             print(f"{outcome[mutant]:8} line {mutant.line}: {mutant.what} ({seconds:.1f} s)", flush=True)
     # Survivors once more, each in a fresh interpreter and through every test.

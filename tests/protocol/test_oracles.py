@@ -24,6 +24,7 @@ from custom_components.daly_active_balance.protocol.frames import (
     WriteMultiple,
     WriteMultipleAck,
     WriteSingle,
+    crc_ok,
     frame_length,
     parse,
 )
@@ -43,6 +44,7 @@ from custom_components.daly_active_balance.protocol.registers import (
     Chemistry,
     active_faults,
     balance_voltage_range,
+    register,
 )
 
 BMS_FRAMES = json.loads(
@@ -511,6 +513,14 @@ def test_register_units_and_flags() -> None:
     assert dict(BY_KEY["sleep_time"].special) == {65535: "never"}
 
 
+def test_display_precision_follows_the_scale() -> None:
+    """Home Assistant shows as many decimals as the scale gives (1 mV → 3, 0.1 V → 1, 1 °C → 0)."""
+    decimals = {key: register(key).decimals for key in ("cell_voltages", "pack_voltage", "temperatures", "cycles")}
+    assert decimals == {"cell_voltages": 3, "pack_voltage": 1, "temperatures": 0, "cycles": 0}
+    assert register("soc") is BY_KEY["soc"]
+    assert (register("faults").address, register("faults").end) == (0x3A, 0x3E)
+
+
 # --- write limits at their exact edges ------------------------------------------------------------
 
 
@@ -712,6 +722,15 @@ def test_single_write_and_read_fields_are_unsigned() -> None:
             WriteMultiple(bad, (0,)).encode()
         with pytest.raises(FrameError):
             ReadRequest(bad, 1).encode()
+
+
+def test_the_shortest_frame_a_crc_can_check() -> None:
+    """One byte and its CRC (d2 3f 1d) is the least a CRC covers; a CRC alone covers nothing."""
+    assert _framed("d2").hex() == "d23f1d"
+    assert crc_ok(_framed("d2"))
+    assert not crc_ok(_framed("d2")[:-1] + b"\x00")
+    assert not crc_ok(_framed("")), "two bytes are only a CRC, with nothing to check"
+    assert not crc_ok(b"")
 
 
 @pytest.mark.parametrize(("byte_count", "length"), [(0, 5), (2, 7), (124, 129)])
