@@ -47,6 +47,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     register,
 )
 
+from .reference import crc16_bitwise
+
 BMS_FRAMES = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "daly_bms_frames.json").read_text()
 )
@@ -62,12 +64,7 @@ def _words(hex_frame: str) -> tuple[int, ...]:
 def _framed(body_hex: str) -> bytes:
     """``body`` with its CRC-16/MODBUS, computed bit by bit (its definition, not the project's)."""
     body = bytes.fromhex(body_hex)
-    crc = 0xFFFF
-    for byte in body:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return body + crc.to_bytes(2, "little")
+    return body + crc16_bitwise(body).to_bytes(2, "little")
 
 
 def _reply(words: list[int]) -> tuple[int, ...]:
