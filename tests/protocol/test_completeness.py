@@ -8,6 +8,7 @@ ones, ASCII and random bytes.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -96,6 +97,10 @@ def test_a_frame_right_after_a_stray_start_byte() -> None:
     """The cases the property reaches by chance, written out: nothing between noise and frame."""
     echo = WriteSingle(0x00CF, 1).encode()
     reply = ReadResponse((1,)).encode()
-    for noise_bytes in (b"\xd2", b"\xd2\xd2", b"\xd2\x03", b"\xd2\x03\x7c", b"\xd2\x10", b"\xd2\x83", reply[:-1]):
+    starts = (b"", b"\xd2\x03\x7c", b"\xd2\x10")  # nothing, or false starts that promise more bytes
+    noises = (b"\xd2", b"\xd2\xd2", b"\xd2\x03", b"\xd2\x03\x7c", b"\xd2\x10", b"\xd2\x83", reply[:-1])
+    for start, noise_bytes in itertools.product(starts, noises):
         stream = FrameStream(D2Framing(Direction.RESPONSE), partial_timeout=1e9)
-        assert stream.feed(noise_bytes + echo + reply) == [WriteSingle(0x00CF, 1), ReadResponse((1,))], noise_bytes
+        # The frame after the noise is the only complete one: nothing later can rescue it.
+        assert stream.feed(start + noise_bytes + echo) == [WriteSingle(0x00CF, 1)], (start, noise_bytes)
+        assert stream.feed(reply) == [ReadResponse((1,))], (start, noise_bytes)

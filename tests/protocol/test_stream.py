@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from custom_components.daly_active_balance.protocol import frames
 from custom_components.daly_active_balance.protocol.frames import (
     Direction,
     ReadRequest,
@@ -179,3 +180,46 @@ def test_stats_of_a_frame_that_fits_but_cannot_be() -> None:
     stream = FrameStream(D2Framing(Direction.REQUEST))
     assert stream.feed(impossible + ReadRequest(0xCC, 5).encode()) == [ReadRequest(0xCC, 5)]
     assert stream.stats == StreamStats(frames=1, bad_checksums=1, dropped_bytes=8)
+
+
+def test_garbage_that_looks_like_a_header_is_skipped_to_the_start_byte() -> None:
+    """Bytes before the start byte go at once, even when they would read as a header (00 06)."""
+    stream = _stream()
+    assert stream.feed(b"\x00\x06" + ECHO) == [WriteSingle(0x00CF, 1)]
+    assert stream.stats == StreamStats(frames=1, dropped_bytes=2)
+
+
+def test_only_one_copy_of_the_expected_echo_is_discarded() -> None:
+    """A single write's answer is identical to the request: the second copy is the answer."""
+    stream = _stream()
+    stream.expect_echo(ECHO)
+    assert stream.feed(ECHO + ECHO) == [WriteSingle(0x00CF, 1)]
+    assert stream.stats == StreamStats(frames=1, echoes=1)
+
+
+def test_an_echo_expected_but_not_first_is_forgotten() -> None:
+    stream = _stream()
+    stream.expect_echo(ECHO)
+    assert stream.feed(BALANCER + ECHO) == [parse(BALANCER, Direction.RESPONSE), WriteSingle(0x00CF, 1)]
+    assert stream.stats.echoes == 0
+
+
+def test_reset_forgets_the_expected_echo() -> None:
+    stream = _stream()
+    stream.expect_echo(ECHO)
+    stream.reset()
+    assert stream.feed(ECHO) == [WriteSingle(0x00CF, 1)]
+
+
+def test_the_crc_is_computed_once_per_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-assembler checks the CRC; parsing the checked frame does not check it again."""
+    calls: list[int] = []
+
+    def counting(data: bytes | bytearray | memoryview) -> int:
+        calls.append(len(data))
+        return real(data)
+
+    real = frames.crc16_modbus
+    monkeypatch.setattr(frames, "crc16_modbus", counting)
+    assert _stream().feed(BALANCER) == [parse(BALANCER, Direction.RESPONSE, crc_checked=True)]
+    assert calls == [len(BALANCER)]
