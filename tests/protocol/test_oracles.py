@@ -203,7 +203,7 @@ def test_hand_made_live_block() -> None:
     words = {address: 3000 + address for address in range(32)}  # cell n: 3.000 + (n − 1) mV
     words |= {0x20: 0, 0x21: 1, 0x22: 39, 0x23: 40, 0x24: 41, 0x25: 0xFFFE}  # −40, −39, −1, 0, 1, 65494 °C
     words |= {
-        0x28: 0xFFFF,  # 6553.5 V: not an absent marker for the pack voltage
+        0x28: 0xFFFE,  # 6553.4 V: the largest value short of the absent marker
         0x29: 30125,  # +12.5 A: charging
         0x2A: 1000,  # 100.0 %
         0x2B: 3031,
@@ -214,7 +214,7 @@ def test_hand_made_live_block() -> None:
         0x30: 2345,  # 234.5 Ah
         0x31: 32,
         0x32: 7,
-        0x33: 65535,
+        0x33: 65534,
         0x34: 1,  # balancing
         0x35: 2,  # any non-zero value is on
         0x37: 3015,
@@ -229,14 +229,14 @@ def test_hand_made_live_block() -> None:
     assert decoded["cell_voltages"][:3] == (3.0, 3.001, 3.002)
     assert decoded["cell_voltages"][31] == 3.031
     assert decoded["temperatures"][:6] == (-40, -39, -1, 0, 1, 65494)
-    assert decoded["pack_voltage"] == 6553.5
+    assert decoded["pack_voltage"] == 6553.4
     assert decoded["current"] == 12.5
     assert decoded["soc"] == 100.0
     assert (decoded["max_cell_voltage"], decoded["min_cell_voltage"]) == (3.031, 3.0)
     assert (decoded["max_temperature"], decoded["min_temperature"]) == (60, -40)
     assert decoded["state"] == "charge"
     assert decoded["remaining_capacity"] == 234.5
-    assert (decoded["cell_count"], decoded["temperature_sensor_count"], decoded["cycles"]) == (32, 7, 65535)
+    assert (decoded["cell_count"], decoded["temperature_sensor_count"], decoded["cycles"]) == (32, 7, 65534)
     assert (decoded["balancing"], decoded["charge_mos"], decoded["discharge_mos"]) == (True, True, False)
     assert decoded["average_cell_voltage"] == 3.015
     assert decoded["cell_delta"] == 0.031
