@@ -553,11 +553,19 @@ def _pool(
     return results
 
 
-def _preload() -> None:
-    """Import Home Assistant (tests/conftest.py pulls it in) once, with the test tools, then
-    forget every module of the project, so each forked child imports the project afresh."""
-    import custom_components.daly_active_balance  # noqa: F401, PLC0415
-
+def _preload(tests: tuple[str, ...]) -> None:
+    """Import Home Assistant, pytest's plugins and the test tools once (a collect-only run in a
+    child would otherwise redo it for every mutant), then forget every module of the project, so
+    each forked child imports the project afresh."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved = os.dup(1), os.dup(2)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        pytest.main([*_pytest_args(tests, first_failure=True), "--collect-only"])
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
     for name in [n for n in sys.modules if n == "custom_components" or n.startswith(("custom_components.", "tests."))]:
         del sys.modules[name]
 
@@ -641,7 +649,7 @@ def main() -> int:
                 rule = f"  [excluded: {mutant.excluded}]" if mutant.excluded else ""
                 print(f"{key}: line {mutant.line}: {mutant.what}{rule}")
         return 0
-    _preload()
+    _preload(tuple(dict.fromkeys(test for key in keys for test in TARGETS[key].tests)))
     for key in keys:
         result = run_target(key, limit=args.limit, jobs=args.jobs, verbose=args.verbose)
         print(json.dumps(result), flush=True)
