@@ -42,6 +42,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     BatteryType,
     Block,
     Chemistry,
+    Confidence,
+    Register,
     active_faults,
     balance_voltage_range,
     register,
@@ -516,6 +518,14 @@ def test_display_precision_follows_the_scale() -> None:
     assert decimals == {"cell_voltages": 3, "pack_voltage": 1, "temperatures": 0, "cycles": 0}
     assert register("soc") is BY_KEY["soc"]
     assert (register("faults").address, register("faults").end) == (0x3A, 0x3E)
+    assert (LIVE.end, EXTENDED.end, SETTINGS.end, IDENTITY.end, PASSWORD.end, BALANCER.end) == (
+        0x3E,
+        0x47,
+        0xA9,
+        0xC9,
+        0xCC,
+        0xD1,
+    )
 
 
 # --- write limits at their exact edges ------------------------------------------------------------
@@ -583,6 +593,29 @@ def test_write_limits_refuse_one_step_beyond(key: str, value: Any) -> None:
     with pytest.raises(ValueOutOfRangeError) as err:
         BY_KEY[key].encode(value)
     assert err.value.key == key
+
+
+def test_an_offset_register_encodes_and_checks_its_range_in_raw_units() -> None:
+    """No writable register has an offset today; one like the temperatures must still encode right."""
+    setpoint = Register(
+        key="setpoint",
+        address=0x00F0,
+        description="",
+        confidence=Confidence.UNKNOWN,
+        offset=40,
+        unit="°C",
+        writable=True,
+        minimum=-10,
+        maximum=60,
+        step=1,
+    )
+    assert setpoint.encode(25) == 65  # 25 + 40
+    assert setpoint.encode(-10) == 30
+    assert setpoint.encode(60) == 100
+    for beyond in (-11, 61):
+        with pytest.raises(ValueOutOfRangeError):
+            setpoint.encode(beyond)
+    assert setpoint.decode_word(65) == 25
 
 
 def test_refusals_say_the_allowed_range() -> None:
