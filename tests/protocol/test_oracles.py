@@ -151,6 +151,8 @@ def test_public_24_cell_bms_frame() -> None:
         "power": 0,
         "faults": (0, 0, 0, 0),
     }
+    # Flags decode to booleans, not to the raw 0/1.
+    assert [type(decoded[key]) for key in ("balancing", "charge_mos", "discharge_mos")] == [bool, bool, bool]
     status = Status.from_d2(decoded, None, None)
     assert status.cell_count == 24
     assert status.cell_voltages == tuple(cells)
