@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import custom_components.daly_active_balance  # noqa: F401
+from tests.skip_gate import pytest_configure  # noqa: F401  (the CI skip gate: hooks are found by name)
 
 VECTORS = Path(__file__).resolve().parent / "fixtures" / "vectors" / "balancer_capture.json"
 

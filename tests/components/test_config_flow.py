@@ -15,7 +15,6 @@ import json
 import logging
 from pathlib import Path
 import socket
-import time
 from typing import Any, override
 from unittest.mock import AsyncMock, patch
 
@@ -77,6 +76,8 @@ MANIFEST = json.loads(
 )
 #: A client answer timeout short enough that silent modules cost well under a second.
 SHORT_TIMEOUT = 0.15
+#: A timeout that never runs out within a test (pytest-timeout ends a test that would wait on it).
+ENDLESS = 3600.0
 #: 0x00CF: the balancer's on/off switch; a DALY BMS reads 0xFFFF there (reference §4.6).
 BALANCER_SWITCH = BY_KEY["balancer_enabled"].address
 OTHER_ADDRESS = "C4:DE:E2:11:22:33"
@@ -669,15 +670,19 @@ async def test_serial_probe_errors(
     simulator: SimulatedBalancer,
     usb_ports: list[Any],
     mock_setup_entry: AsyncMock,
+    monkeypatch: pytest.MonkeyPatch,
     fault: Callable[[SimulatedBalancer], Callable[[], None]],
     error: str,
 ) -> None:
-    """Silence, a module that stops part-way and a BMS each get their own error; a retry works."""
+    """Silence, a module that stops part-way and a BMS each get their own error; a retry works.
+
+    The probe's own time budget is made endless: only the client's short timeouts and bounded
+    retries can end the probe (were they unbounded, the test would hang until pytest-timeout).
+    """
+    monkeypatch.setattr(config_flow, "PROBE_TIMEOUT", ENDLESS)
     fix = fault(simulator)
     result = await open_step(hass, "serial")
-    started = time.monotonic()
     result = await submit(hass, result, {CONF_PORT: link.url})
-    assert time.monotonic() - started < 3
     assert_form_error(result, "serial", error)
     assert entries(hass) == []
     assert simulator.stats.writes == 0
@@ -729,17 +734,20 @@ async def test_probe_budget_runs_out(
     answers: int,
     error: str,
 ) -> None:
-    """When the whole probe's time budget ends first, the error still tells silence from a stall."""
+    """When the whole probe's time budget ends first, the error still tells silence from a stall.
+
+    The client's own timeout is made endless: only the probe's budget can end the probe.
+    """
     monkeypatch.setattr(config_flow, "PROBE_TIMEOUT", 0.3)
+    defaults = DalyClient.__init__.__kwdefaults__
+    assert defaults is not None and "timeout" in defaults
+    monkeypatch.setitem(defaults, "timeout", ENDLESS)
     if answers:
         stop_answering_after(simulator, answers)
     else:
         simulator.silent = True
     result = await open_step(hass, "serial")
-    started = time.monotonic()
     result = await submit(hass, result, {CONF_PORT: sim_server.url})
-    # The client's own timeouts (2 s per request) never ran out: the budget ended the probe.
-    assert time.monotonic() - started < 1.5
     assert_form_error(result, "serial", error)
 
 

@@ -33,6 +33,7 @@ import warnings
 import pytest
 
 from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+from tests.skip_gate import IN_CI
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -62,7 +63,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def loud_skip(config: pytest.Config, reason: str) -> None:
-    """Skip, and say so where nobody can miss it: the terminal and the warnings summary."""
+    """Skip, and say so where nobody can miss it: the terminal and the warnings summary.
+
+    Under CI the browser test must run: there it fails instead.
+    """
+    if IN_CI:
+        pytest.fail(f"browser end-to-end tests cannot run under CI: {reason}")
     banner = f"\n{'!' * 100}\n!! BROWSER END-TO-END TESTS SKIPPED: {reason}\n{'!' * 100}"
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:

@@ -21,19 +21,12 @@ from custom_components.daly_active_balance.protocol.frames import (
     with_crc,
 )
 
+from .reference import crc16_bitwise
+
 
 def test_crc_check_value() -> None:
     """The catalogued CRC-16/MODBUS check value."""
     assert crc16_modbus(b"123456789") == 0x4B37
-
-
-def _crc_bitwise(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
 
 
 def test_crc_by_words_equals_the_bitwise_definition() -> None:
@@ -41,7 +34,7 @@ def test_crc_by_words_equals_the_bitwise_definition() -> None:
     data = bytes((i * 37 + 11) & 0xFF for i in range(300))
     for length in (*range(12), 127, 129, 299, 300):
         chunk = data[:length]
-        expected = _crc_bitwise(chunk)
+        expected = crc16_bitwise(chunk)
         assert crc16_modbus(chunk) == crc16_modbus(bytearray(chunk)) == crc16_modbus(memoryview(chunk)) == expected
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from custom_components.daly_active_balance.protocol import frames
 from custom_components.daly_active_balance.protocol.frames import (
     Direction,
     ReadRequest,
@@ -14,7 +15,7 @@ from custom_components.daly_active_balance.protocol.frames import (
     parse,
     with_crc,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream, StreamStats
 
 LIVE = bytes.fromhex(
     "d2037c0d070d060d070d050d080d090d080d090d090d080d0a0d080d060d0a0d080d080000000000000000000000000000"
@@ -127,3 +128,98 @@ def test_a_false_start_followed_by_an_impossible_header_still_finds_the_frame() 
     """Looking ahead past a false start skips a start byte that cannot begin a frame (d2 ff)."""
     stream = _stream()
     assert stream.feed(b"\xd2\x03\x7c\x01" + b"\xd2\xff\x00" + ECHO) == [WriteSingle(0x00CF, 1)]
+
+
+def test_partial_timeout_shipped_default_is_half_a_second() -> None:
+    """Reference §3.1.6: a partial frame survives 0.5 s of silence, not a moment more."""
+    now = [100.0]
+    kept = FrameStream(D2Framing(Direction.RESPONSE), clock=lambda: now[0])
+    assert kept.feed(LIVE[:40]) == []
+    now[0] = 100.5
+    assert kept.feed(LIVE[40:]) == [parse(LIVE, Direction.RESPONSE)]
+    assert kept.stats == StreamStats(frames=1)
+    now[0] = 200.0
+    dropped = FrameStream(D2Framing(Direction.RESPONSE), clock=lambda: now[0])
+    assert dropped.feed(LIVE[:40]) == []
+    now[0] = 200.50001
+    assert dropped.feed(LIVE[40:]) == []
+    assert dropped.stats == StreamStats(timeouts=1, dropped_bytes=40 + 89)
+
+
+def test_stream_stats_count_exactly() -> None:
+    """Every counter, exactly, for input whose every byte is accounted for by hand."""
+    stream = _stream()
+    # 3 bytes of garbage, then a frame: 3 dropped, 1 frame.
+    assert stream.feed(b"xyz" + BALANCER) == [parse(BALANCER, Direction.RESPONSE)]
+    assert stream.stats == StreamStats(frames=1, dropped_bytes=3)
+    # The echo frame with a wrong CRC: 1 bad checksum; its 8 bytes are dropped (the start byte,
+    # then 7 bytes without another start byte), then the good frame.
+    bad = ECHO[:-1] + bytes([ECHO[-1] ^ 0x01])
+    assert stream.feed(bad + BALANCER) == [parse(BALANCER, Direction.RESPONSE)]
+    assert stream.stats == StreamStats(frames=2, bad_checksums=1, dropped_bytes=3 + 8)
+    # A stray start byte before a frame: 1 byte.
+    assert stream.feed(b"\xd2" + ECHO) == [WriteSingle(0x00CF, 1)]
+    assert stream.stats == StreamStats(frames=3, bad_checksums=1, dropped_bytes=3 + 8 + 1)
+    # An expected echo, then the answer: 1 echo, nothing dropped.
+    request = ReadRequest(0x00CC, 5).encode()
+    stream.expect_echo(request)
+    assert stream.feed(request + BALANCER) == [parse(BALANCER, Direction.RESPONSE)]
+    assert stream.stats == StreamStats(frames=4, bad_checksums=1, dropped_bytes=12, echoes=1)
+    # Five bytes of a frame, then a reset: 5 more dropped.
+    assert stream.feed(BALANCER[:5]) == []
+    assert stream.pending == 5
+    stream.reset()
+    assert stream.stats == StreamStats(frames=4, bad_checksums=1, dropped_bytes=17, echoes=1)
+
+
+def test_stats_of_a_frame_that_fits_but_cannot_be() -> None:
+    """A read request for 0 registers (d2 03 00 cc 00 00 + CRC 0x5696 sent 96 56): its length and CRC
+    fit, its content does not. One bad checksum, its 8 bytes dropped one by one, then the frame."""
+    impossible = bytes.fromhex("d20300cc00009656")
+    assert with_crc(impossible[:-2]) == impossible
+    stream = FrameStream(D2Framing(Direction.REQUEST))
+    assert stream.feed(impossible + ReadRequest(0xCC, 5).encode()) == [ReadRequest(0xCC, 5)]
+    assert stream.stats == StreamStats(frames=1, bad_checksums=1, dropped_bytes=8)
+
+
+def test_garbage_that_looks_like_a_header_is_skipped_to_the_start_byte() -> None:
+    """Bytes before the start byte go at once, even when they would read as a header (00 06)."""
+    stream = _stream()
+    assert stream.feed(b"\x00\x06" + ECHO) == [WriteSingle(0x00CF, 1)]
+    assert stream.stats == StreamStats(frames=1, dropped_bytes=2)
+
+
+def test_only_one_copy_of_the_expected_echo_is_discarded() -> None:
+    """A single write's answer is identical to the request: the second copy is the answer."""
+    stream = _stream()
+    stream.expect_echo(ECHO)
+    assert stream.feed(ECHO + ECHO) == [WriteSingle(0x00CF, 1)]
+    assert stream.stats == StreamStats(frames=1, echoes=1)
+
+
+def test_an_echo_expected_but_not_first_is_forgotten() -> None:
+    stream = _stream()
+    stream.expect_echo(ECHO)
+    assert stream.feed(BALANCER + ECHO) == [parse(BALANCER, Direction.RESPONSE), WriteSingle(0x00CF, 1)]
+    assert stream.stats.echoes == 0
+
+
+def test_reset_forgets_the_expected_echo() -> None:
+    stream = _stream()
+    stream.expect_echo(ECHO)
+    stream.reset()
+    assert stream.feed(ECHO) == [WriteSingle(0x00CF, 1)]
+
+
+def test_the_crc_is_computed_once_per_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-assembler checks the CRC; parsing the checked frame does not check it again."""
+    calls: list[int] = []
+
+    def counting(data: bytes | bytearray | memoryview) -> int:
+        calls.append(len(data))
+        return real(data)
+
+    real = frames.crc16_modbus
+    monkeypatch.setattr(frames, "crc16_modbus", counting)
+    assert _stream().feed(BALANCER) == [parse(BALANCER, Direction.RESPONSE, crc_checked=True)]
+    assert calls == [len(BALANCER)]
