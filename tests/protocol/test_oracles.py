@@ -98,7 +98,8 @@ def test_captured_balancer_live_block(capture: dict[str, Any]) -> None:
         + (3.337, 3.336, 3.338, 3.336, 3.334, 3.338, 3.336, 3.336)
         + (0.0,) * 16,
         # 0x44 = 68 → 68 − 40 = 28 °C; empty slots 0 → −40; slots 7/8 hold 0x0215 = 533, 0x0D07 = 3335
-        "temperatures": (28, -40, -40, -40, -40, -40, 493, 3295),
+        # Raw 0 in a temperature slot is an empty slot (the capture's slots 2–6), never −40 °C.
+        "temperatures": (28, None, None, None, None, None, 493, 3295),
         "pack_voltage": 53.3,  # 0x0215 = 533 × 0.1 V
         "current": 0.0,  # 0x7530 = 30000, the zero of the offset
         "soc": 0.0,
@@ -130,7 +131,7 @@ def test_public_24_cell_bms_frame() -> None:
     cells[6] = cells[14] = cells[21] = 3.294
     assert decoded == {
         "cell_voltages": (*cells, *ZERO_CELLS),
-        "temperatures": (16, 14, 16, 16, -40, -40, -40, -40),  # 0x38 = 56 − 40, 0x36 = 54 − 40
+        "temperatures": (16, 14, 16, 16, None, None, None, None),  # 0x38 = 56 − 40; raw 0: no sensor
         "pack_voltage": 79.0,  # 0x0316 = 790
         "current": 0.0,  # 0x7530
         "soc": 33.3,  # 0x014D = 333
@@ -174,7 +175,7 @@ def test_public_80_register_bms_frame() -> None:
     extended = EXTENDED.decode(words[0x3E : 0x3E + 9])
     # 0x0CD1 = 3281 mV, 0x0CD2 = 3282, 0x0CD3 = 3283
     assert live["cell_voltages"] == (3.281, 3.282, 3.283, 3.283, 3.283, 3.282, *(3.283,) * 10, *(0.0,) * 16)
-    assert live["temperatures"] == (13, 13, 13, 13, -40, -40, -40, -40)  # 0x35 = 53 − 40
+    assert live["temperatures"] == (13, 13, 13, 13, None, None, None, None)  # 0x35 = 53 − 40; raw 0: none
     assert live["pack_voltage"] == 52.5  # 0x020D = 525
     assert live["current"] == -2.5  # 0x7517 = 29975: (29975 − 30000) × 0.1, discharging
     assert live["soc"] == 56.1  # 0x0231 = 561
@@ -232,7 +233,7 @@ def test_hand_made_live_block() -> None:
     decoded = LIVE.decode(_block(LIVE, words))
     assert decoded["cell_voltages"][:3] == (3.0, 3.001, 3.002)
     assert decoded["cell_voltages"][31] == 3.031
-    assert decoded["temperatures"][:6] == (-40, -39, -1, 0, 1, 65494)
+    assert decoded["temperatures"][:6] == (None, -39, -1, 0, 1, 65494)  # raw 0 = no sensor, not −40 °C
     assert decoded["pack_voltage"] == 6553.4
     assert decoded["current"] == 12.5
     assert decoded["soc"] == 100.0
@@ -247,10 +248,10 @@ def test_hand_made_live_block() -> None:
     assert decoded["power"] == 1234
     assert decoded["faults"] == (0x0001, 0x8000, 0x0300, 0x0020)
     # 32 cells is more than the module's 24: the first 24 slots that carry a voltage count instead;
-    # 7 sensors is more than slots 1–6 can hold: none is trusted.
+    # 7 sensors is more than slots 1–6 can hold: the slots up to the last one with a value show.
     status = Status.from_d2(decoded, None, None)
     assert status.cell_count == 24
-    assert status.temperatures == ()
+    assert status.temperatures == (None, -39.0, -1.0, 0.0, 1.0, 65494.0)
     assert status.faults == (0x0001, 0x8000, 0x0300, 0x0020)
 
 
@@ -547,8 +548,8 @@ def test_display_precision_follows_the_scale() -> None:
         ("string_count", 24.5, 24),  # half to even
         ("balance_start_voltage", 1.7995, 1800),  # 1799.5 rounds to 1800 (half to even)
         ("balance_start_delta", 0.5005, 500),
-        ("sleep_time", -0.5, 0),
-        ("sleep_time", 0, 0),
+        ("sleep_time", 1, 1),  # 0 is refused: what the firmware does with it is undocumented
+        ("sleep_time", 1.4, 1),
         ("sleep_time", 65534, 65534),
         ("sleep_time", 65535, 65535),  # never
         ("battery_type", "lifepo4", 0),
