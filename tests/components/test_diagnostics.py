@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
+from custom_components.daly_active_balance.checks import RAISE_AFTER
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_UPDATE_INTERVAL,
@@ -32,7 +33,6 @@ from custom_components.daly_active_balance.protocol.simulator import (
     SimulatorServer,
 )
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
-from custom_components.daly_active_balance.repairs import RAISE_AFTER
 
 from .ble_helpers import DALY_ADDRESS, DALY_NAME, inject_advertisement, service_info, use_standin_dongle
 
