@@ -15,7 +15,7 @@ import time
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT, STATE_UNAVAILABLE
+from homeassistant.const import CONF_PORT, STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -271,17 +271,27 @@ async def test_unavailable_and_back(
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """Entities go unavailable while the module is silent and come back; one log line each way."""
+    """Entities go unavailable while the module is silent and come back; one log line each way.
+
+    The pack check alone stays available: it shows that the module stopped answering.
+    """
     coordinator = init_integration.runtime_data
+    pack_check = entity_registry.async_get_entity_id(
+        Platform.BINARY_SENSOR, DOMAIN, f"{init_integration.unique_id}_pack_check"
+    )
     assert STATE_UNAVAILABLE not in entry_states(hass, entity_registry, init_integration).values()
     caplog.clear()
 
     simulator.silent = True
     await poll_unanswered(hass, freezer, coordinator)
-    assert set(entry_states(hass, entity_registry, init_integration).values()) == {STATE_UNAVAILABLE}
+    states = entry_states(hass, entity_registry, init_integration)
+    assert states.pop(pack_check) == STATE_OFF
+    assert set(states.values()) == {STATE_UNAVAILABLE}
     await poll_unanswered(hass, freezer, coordinator)
     await poll_unanswered(hass, freezer, coordinator)
-    assert set(entry_states(hass, entity_registry, init_integration).values()) == {STATE_UNAVAILABLE}
+    states = entry_states(hass, entity_registry, init_integration)
+    assert states.pop(pack_check) == STATE_ON
+    assert set(states.values()) == {STATE_UNAVAILABLE}
     lost = logs(caplog, logging.ERROR, "Error fetching")
     assert len(lost) == 1, lost
     assert "does not answer" in lost[0].getMessage()

@@ -12,10 +12,11 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.loader import async_get_integration
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.daly_active_balance.checks import CLEAR_AFTER, RAISE_AFTER
+from custom_components.daly_active_balance.checks import CLEAR_AFTER, DOUBT_AFTER, RAISE_AFTER
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_SETTINGS_EVERY,
@@ -29,6 +30,7 @@ from custom_components.daly_active_balance.issues import (
     ISSUE_PACK_VOLTAGE_LOW,
     ISSUE_STOPPED_ANSWERING,
     ISSUE_STRING_COUNT,
+    ISSUE_VERIFY_BALANCING,
     ISSUES,
 )
 from custom_components.daly_active_balance.protocol.registers import (
@@ -160,7 +162,8 @@ async def test_string_count_mismatch(
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """A string count that differs from the cells measured raises an issue; setting it right clears it."""
+    """A string count that differs from the cells measured raises a warning (its register is only
+    inferred); setting it right clears it."""
     address = BY_KEY["string_count"].address
     simulator.write_word(address, 15)
     await polls(hass, freezer, RAISE_AFTER)
@@ -168,6 +171,7 @@ async def test_string_count_mismatch(
     found = issue(hass, init_integration, ISSUE_STRING_COUNT)
     assert found is not None
     assert found.translation_key == ISSUE_STRING_COUNT
+    assert found.severity is ir.IssueSeverity.WARNING  # the register's meaning is inferred
     assert found.translation_placeholders == {"title": TITLE, "configured": "15", "reported": "16"}
 
     simulator.write_word(address, 16)
@@ -429,3 +433,91 @@ async def test_battery_type_change_raises_the_turn_on_voltage_issue(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert simulator.value("balance_start_voltage") == pytest.approx(2.6)
     assert issue(hass, init_integration, ISSUE_BALANCE_VOLTAGE) is None
+
+
+# --- the module's balancing reports against the expectation -----------------------------------
+
+#: Seconds between the polls of the balancing tests: the doubt needs minutes of polls.
+MINUTE = 60
+
+
+async def _expect_balancing(hass: HomeAssistant, freezer: FrozenDateTimeFactory, simulator: SimulatedBalancer) -> None:
+    """Pin the cells so that balancing is expected (3.40 V above the turn-on voltage, 100 mV)."""
+    simulator.set_cell_voltage(1, 3.40)
+    simulator.set_cell_voltage(2, 3.30)
+    await polls(hass, freezer, 1)
+    assert simulator.balancing
+
+
+@pytest.mark.parametrize(
+    ("forced", "registers"),
+    [
+        ({"balancing": 0}, "0x0034"),
+        ({"balancing": 0, "balance_current": BY_KEY["balance_current"].offset}, "0x0034, 0x0040"),
+    ],
+    ids=["flag", "flag_and_current"],
+)
+async def test_balancing_reports_in_doubt(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+    forced: dict[str, int],
+    registers: str,
+) -> None:
+    """Registers that read "not balancing" for 10 minutes while balancing is expected raise a
+    warning naming them and where to send the diagnostics; agreeing again clears it."""
+    await _expect_balancing(hass, freezer, simulator)
+    for key, raw in forced.items():
+        simulator.write_word(BY_KEY[key].address, raw)
+    for _ in range(int(DOUBT_AFTER // MINUTE)):
+        await advance(hass, freezer, MINUTE)
+        assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is None
+    await advance(hass, freezer, MINUTE)
+
+    found = issue(hass, init_integration, ISSUE_VERIFY_BALANCING)
+    assert found is not None
+    assert found.severity is ir.IssueSeverity.WARNING
+    integration = await async_get_integration(hass, DOMAIN)
+    assert found.translation_placeholders == {
+        "title": TITLE,
+        "registers": registers,
+        "minutes": "10",
+        "issue_tracker": integration.issue_tracker,
+    }
+    assert raised(hass, init_integration) == {ISSUE_VERIFY_BALANCING}
+
+    for key in forced:
+        simulator.release_word(BY_KEY[key].address)
+    await polls(hass, freezer, CLEAR_AFTER - 1)
+    assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is not None
+    await polls(hass, freezer, 1)
+    assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is None
+
+
+async def test_balancing_doubt_needs_sustained_disagreement(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A report that agrees once in a while (a lagging register) starts the 10 minutes again;
+    a register that reads "balancing" while nothing calls for it is in doubt too."""
+    address = BY_KEY["balancing"].address
+    await _expect_balancing(hass, freezer, simulator)
+    for _ in range(3):
+        simulator.write_word(address, 0)
+        for _ in range(int(DOUBT_AFTER // MINUTE) - 1):
+            await advance(hass, freezer, MINUTE)
+        simulator.release_word(address)
+        await advance(hass, freezer, MINUTE)
+    assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is None
+
+    simulator.write_word(BY_KEY["balancer_enabled"].address, 0)  # nothing expected any more
+    simulator.write_word(address, 1)
+    for _ in range(int(DOUBT_AFTER // MINUTE) + 1):
+        await advance(hass, freezer, MINUTE)
+    found = issue(hass, init_integration, ISSUE_VERIFY_BALANCING)
+    assert found is not None
+    assert found.translation_placeholders is not None
+    assert found.translation_placeholders["registers"] == "0x0034"
