@@ -7,6 +7,7 @@ from dataclasses import replace
 from custom_components.daly_active_balance.checks import (
     BALANCE_CURRENT_REGISTER,
     BALANCING_REGISTER,
+    CLEAR_AFTER,
     DOUBT_AFTER,
     RAISE_AFTER,
     Findings,
@@ -48,7 +49,7 @@ def test_unknown_reports_neither_raise_nor_clear_the_doubt() -> None:
     unknown = replace(disagreeing, balancer_enabled=None)
     for step in range(RAISE_AFTER + 1):
         assert checks.poll_answered(unknown, SETTINGS, DOUBT_AFTER + step).balancing_doubt == (BALANCING_REGISTER,)
-    for _ in range(RAISE_AFTER - 1):
+    for _ in range(CLEAR_AFTER - 1):
         assert checks.poll_answered(BALANCING, SETTINGS, 2 * DOUBT_AFTER).balancing_doubt == (BALANCING_REGISTER,)
     assert checks.poll_answered(BALANCING, SETTINGS, 2 * DOUBT_AFTER).balancing_doubt == ()
 
