@@ -68,7 +68,11 @@ def test_readme_says_where_to_send_diagnostics_and_which_balancing_sensors_are_e
     manifest = json.loads((ROOT / "custom_components" / "daly_active_balance" / "manifest.json").read_text())
     row = next(line for line in readme.splitlines() if line.startswith('| Repair "help verify balancing"'))
     assert f"({manifest['issue_tracker']})" in row
-    names = {"balancing": "Balancing", "balancing_expected": "Balancing expected", "cell_balancing_1": "Cell N balancing"}
+    names = {
+        "balancing": "Balancing",
+        "balancing_expected": "Balancing expected",
+        "cell_balancing_1": "Cell N balancing",
+    }
     for description in BINARY_SENSORS:
         if description.key in names:
             row = next(line for line in readme.splitlines() if line.startswith(f"| {names[description.key]} |"))

@@ -58,12 +58,21 @@ def _cell_balancing(cell: int) -> DalyBinarySensorEntityDescription:
     )
 
 
-def _warnings(data: DalyData) -> list[str]:
-    return [name for name in active_faults(data.status.faults) if name in WARNING_BITS]
+def _fault_bits(key: str, attribute: str, *, warnings: bool) -> DalyBinarySensorEntityDescription:
+    """A sensor on while a bit of its kind (level-1 warnings, or the rest) is set, listing them."""
 
+    def active(data: DalyData) -> list[str]:
+        return [name for name in active_faults(data.status.faults) if (name in WARNING_BITS) is warnings]
 
-def _faults(data: DalyData) -> list[str]:
-    return [name for name in active_faults(data.status.faults) if name not in WARNING_BITS]
+    return DalyBinarySensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_registry_enabled_default=enabled_by_default("faults"),
+        is_on_fn=lambda data: bool(active(data)),
+        exists_fn=lambda data: bool(data.status.faults),
+        attributes_fn=lambda data: {attribute: active(data)},
+    )
 
 
 BINARY_SENSORS: tuple[DalyBinarySensorEntityDescription, ...] = (
@@ -87,24 +96,8 @@ BINARY_SENSORS: tuple[DalyBinarySensorEntityDescription, ...] = (
     # Fault registers 0x003A–0x003D (DALY's BMS document; no capture with an alarm exists, so
     # the bit order is unverified), split as the table names the bits: level-1 warnings apart
     # from faults and protections. Only modules that report them (D2 protocol) get the sensors.
-    DalyBinarySensorEntityDescription(
-        key="warning",
-        translation_key="warning",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        entity_registry_enabled_default=enabled_by_default("faults"),
-        is_on_fn=lambda data: bool(_warnings(data)),
-        exists_fn=lambda data: bool(data.status.faults),
-        attributes_fn=lambda data: {ATTR_WARNINGS: _warnings(data)},
-    ),
-    DalyBinarySensorEntityDescription(
-        key="fault",
-        translation_key="fault",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        entity_registry_enabled_default=enabled_by_default("faults"),
-        is_on_fn=lambda data: bool(_faults(data)),
-        exists_fn=lambda data: bool(data.status.faults),
-        attributes_fn=lambda data: {ATTR_FAULTS: _faults(data)},
-    ),
+    _fault_bits("warning", ATTR_WARNINGS, warnings=True),
+    _fault_bits("fault", ATTR_FAULTS, warnings=False),
 )
 
 PACK_CHECK = BinarySensorEntityDescription(
