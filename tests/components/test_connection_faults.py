@@ -84,12 +84,13 @@ def availability(hass: HomeAssistant, entry: MockConfigEntry) -> set[bool]:
     """Whether each enabled entity of ``entry`` is available (a set: all alike, or both).
 
     The "Keep Bluetooth connected" switch is an option of the entry, not a value of the module:
-    it stays usable while the module is away, and is left out.
+    it stays usable while the module is away, and is left out; so is the pack check, which stays
+    available to show that the module stopped answering.
     """
     registry = er.async_get(hass)
     shown = set()
     for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
-        if entity.disabled or str(entity.unique_id).endswith(f"_{CONF_KEEP_CONNECTED}"):
+        if entity.disabled or str(entity.unique_id).endswith((f"_{CONF_KEEP_CONNECTED}", "_pack_check")):
             continue
         state = hass.states.get(entity.entity_id)
         assert state is not None
