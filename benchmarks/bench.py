@@ -1,4 +1,4 @@
-"""The benchmark: decode, serial poll cycle, BLE counts, Home Assistant update cost, ten modules.
+"""The benchmark: import cost, decode, serial poll cycle, BLE counts, HA update cost, ten modules.
 
 Run it with ``scripts/bench`` (or ``python -m benchmarks.bench`` inside the project's venv). It
 prints a table, then one JSON object on its last line with exactly the keys of ``JSON_KEYS``.
@@ -25,7 +25,7 @@ from typing import Any, Final
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.transport import BAUDRATE, SerialTransport
 
-from . import decode, links
+from . import decode, imports, links
 from .common import (
     CELL_COUNTS,
     DEFAULT_MINUTES,
@@ -54,6 +54,8 @@ JSON_KEYS: Final = (
     "ha_update_ms_24s",
     "modules_10_all_fresh",
     "modules_10_cpu_s_per_min",
+    "import_rss_kb",
+    "import_ms",
 )
 
 
@@ -150,11 +152,13 @@ def table(results: dict[str, Any]) -> str:
             target = f"{op} {goal}  {'met' if met else ('NOT MET' if met is False else 'n/a')}"
         rows.append((key, label, _fmt(value, digits), target))
 
+    row("import_rss_kb", "memory importing every module of the integration adds to HA [kB]", 0)
+    row("import_ms", "time importing them takes [ms]", 1)
     row("decode_us_ours", "decode live block (captured 16S), ours [µs]")
     row("decode_us_aiobmsble", "decode live block (captured 16S), aiobmsble 0.31.0 [µs]")
     row("decode_speedup", "aiobmsble / ours")
     row("decode_us_aiobmsble_derived", "  aiobmsble with its derived values (async_update path) [µs]")
-    row("crc_us_ours", "  of it: CRC of the frame, ours (a table look-up per word) [µs]")
+    row("crc_us_ours", "  of it: CRC of the frame, ours (a table look-up per byte) [µs]")
     row("crc_us_aiobmsble", "  of it: CRC of the frame, aiobmsble (bit by bit) [µs]")
     for cells, growth in sorted(results.get("decode_growth", {}).items(), key=lambda item: int(item[0])):
         rows.append(
@@ -205,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
 
+    log(f"imports: every module of the integration, in {imports.RUNS} fresh interpreters")
+    results: dict[str, Any] = imports.run()
     log("decode: ours vs aiobmsble on the captured live block, then 4/8/16/24 cells")
     decoded = decode.run()
-    results: dict[str, Any] = {key: value for key, value in decoded.items() if key != "growth"}
+    results.update({key: value for key, value in decoded.items() if key != "growth"})
     results["decode_growth"] = decoded["growth"]
     results.update(links.run())
     if args.profile is not None:

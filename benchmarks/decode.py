@@ -26,8 +26,8 @@ from bleak.backends.device import BLEDevice
 from custom_components.daly_active_balance.protocol.frames import Direction, ReadResponse, crc_ok
 from custom_components.daly_active_balance.protocol.models import Status
 from custom_components.daly_active_balance.protocol.registers import LIVE
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig
 from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
 
 from .common import CELL_COUNTS, live_frame, median
 

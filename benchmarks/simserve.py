@@ -18,8 +18,8 @@ import os
 import signal
 import sys
 
-from custom_components.daly_active_balance.protocol import simulator
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools import simulator
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,

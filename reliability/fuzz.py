@@ -12,16 +12,15 @@ import random
 import sys
 import time
 
+from custom_components.daly_active_balance.protocol import a5
+from custom_components.daly_active_balance.protocol.errors import DalyError
+from custom_components.daly_active_balance.protocol.frames import Direction, crc_ok, parse
+from custom_components.daly_active_balance.protocol.models import Status
+from custom_components.daly_active_balance.protocol.registers import LIVE
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from daly_tools.a5_device import A5DeviceState, answer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "custom_components" / "daly_active_balance"))
-
-from protocol import a5  # noqa: E402
-from protocol.errors import DalyError  # noqa: E402
-from protocol.frames import Direction, crc_ok, parse  # noqa: E402
-from protocol.models import Status  # noqa: E402
-from protocol.registers import LIVE  # noqa: E402
-from protocol.stream import D2Framing, FrameStream  # noqa: E402
-
 VECTORS = ROOT / "tests" / "fixtures" / "vectors" / "balancer_capture.json"
 
 
@@ -47,7 +46,7 @@ def main() -> int:
     capture = json.loads(VECTORS.read_text())
     frames = [bytes.fromhex(r["hex"]) for r in capture["responses"]]
     frames += [
-        a5.answer(a5.build_request(c), a5.A5DeviceState((3.3,) * 8, (25.0,), 26.4, (False,) * 8, 3.3, 0.02))[0]
+        answer(a5.build_request(c), A5DeviceState((3.3,) * 8, (25.0,), 26.4, (False,) * 8, 3.3, 0.02))[0]
         for c in (a5.Command.PACK, a5.Command.COUNTS, a5.Command.BALANCING)
     ]
     rng = random.Random(20261124)

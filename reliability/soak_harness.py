@@ -54,7 +54,11 @@ from custom_components.daly_active_balance.protocol.registers import (
     Block,
     DecodedValue,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from custom_components.daly_active_balance.select import SELECTS
+from custom_components.daly_active_balance.sensor import SENSORS
+from custom_components.daly_active_balance.switch import SWITCHES
+from daly_tools.simulator import (
     Fault,
     FaultPlan,
     ServedRead,
@@ -62,10 +66,6 @@ from custom_components.daly_active_balance.protocol.simulator import (
     SimulatorConfig,
     serve_tcp,
 )
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from custom_components.daly_active_balance.select import SELECTS
-from custom_components.daly_active_balance.sensor import SENSORS
-from custom_components.daly_active_balance.switch import SWITCHES
 from tests.leaks import live_tasks, open_fds, until
 
 #: Fault kinds mixed in the soak: the simulator's six reply faults, and the module falling asleep.

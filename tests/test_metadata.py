@@ -225,3 +225,34 @@ def test_supported_range_is_stated_once() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"Requires Home Assistant {oldest} or newer" in readme
     assert oldest == HA_VERSION
+
+
+def _leaves(tree: Any, path: str = "") -> dict[str, str]:
+    if isinstance(tree, dict):
+        found: dict[str, str] = {}
+        for key, value in tree.items():
+            found |= _leaves(value, f"{path}.{key}" if path else key)
+        return found
+    return {path: tree}
+
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_translation_covers_every_string_with_its_placeholders(language: str) -> None:
+    """Every key of strings.json, no other, and each string keeps its {placeholders}."""
+    strings = _leaves(_json(COMPONENT / "strings.json"))
+    translated = _leaves(_json(COMPONENT / "translations" / f"{language}.json"))
+    assert set(translated) == set(strings)
+    for key, text in strings.items():
+        assert sorted(PLACEHOLDER.findall(translated[key])) == sorted(PLACEHOLDER.findall(text)), key
+        assert translated[key].strip(), key
+
+
+def test_german_is_german() -> None:
+    """de.json is a translation, not a copy: most texts differ from the English ones."""
+    strings = _leaves(_json(COMPONENT / "strings.json"))
+    german = _leaves(_json(COMPONENT / "translations" / "de.json"))
+    same = [key for key, text in strings.items() if german[key] == text and len(text) > 12]
+    assert len(same) <= len(strings) // 10, same

@@ -15,6 +15,7 @@ from homeassistant.components import usb
 from homeassistant.components.bluetooth import (
     BluetoothServiceInfoBleak,
     async_discovered_service_info,
+    async_last_service_info,
 )
 from homeassistant.components.bluetooth.match import ble_device_matches
 from homeassistant.config_entries import (
@@ -57,7 +58,7 @@ from .const import (
     PROBE_TIMEOUT,
 )
 from .coordinator import DalyConfigEntry, create_transport
-from .ports import InvalidPortError, canonical_port, port_id
+from .ports import InvalidPortError, canonical_port, esphome_entry_id, port_id, port_label
 from .protocol.client import DalyClient, ProbeResult
 from .protocol.errors import (
     BadAnswerError,
@@ -126,8 +127,29 @@ def normalize_address(address: str) -> str:
     return address
 
 
-def _title(probe: ProbeResult) -> str:
-    return f"DALY balancer {probe.status.cell_count}S"
+def _title(probe: ProbeResult, where: str) -> str:
+    """The entry's and the device's name: what the module is, and where it is reached."""
+    return f"DALY balancer {probe.status.cell_count}S ({where})"
+
+
+def _dongle_label(address: str, name: str | None) -> str:
+    """A Bluetooth module's part of its title: the dongle's name, the address in it shortened.
+
+    DALY dongles advertise ``DL-`` + the address in hex (``DL-401710015C9B`` → ``DL-…5C9B``); a
+    renamed dongle keeps its own name; without a name, the end of the address (``…5C9B``).
+    """
+    plain = address.replace(":", "").upper()
+    tail = f"…{plain[-4:]}"
+    if not name or _MAC.fullmatch(name.upper()):
+        return tail
+    return re.sub(re.escape(plain), tail, name, flags=re.IGNORECASE)
+
+
+def _serial_label(hass: HomeAssistant, port: str) -> str:
+    """A wired module's part of its title: its port, host:port, or ESPHome device and port."""
+    entry_id = esphome_entry_id(port)
+    entry = hass.config_entries.async_get_entry(entry_id) if entry_id else None
+    return port_label(port, entry.title if entry else None)
 
 
 class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -168,7 +190,8 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             except ProbeError as err:
                 errors["base"] = err.key
             else:
-                return self.async_create_entry(title=_title(probe), data=data)
+                label = _dongle_label(self._discovery.address, self._discovery.name)
+                return self.async_create_entry(title=_title(probe, label), data=data)
         self._set_confirm_only()
         return self.async_show_form(
             step_id="bluetooth_confirm",
@@ -209,7 +232,9 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             except ProbeError as err:
                 errors["base"] = err.key
             else:
-                return self.async_create_entry(title=_title(probe), data=data)
+                seen = async_last_service_info(self.hass, address, connectable=True)
+                label = _dongle_label(address, seen.name if seen else None)
+                return self.async_create_entry(title=_title(probe, label), data=data)
         schema = probatio.Schema(
             {
                 probatio.Required(CONF_ADDRESS): SelectSelector(
@@ -255,7 +280,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             except ProbeError as err:
                 errors["base"] = err.key
             else:
-                return self.async_create_entry(title=_title(probe), data=data)
+                return self.async_create_entry(title=_title(probe, _serial_label(self.hass, port)), data=data)
         return self.async_show_form(
             step_id="serial",
             data_schema=self.add_suggested_values_to_schema(await self._port_schema(), user_input),

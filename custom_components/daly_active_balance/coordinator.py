@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 import time
 from typing import Any, override
@@ -44,6 +44,7 @@ from .protocol.models import Identity, Settings, Status
 from .protocol.registers import DecodedValue
 from .protocol.transport import SerialTransport, Transport
 from .protocol.transport_ble import BleTransport
+from .writes import Writable
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]
 
@@ -194,26 +195,26 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
 
     async def async_write(
         self,
-        key: str,
+        setting: Writable,
         value: float | int | bool | str,
         *,
-        setting: str | None = None,
+        name: str | None = None,
         show: Callable[[object], str] = str,
     ) -> None:
         """Write one setting through the client's verified write, then refresh.
 
-        ``setting`` and ``show`` say the setting and its values the way its entity shows them
+        ``name`` and ``show`` say the setting and its values the way its entity shows them
         (translated name, the entity's unit or option label) in the errors raised.
         """
-        setting = setting or key
+        name = name or setting.register.key
         async with self._busy:
             try:
-                result: DecodedValue = await self.client.write_setting(key, value)
+                result: DecodedValue = await self.client.write_setting(setting.register.key, value)
             except ValueOutOfRangeError as err:
                 raise ServiceValidationError(
                     translation_domain=DOMAIN,
                     translation_key="value_out_of_range",
-                    translation_placeholders={"setting": setting, "value": show(value), "reason": err.reason},
+                    translation_placeholders={"setting": name, "value": show(value), "reason": err.reason},
                 ) from err
             except DalyError as err:
                 # The module may have taken the value although its answers were lost: re-read the
@@ -222,32 +223,30 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
                 error: DalyError | None = err
             else:
                 error = None
-                LOGGER.debug("wrote %s = %s", key, result)
-                self._show_written(key, result)
+                LOGGER.debug("wrote %s = %s", setting.register.key, result)
+                self._show_written(setting, result)
                 self._settings_due = True  # the refresh below confirms it
         if isinstance(error, WriteNotAcceptedError):
             await self.async_request_refresh()  # show what the module really holds
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_not_accepted",
-                translation_placeholders={"setting": setting, "value": show(value), "actual": show(error.actual)},
+                translation_placeholders={"setting": name, "value": show(value), "actual": show(error.actual)},
             ) from error
         if error is not None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_failed",
-                translation_placeholders={"setting": setting, "error": str(error)},
+                translation_placeholders={"setting": name, "error": str(error)},
             ) from error
         await self.async_request_refresh()
 
-    def _show_written(self, key: str, result: DecodedValue) -> None:
+    def _show_written(self, setting: Writable, result: DecodedValue) -> None:
         """Show a verified value at once, in the data and in the settings a poll reuses.
 
         Entities exist only once the first refresh has succeeded, so ``self.data`` is set.
         """
-        change: dict[str, Any] = {key: result}
-        if key in Settings.__dataclass_fields__:
-            self._settings = replace(self.data.settings, **change)
-            self.async_set_updated_data(replace(self.data, settings=self._settings))
-        elif key in Status.__dataclass_fields__:
-            self.async_set_updated_data(replace(self.data, status=replace(self.data.status, **change)))
+        status, settings = setting.apply(self.data.status, self.data.settings, result)
+        if settings is not self.data.settings:
+            self._settings = settings
+        self.async_set_updated_data(DalyData(status, settings))

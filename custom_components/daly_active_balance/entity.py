@@ -16,6 +16,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN, MANUFACTURER
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .protocol.registers import Confidence, register
+from .writes import Writable
 
 #: Register confidences too weak to show an entity unless the user asks for it.
 _UNSURE = frozenset({Confidence.INFERRED, Confidence.UNKNOWN})
@@ -107,19 +108,28 @@ def async_add_present_entities[D: DalyEntityDescription](
         entry.async_on_unload(coordinator.async_add_listener(add_present))
 
 
+@dataclass(frozen=True, kw_only=True)
+class DalySettingEntityDescription(DalyEntityDescription):
+    """A description of an entity that writes a setting: which one (never a register key)."""
+
+    setting: Writable
+
+
 class DalySettingEntity(DalyEntity):
-    """An entity that writes its register: errors speak of it the way the entity shows it."""
+    """An entity that writes its setting: errors speak of it the way the entity shows it."""
+
+    entity_description: DalySettingEntityDescription
 
     def shown(self, value: object) -> str:
         """A value of the register as this entity shows it (its unit, its option labels)."""
         return str(value)
 
     async def async_write(self, value: float | int | bool | str) -> None:
-        """Write the entity's register through the coordinator's verified write."""
+        """Write the entity's setting through the coordinator's verified write."""
         name = self.name
         await self.coordinator.async_write(
-            self.entity_description.key,
+            self.entity_description.setting,
             value,
-            setting=name if isinstance(name, str) else None,
+            name=name if isinstance(name, str) else None,
             show=self.shown,
         )

@@ -23,17 +23,18 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DalyConfigEntry, DalyData
-from .entity import DalyEntityDescription, DalySettingEntity, async_add_present_entities, enabled_by_default
+from .entity import DalySettingEntity, DalySettingEntityDescription, async_add_present_entities, enabled_by_default
 from .protocol.models import ProtocolFamily, Settings
-from .protocol.registers import balance_voltage_range, register
+from .protocol.registers import balance_voltage_range
+from .writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME, STRING_COUNT, Writable
 
 # One write at a time: the module answers one request at a time anyway.
 PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class DalyNumberEntityDescription(NumberEntityDescription, DalyEntityDescription):
-    """A writable setting; ``key`` is its register key."""
+class DalyNumberEntityDescription(NumberEntityDescription, DalySettingEntityDescription):
+    """A numeric setting; ``setting`` says which register it writes."""
 
     value_fn: Callable[[Settings], float | None]
     #: Range in the register's unit that depends on other settings (the table's otherwise).
@@ -43,7 +44,7 @@ class DalyNumberEntityDescription(NumberEntityDescription, DalyEntityDescription
 
     def to_native(self, value: float) -> float:
         """A value in the register's unit as shown (no float noise from the factor)."""
-        decimals = max(0, register(self.key).decimals - round(log10(self.factor)))
+        decimals = max(0, self.setting.register.decimals - round(log10(self.factor)))
         return round(value * self.factor, decimals)
 
     def to_register(self, value: float) -> float | int:
@@ -54,6 +55,7 @@ class DalyNumberEntityDescription(NumberEntityDescription, DalyEntityDescription
 
 def _setting(
     key: str,
+    setting: Writable,
     *,
     value_fn: Callable[[Settings], float | None],
     device_class: NumberDeviceClass | None = None,
@@ -63,7 +65,7 @@ def _setting(
     range_fn: Callable[[Settings], tuple[float, float]] | None = None,
 ) -> DalyNumberEntityDescription:
     """A setting whose range, step, unit and default visibility come from its register."""
-    reg = register(key)
+    reg = setting.register
     assert reg.writable and reg.minimum is not None and reg.maximum is not None and reg.step is not None
 
     def scaled(value: float) -> float:
@@ -72,8 +74,9 @@ def _setting(
     return DalyNumberEntityDescription(
         key=key,
         translation_key=key,
+        setting=setting,
         entity_category=EntityCategory.CONFIG,
-        entity_registry_enabled_default=enabled_by_default(key),
+        entity_registry_enabled_default=enabled_by_default(reg.key),
         device_class=device_class,
         mode=mode,
         native_min_value=scaled(reg.minimum),
@@ -91,6 +94,7 @@ def _setting(
 NUMBERS: tuple[DalyNumberEntityDescription, ...] = (
     _setting(
         "balance_start_voltage",
+        BALANCE_START_VOLTAGE,
         device_class=NumberDeviceClass.VOLTAGE,
         mode=NumberMode.BOX,
         range_fn=lambda settings: balance_voltage_range(settings.battery_type),
@@ -99,21 +103,23 @@ NUMBERS: tuple[DalyNumberEntityDescription, ...] = (
     # The table keeps volts; a difference of a few millivolts reads better in mV.
     _setting(
         "balance_start_delta",
+        BALANCE_START_DELTA,
         device_class=NumberDeviceClass.VOLTAGE,
         mode=NumberMode.BOX,
         factor=1000,
         unit=UnitOfElectricPotential.MILLIVOLT,
         value_fn=lambda settings: settings.balance_start_delta,
     ),
-    # 65535 s = never sleep (the translated name says so).
+    # 65535 s = never sleep: the "Never sleep" switch sets it (switch.py).
     _setting(
         "sleep_time",
+        SLEEP_TIME,
         device_class=NumberDeviceClass.DURATION,
         mode=NumberMode.BOX,
         value_fn=lambda settings: settings.sleep_time,
     ),
     # [INF] 0x0083 is inferred to be the app's "number of strings": disabled by default.
-    _setting("string_count", value_fn=lambda settings: settings.string_count),
+    _setting("string_count", STRING_COUNT, value_fn=lambda settings: settings.string_count),
 )
 
 

@@ -105,3 +105,27 @@ def port_id(port: str) -> str:
         if os.path.realpath(link) == device:
             return link
     return device
+
+
+def esphome_entry_id(port: str) -> str | None:
+    """The ESPHome config entry an ``esphome-hass://`` port goes through, else None."""
+    parts = urlsplit(port)
+    return (parts.path.strip("/") or None) if parts.scheme == "esphome-hass" else None
+
+
+def port_label(port: str, esphome_device: str | None = None) -> str:
+    """A short name of a canonical port for titles: ``ttyUSB0``, ``192.0.2.10:8899``, ``Garage uart0``.
+
+    Credentials never appear. ``esphome_device`` names the ESPHome device an ``esphome-hass://``
+    port goes through (Home Assistant knows it, the URL only has its entry id).
+    """
+    if "://" not in port:
+        folder, name = os.path.split(port)
+        # /dev/pts/3 is "pts/3": a bare number says nothing.
+        return f"{os.path.basename(folder)}/{name}" if name.isdigit() else name or port
+    parts = urlsplit(port)
+    port_name = next(
+        (value for name, _, value in (p.partition("=") for p in parts.query.split("&")) if name == "port_name"), ""
+    )
+    where = (esphome_device or "ESPHome") if parts.scheme == "esphome-hass" else parts.netloc.rpartition("@")[2]
+    return f"{where} {port_name}" if port_name else where

@@ -16,9 +16,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DalyConfigEntry
-from .entity import DalyEntityDescription, DalySettingEntity, async_add_present_entities, enabled_by_default
+from .entity import DalySettingEntity, DalySettingEntityDescription, async_add_present_entities, enabled_by_default
 from .protocol.models import ProtocolFamily, Settings
-from .protocol.registers import CHEMISTRY, chemistry_of, register
+from .protocol.registers import CHEMISTRY, chemistry_of
+from .writes import BATTERY_TYPE, Writable
 
 # One write at a time: the module answers one request at a time anyway.
 PARALLEL_UPDATES = 1
@@ -29,8 +30,8 @@ ATTR_PLAUSIBLE_MAX = "plausible_max"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DalySelectEntityDescription(SelectEntityDescription, DalyEntityDescription):
-    """A setting with named options; ``key`` is its register key, the options are the table's."""
+class DalySelectEntityDescription(SelectEntityDescription, DalySettingEntityDescription):
+    """A setting with named options; the options are its register's."""
 
     value_fn: Callable[[Settings], str | None]
     attributes_fn: Callable[[Settings], Mapping[str, Any]] = lambda _settings: {}
@@ -43,17 +44,19 @@ def _plausible_range(settings: Settings) -> Mapping[str, Any]:
 
 def _enum_setting(
     key: str,
+    setting: Writable,
     value_fn: Callable[[Settings], str | None],
     attributes_fn: Callable[[Settings], Mapping[str, Any]] = lambda _settings: {},
 ) -> DalySelectEntityDescription:
     """A setting whose options come from its register's enumeration."""
-    reg = register(key)
+    reg = setting.register
     assert reg.writable and reg.options
     return DalySelectEntityDescription(
         key=key,
         translation_key=key,
+        setting=setting,
         entity_category=EntityCategory.CONFIG,
-        entity_registry_enabled_default=enabled_by_default(key),
+        entity_registry_enabled_default=enabled_by_default(reg.key),
         options=list(reg.options),
         value_fn=value_fn,
         attributes_fn=attributes_fn,
@@ -63,7 +66,7 @@ def _enum_setting(
 
 
 SELECTS: tuple[DalySelectEntityDescription, ...] = (
-    _enum_setting("battery_type", lambda settings: settings.battery_type, _plausible_range),
+    _enum_setting("battery_type", BATTERY_TYPE, lambda settings: settings.battery_type, _plausible_range),
 )
 
 

@@ -1,4 +1,4 @@
-"""Switches: the balancer itself, and (Bluetooth only) whether the link is kept open."""
+"""Switches: the balancer itself, never sleep, and (Bluetooth only) whether the link is kept open."""
 
 from __future__ import annotations
 
@@ -16,22 +16,31 @@ from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .entity import (
     DalyEntity,
-    DalyEntityDescription,
     DalySettingEntity,
+    DalySettingEntityDescription,
     async_add_present_entities,
     enabled_by_default,
 )
 from .protocol.models import ProtocolFamily
+from .protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER
+from .writes import BALANCER_ENABLED, SLEEP_TIME
 
 # One write at a time: the module answers one request at a time anyway.
 PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class DalySwitchEntityDescription(SwitchEntityDescription, DalyEntityDescription):
-    """An on/off register of the module; ``key`` is its register key."""
+class DalySwitchEntityDescription(SwitchEntityDescription, DalySettingEntityDescription):
+    """An on/off view of a setting: the values its register holds for on and for off."""
 
     is_on_fn: Callable[[DalyData], bool | None]
+    on_value: int | bool = True
+    off_value: int | bool = False
+
+
+def _d2_with(value_fn: Callable[[DalyData], object]) -> Callable[[DalyData], bool]:
+    """Exists on a D2 module that reports the value (A5 modules have no writes)."""
+    return lambda data: data.status.protocol is ProtocolFamily.D2 and value_fn(data) is not None
 
 
 SWITCHES: tuple[DalySwitchEntityDescription, ...] = (
@@ -40,10 +49,23 @@ SWITCHES: tuple[DalySwitchEntityDescription, ...] = (
     DalySwitchEntityDescription(
         key="balancer_enabled",
         translation_key="balancer_enabled",
+        setting=BALANCER_ENABLED,
         device_class=SwitchDeviceClass.SWITCH,
         entity_registry_enabled_default=enabled_by_default("balancer_enabled"),
         is_on_fn=lambda data: data.status.balancer_enabled,
-        exists_fn=lambda data: data.status.protocol is ProtocolFamily.D2 and data.status.balancer_enabled is not None,
+        exists_fn=_d2_with(lambda data: data.status.balancer_enabled),
+    ),
+    # The sleep time's special value 65535 as a switch of its own: on writes it, off writes the
+    # manual's factory setting (3600 s). The "Sleep time" number shows and sets the seconds.
+    DalySwitchEntityDescription(
+        key="never_sleep",
+        translation_key="never_sleep",
+        setting=SLEEP_TIME,
+        entity_category=EntityCategory.CONFIG,
+        is_on_fn=lambda data: None if data.settings.sleep_time is None else data.settings.sleep_time == SLEEP_NEVER,
+        on_value=SLEEP_NEVER,
+        off_value=SLEEP_DEFAULT,
+        exists_fn=_d2_with(lambda data: data.settings.sleep_time),
     ),
 )
 
@@ -81,7 +103,7 @@ class DalySwitch(DalySettingEntity, SwitchEntity):
     def shown(self, value: object) -> str:
         """On or off, as the switch's state is shown."""
         platform = self.platform_data
-        state = "on" if value else "off"
+        state = "on" if value == self.entity_description.on_value else "off"
         return platform.component_translations.get(
             f"component.{platform.domain}.entity_component._.state.{state}", state
         )
@@ -89,12 +111,12 @@ class DalySwitch(DalySettingEntity, SwitchEntity):
     @override
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Switch on (verified; raises a translated error)."""
-        await self.async_write(True)
+        await self.async_write(self.entity_description.on_value)
 
     @override
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off (verified; raises a translated error)."""
-        await self.async_write(False)
+        await self.async_write(self.entity_description.off_value)
 
 
 class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):

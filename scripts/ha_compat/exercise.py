@@ -32,7 +32,7 @@ import aiohttp
 from homeassistant.const import __version__ as HA_VERSION
 
 from custom_components.daly_active_balance.const import DOMAIN
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 
 REPO = Path(__file__).resolve().parents[2]
 CELLS = 16

@@ -1,25 +1,36 @@
-"""Fixtures for the Home Assistant tests: a real simulator on a real TCP socket."""
+"""Fixtures for the Home Assistant tests: a real simulator on a real TCP socket.
+
+A test module changes what it gets by overriding a small fixture: ``platforms`` (set up fewer),
+``entry_title``, ``entry_unique_id``, ``entry_options``, ``sim_config``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
+from typing import Any, Final
+from unittest.mock import PropertyMock, patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_ADDRESS, CONF_PORT
+from homeassistant.const import CONF_ADDRESS, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.daly_active_balance import PLATFORMS
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
     CONNECTION_SERIAL,
+    DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
@@ -27,6 +38,13 @@ from custom_components.daly_active_balance.protocol.simulator import (
 )
 
 from .ble_helpers import DALY_ADDRESS
+
+#: The serial entry's unique id: fixed, because entity ids and snapshots derive from it and the
+#: simulator's port changes between runs.
+UNIQUE_ID: Final = "simulator"
+
+type EntityIdFinder = Callable[[str, str], str]
+type Poll = Callable[[], Awaitable[None]]
 
 
 @pytest.fixture(autouse=True)
@@ -54,22 +72,67 @@ async def sim_server(simulator: SimulatedBalancer, socket_enabled: None) -> Asyn
     await server.close()
 
 
-def add_serial_entry(hass: HomeAssistant, url: str, title: str = "DALY balancer 16S") -> MockConfigEntry:
-    """A config entry for the module served at ``url`` (its unique id, as the config flow makes it)."""
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms the integration sets up (a platform's tests set up their own alone)."""
+    return PLATFORMS
+
+
+@pytest.fixture(autouse=True)
+def _only_platforms(platforms: list[Platform]) -> Iterator[None]:
+    with patch("custom_components.daly_active_balance.PLATFORMS", platforms):
+        yield
+
+
+@pytest.fixture
+def entry_title() -> str:
+    """The serial entry's title (the device's name, so the first part of its entity ids)."""
+    return "DALY balancer"
+
+
+@pytest.fixture
+def entry_unique_id() -> str:
+    """The serial entry's unique id."""
+    return UNIQUE_ID
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """The serial entry's options."""
+    return {}
+
+
+def add_serial_entry(
+    hass: HomeAssistant,
+    url: str,
+    title: str = "DALY balancer",
+    *,
+    unique_id: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> MockConfigEntry:
+    """A config entry for the module served at ``url`` (unique id: the URL, as the flow makes it)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         title=title,
-        unique_id=url,
+        unique_id=unique_id or url,
         data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: url},
+        options=options or {},
+        minor_version=2,  # as the config flow makes it now: no migration runs
     )
     entry.add_to_hass(hass)
     return entry
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """A config entry pointing at the simulator through a socket:// URL."""
-    return add_serial_entry(hass, sim_server.url)
+def config_entry(
+    hass: HomeAssistant,
+    sim_server: SimulatorServer,
+    entry_title: str,
+    entry_unique_id: str,
+    entry_options: dict[str, Any],
+) -> MockConfigEntry:
+    """A serial entry pointing at the simulator through a socket:// URL."""
+    return add_serial_entry(hass, sim_server.url, entry_title, unique_id=entry_unique_id, options=entry_options)
 
 
 @pytest.fixture
@@ -98,6 +161,41 @@ async def init_integration(hass: HomeAssistant, config_entry: MockConfigEntry) -
     if config_entry.state is ConfigEntryState.LOADED:
         await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create every entity enabled, also those disabled by default (as Home Assistant's own tests do)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
+
+
+@pytest.fixture
+def entity_id(entity_registry: er.EntityRegistry, config_entry: MockConfigEntry) -> EntityIdFinder:
+    """Find the id of the serial entry's entity by platform and description key (it must exist)."""
+
+    def find(platform: str, key: str) -> str:
+        found = entity_registry.async_get_entity_id(platform, DOMAIN, f"{config_entry.unique_id}_{key}")
+        assert found is not None, f"{platform} {key}"
+        return found
+
+    return find
+
+
+@pytest.fixture
+def poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> Poll:
+    """Let one update interval pass so that the coordinator polls the module, and wait for it."""
+
+    async def tick() -> None:
+        freezer.tick(timedelta(seconds=DEFAULT_UPDATE_INTERVAL))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+    return tick
 
 
 @pytest.fixture

@@ -3,21 +3,17 @@ pack check), against the simulator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
 import json
 from pathlib import Path
-from unittest.mock import PropertyMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass
-from homeassistant.const import CONF_PORT, STATE_OFF, STATE_ON, STATE_UNAVAILABLE, EntityCategory, Platform
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -25,15 +21,13 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.daly_active_balance.binary_sensor import ATTR_CELLS, ATTR_FAULTS, ATTR_REASONS, ATTR_WARNINGS
 from custom_components.daly_active_balance.checks import CLEAR_AFTER, RAISE_AFTER, Reason
 from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
-    CONNECTION_SERIAL,
-    DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
 from custom_components.daly_active_balance.issues import ISSUE_CELL_OUT_OF_RANGE, ISSUE_STOPPED_ANSWERING
 from custom_components.daly_active_balance.protocol.registers import WARNING_BITS, active_faults, register
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
+from daly_tools.simulator import SimulatedBalancer
 
+from .conftest import EntityIdFinder, Poll
 from .test_init import poll_unanswered
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -41,52 +35,13 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")
 STRINGS = Path(__file__).parents[2] / "custom_components" / "daly_active_balance" / "strings.json"
 
 
-@pytest.fixture(autouse=True)
-def only_binary_sensors() -> Iterator[None]:
+@pytest.fixture
+def platforms() -> list[Platform]:
     """Set up the binary sensor platform alone."""
-    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.BINARY_SENSOR]):
-        yield
+    return [Platform.BINARY_SENSOR]
 
 
-@pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """An entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
-@pytest.fixture
-def enable_all_entities() -> Iterator[None]:
-    """Create every entity enabled, also those disabled by default."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        new_callable=PropertyMock,
-        return_value=True,
-    ):
-        yield
-
-
-def entity_id(entity_registry: er.EntityRegistry, key: str) -> str:
-    """The entity id of the binary sensor with description key ``key``."""
-    found = entity_registry.async_get_entity_id(Platform.BINARY_SENSOR, DOMAIN, f"simulator_{key}")
-    assert found is not None, key
-    return found
-
-
-async def poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
-    """Let one update interval pass so the coordinator polls the module."""
-    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_INTERVAL))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_snapshot(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
@@ -109,31 +64,34 @@ async def test_cell_balancing_disabled_by_default(
     assert others == {"balancing": None, "balancing_expected": None, "warning": None, "fault": None, "pack_check": None}
 
 
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_balancing_follows_module(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
-    freezer: FrozenDateTimeFactory,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
     """The balancing flag and the per-cell bits follow the module's registers."""
-    assert hass.states.get(entity_id(entity_registry, "balancing")).state == STATE_OFF
+    assert hass.states.get(entity_id(Platform.BINARY_SENSOR, "balancing")).state == STATE_OFF
     simulator.write_word(register("balancing").address, 1)
     # Cells 2 and 17: bit 1 of the first bitmap word and bit 0 of the second.
     bitmap = register("balancing_cells").address
     simulator.write_word(bitmap, 0b10)
     simulator.write_word(bitmap + 1, 0b1)
-    await poll(hass, freezer)
+    await poll()
 
-    assert hass.states.get(entity_id(entity_registry, "balancing")).state == STATE_ON
-    assert hass.states.get(entity_id(entity_registry, "cell_balancing_2")).state == STATE_ON
-    assert hass.states.get(entity_id(entity_registry, "cell_balancing_1")).state == STATE_OFF
+    assert hass.states.get(entity_id(Platform.BINARY_SENSOR, "balancing")).state == STATE_ON
+    assert hass.states.get(entity_id(Platform.BINARY_SENSOR, "cell_balancing_2")).state == STATE_ON
+    assert hass.states.get(entity_id(Platform.BINARY_SENSOR, "cell_balancing_1")).state == STATE_OFF
     # A 16-cell module has no cell 17: its bit creates nothing.
     assert entity_registry.async_get_entity_id(Platform.BINARY_SENSOR, DOMAIN, "simulator_cell_balancing_17") is None
 
 
 async def test_warnings_and_faults_split_as_the_table_names_them(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     freezer: FrozenDateTimeFactory,
@@ -142,7 +100,7 @@ async def test_warnings_and_faults_split_as_the_table_names_them(
 ) -> None:
     """Level-1 bits turn the Warning sensor on, every other bit the Fault sensor; each names its
     active bits by key. Both sit in the device page's main sections (no entity category)."""
-    warning, fault = entity_id(entity_registry, "warning"), entity_id(entity_registry, "fault")
+    warning, fault = entity_id(Platform.BINARY_SENSOR, "warning"), entity_id(Platform.BINARY_SENSOR, "fault")
     for sensor in (warning, fault):
         entry = entity_registry.async_get(sensor)
         assert entry is not None
@@ -153,7 +111,7 @@ async def test_warnings_and_faults_split_as_the_table_names_them(
 
     faults = register("faults").address
     simulator.write_word(faults, 0b101)  # cell over-voltage L1, cell under-voltage L1
-    await poll(hass, freezer)
+    await poll()
     state = hass.states.get(warning)
     assert state.state == STATE_ON
     assert state.attributes[ATTR_WARNINGS] == ["cell_overvoltage_1", "cell_undervoltage_1"]
@@ -162,7 +120,7 @@ async def test_warnings_and_faults_split_as_the_table_names_them(
     simulator.write_word(faults, 0b110)  # cell over-voltage L2, cell under-voltage L1
     simulator.write_word(faults + 2, 1 << 9)  # cell sampling offline
     simulator.write_word(faults + 3, 1 << 6)  # a bit the document leaves unnamed
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(warning).attributes[ATTR_WARNINGS] == ["cell_undervoltage_1"]
     state = hass.states.get(fault)
     assert state.state == STATE_ON
@@ -173,7 +131,7 @@ async def test_warnings_and_faults_split_as_the_table_names_them(
 
     for offset in range(register("faults").count):
         simulator.write_word(faults + offset, 0)
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(warning).state == STATE_OFF
     assert hass.states.get(fault).state == STATE_OFF
 
@@ -201,6 +159,8 @@ def test_every_listed_key_is_translated() -> None:
 
 
 async def test_balancing_expected(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     freezer: FrozenDateTimeFactory,
@@ -209,32 +169,34 @@ async def test_balancing_expected(
 ) -> None:
     """On while the switch is on, the highest cell is at or above the turn-on voltage and the
     difference at or above the turn-on difference; each condition alone turns it off."""
-    expected = entity_id(entity_registry, "balancing_expected")
+    expected = entity_id(Platform.BINARY_SENSOR, "balancing_expected")
     for cell in range(1, 17):
         simulator.set_cell_voltage(cell, 3.290)
     simulator.set_cell_voltage(1, 3.300)  # at the 3.3 V turn-on voltage
     simulator.set_cell_voltage(2, 3.280)  # 20 mV: at the turn-on difference
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(expected).state == STATE_ON
 
     simulator.set_cell_voltage(2, 3.281)  # 19 mV
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(expected).state == STATE_OFF
 
     simulator.set_cell_voltage(2, 3.250)
     simulator.set_cell_voltage(1, 3.299)  # below the turn-on voltage
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(expected).state == STATE_OFF
 
     simulator.set_cell_voltage(1, 3.400)
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(expected).state == STATE_ON
     simulator.write_word(register("balancer_enabled").address, 0)
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(expected).state == STATE_OFF
 
 
 async def test_pack_check_shows_the_repairs_findings(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     freezer: FrozenDateTimeFactory,
@@ -243,7 +205,7 @@ async def test_pack_check_shows_the_repairs_findings(
 ) -> None:
     """The pack check turns on in the very poll its repair is raised, names the reason and the
     cells, and turns off in the poll the repair clears."""
-    check = entity_id(entity_registry, "pack_check")
+    check = entity_id(Platform.BINARY_SENSOR, "pack_check")
     issue_id = f"{ISSUE_CELL_OUT_OF_RANGE}_{init_integration.entry_id}"
     issues = ir.async_get(hass)
     state = hass.states.get(check)
@@ -254,10 +216,10 @@ async def test_pack_check_shows_the_repairs_findings(
     simulator.set_cell_voltage(7, 0.0)
     simulator.set_cell_voltage(3, 4.5)
     for _ in range(RAISE_AFTER - 1):
-        await poll(hass, freezer)
+        await poll()
         assert hass.states.get(check).state == STATE_OFF
         assert issues.async_get_issue(DOMAIN, issue_id) is None
-    await poll(hass, freezer)
+    await poll()
     state = hass.states.get(check)
     assert state.state == STATE_ON
     assert state.attributes[ATTR_REASONS] == [ISSUE_CELL_OUT_OF_RANGE]
@@ -267,14 +229,16 @@ async def test_pack_check_shows_the_repairs_findings(
     simulator.set_cell_voltage(7, 3.3)
     simulator.set_cell_voltage(3, 3.3)
     for _ in range(CLEAR_AFTER - 1):
-        await poll(hass, freezer)
+        await poll()
         assert hass.states.get(check).state == STATE_ON
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(check).state == STATE_OFF
     assert issues.async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_pack_check_shows_a_silent_module(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     freezer: FrozenDateTimeFactory,
@@ -283,7 +247,7 @@ async def test_pack_check_shows_a_silent_module(
 ) -> None:
     """While the module is silent the other entities are unavailable, but the pack check stays
     available and turns on once the silence lasts RAISE_AFTER polls; an answer turns it off."""
-    check, balancing = entity_id(entity_registry, "pack_check"), entity_id(entity_registry, "balancing")
+    check, balancing = entity_id(Platform.BINARY_SENSOR, "pack_check"), entity_id(Platform.BINARY_SENSOR, "balancing")
     coordinator = init_integration.runtime_data
     simulator.silent = True
     for _ in range(RAISE_AFTER - 1):
@@ -296,7 +260,7 @@ async def test_pack_check_shows_a_silent_module(
     assert state.attributes[ATTR_REASONS] == [ISSUE_STOPPED_ANSWERING]
 
     simulator.silent = False
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(balancing).state != STATE_UNAVAILABLE
     state = hass.states.get(check)
     assert state.state == STATE_OFF

@@ -21,7 +21,7 @@ from pytest_homeassistant_custom_component.common import (
 import yaml
 
 from custom_components.daly_active_balance.const import DOMAIN
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
+from daly_tools.simulator import SimulatedBalancer, SimulatorServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

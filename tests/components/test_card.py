@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.daly_active_balance.card import CARD_FILE, CARD_URL
 from custom_components.daly_active_balance.const import DOMAIN
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 
 from .conftest import add_serial_entry
 

@@ -49,7 +49,9 @@ from custom_components.daly_active_balance.const import (
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.frames import Direction, ExceptionResponse, Function, ReadRequest
 from custom_components.daly_active_balance.protocol.registers import BY_KEY
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from daly_tools.simulator import (
     Reply,
     SimulatedBalancer,
     SimulatorConfig,
@@ -57,8 +59,6 @@ from custom_components.daly_active_balance.protocol.simulator import (
     serve_pty,
     serve_tcp,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
 
 from .ble_helpers import (
     DALY_ADDRESS,
@@ -83,6 +83,12 @@ OTHER_ADDRESS = "C4:DE:E2:11:22:33"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def entry_unique_id(sim_server: SimulatorServer) -> str:
+    """A serial entry's unique id is its URL, as the flow makes it."""
+    return sim_server.url
 
 
 @pytest.fixture
@@ -269,7 +275,9 @@ async def test_serial_typed_port_creates_entry(
     result = await open_step(hass, "serial")
     result = await submit(hass, result, {CONF_PORT: f"  {link.url} "})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"DALY balancer {sim_config.cells}S"
+    # Named after the module and where it is reached: /dev/pts/N as "pts/N", a bridge by host:port.
+    where = link.url.removeprefix("socket://") if "://" in link.url else "pts/" + link.url.rsplit("/", 1)[1]
+    assert result["title"] == f"DALY balancer {sim_config.cells}S ({where})"
     assert result["data"] == {CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: link.url}
     assert result["result"].unique_id == link.url
     assert result["result"].options == {}
@@ -313,7 +321,7 @@ async def test_serial_lists_usb_ports_and_creates_entry_from_one(
     finally:
         await server.close()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "DALY balancer 8S"
+    assert result["title"] == f"DALY balancer 8S (pts/{server.url.rsplit('/', 1)[1]})"
     assert result["result"].unique_id == server.url
 
 
@@ -775,7 +783,10 @@ async def test_bluetooth_discovery_each_matcher(
 
     result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "DALY balancer 16S"
+    # The dongle's name with the address in it shortened; a renamed dongle keeps its name.
+    assert result["title"] == (
+        "DALY balancer 16S (DL-…5C9B)" if info.name == DALY_NAME else "DALY balancer 16S (Akku-2)"
+    )
     assert result["data"] == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
     assert result["result"].unique_id == DALY_ADDRESS
     # The probe went through the dongle and released it (the DALY app may connect again).
@@ -930,7 +941,7 @@ async def test_reconfigure_serial_to_new_module(
 
     The old link is released and stays released: the integration's update listener (options apply
     without a reload) must not poll the old module again because the entry's data changed, and
-    Home Assistant must not report the listener (it calls that breaking in 2026.12).
+    Home Assistant must not warn about a listener that outlives a reload-and-abort.
     """
     entry = init_integration
     old_url = entry.data[CONF_PORT]

@@ -38,7 +38,7 @@ from custom_components.daly_active_balance.const import (
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, parse
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     Reply,
     SimulatedBalancer,
     SimulatorServer,

@@ -20,21 +20,18 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
 from custom_components.daly_active_balance.checks import RAISE_AFTER
-from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
-    CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
-    DOMAIN,
-)
-from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS, encode_ascii
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL, DOMAIN
+from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS
+from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+from daly_tools.factory import FACTORY, encode_ascii
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
 )
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 
 from .ble_helpers import DALY_ADDRESS, DALY_NAME, inject_advertisement, service_info, use_standin_dongle
+from .conftest import add_serial_entry
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -59,18 +56,15 @@ def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """A serial entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options={CONF_UPDATE_INTERVAL: 5},
-        minor_version=2,  # current: no migration replaces the fixed unique id
-    )
-    entry.add_to_hass(hass)
-    return entry
+def entry_title() -> str:
+    """The module's name as the flow makes it."""
+    return "DALY balancer 16S"
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """The update interval shows in the diagnostics."""
+    return {CONF_UPDATE_INTERVAL: 5}
 
 
 def raw_registers(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -82,7 +76,7 @@ def raw_registers(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def assert_no_secret(result: dict[str, Any]) -> None:
     """Neither the password nor the serial number, decoded or raw, is in the result."""
     text = json.dumps(result)
-    password = BY_KEY["password"].default
+    password = FACTORY["password"]
     assert isinstance(password, str) and password == "123456"
     assert password not in text
     assert SERIAL_NUMBER not in text
@@ -314,16 +308,9 @@ PASSWORD = "hunter2-DALY"
 def secret_url_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
     """An entry whose URL carries credentials in its query (the bridge here ignores them)."""
     url = f"{sim_server.url}?port_name=uart1&key={KEY}&password={PASSWORD}"
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id=sim_server.url,
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: url},
-        options={CONF_UPDATE_INTERVAL: 3600},
-        minor_version=2,
+    return add_serial_entry(
+        hass, url, "DALY balancer 16S", unique_id=sim_server.url, options={CONF_UPDATE_INTERVAL: 3600}
     )
-    entry.add_to_hass(hass)
-    return entry
 
 
 @pytest.mark.parametrize("silent", [False, True], ids=["answering", "silent"])

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import timedelta
 import logging
 import time
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_PORT, STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -23,20 +24,20 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
-    DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.protocol.registers import SETTINGS
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.writes import SLEEP_TIME
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
     serve_tcp,
 )
+
+from .conftest import EntityIdFinder
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -51,17 +52,9 @@ def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
     """An entry polling every few seconds."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer 16S",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options={CONF_UPDATE_INTERVAL: UPDATE_INTERVAL},
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return {CONF_UPDATE_INTERVAL: UPDATE_INTERVAL}
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -270,15 +263,14 @@ async def test_unavailable_and_back(
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
+    entity_id: EntityIdFinder,
 ) -> None:
     """Entities go unavailable while the module is silent and come back; one log line each way.
 
     The pack check alone stays available: it shows that the module stopped answering.
     """
     coordinator = init_integration.runtime_data
-    pack_check = entity_registry.async_get_entity_id(
-        Platform.BINARY_SENSOR, DOMAIN, f"{init_integration.unique_id}_pack_check"
-    )
+    pack_check = entity_id(Platform.BINARY_SENSOR, "pack_check")
     assert STATE_UNAVAILABLE not in entry_states(hass, entity_registry, init_integration).values()
     caplog.clear()
 
@@ -357,7 +349,7 @@ async def test_nothing_written_during_setup_reload_or_options(
 
     # The same counters see a write when one is made. (The client may wait out its answer
     # timeout on the write's echo, so time is moved on until the write is done.)
-    write = hass.async_create_task(config_entry.runtime_data.async_write("sleep_time", 1800))
+    write = hass.async_create_task(config_entry.runtime_data.async_write(SLEEP_TIME, 1800))
     await run_out_timeouts(hass, freezer, write.done)
     write.result()
     assert simulator.stats.writes == 1

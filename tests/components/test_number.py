@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from unittest.mock import PropertyMock, patch
-
 from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
-from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, Platform
+from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
@@ -14,58 +11,26 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.protocol.registers import (
     CHEMISTRY,
     SLEEP_NEVER,
     BatteryType,
     register,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
-    SimulatorServer,
 )
+
+from .conftest import EntityIdFinder
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 
-@pytest.fixture(autouse=True)
-def only_numbers() -> Iterator[None]:
+@pytest.fixture
+def platforms() -> list[Platform]:
     """Set up the number platform alone."""
-    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.NUMBER]):
-        yield
-
-
-@pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """An entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
-@pytest.fixture
-def enable_all_entities() -> Iterator[None]:
-    """Create every entity enabled (the string count is disabled by default: [INF])."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        new_callable=PropertyMock,
-        return_value=True,
-    ):
-        yield
-
-
-def entity_id(entity_registry: er.EntityRegistry, key: str) -> str:
-    """The entity id of the number for register ``key``."""
-    found = entity_registry.async_get_entity_id(Platform.NUMBER, DOMAIN, f"simulator_{key}")
-    assert found is not None, key
-    return found
+    return [Platform.NUMBER]
 
 
 async def set_value(hass: HomeAssistant, entity_id: str, value: float) -> None:
@@ -76,7 +41,7 @@ async def set_value(hass: HomeAssistant, entity_id: str, value: float) -> None:
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_snapshot(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
@@ -103,7 +68,7 @@ async def test_string_count_disabled_by_default(
     }
 
 
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize(
     ("key", "shown", "stored"),
     [
@@ -115,6 +80,7 @@ async def test_string_count_disabled_by_default(
     ],
 )
 async def test_write_reaches_module(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -125,13 +91,14 @@ async def test_write_reaches_module(
 ) -> None:
     """A value set in Home Assistant is stored by the module and read back into the state."""
     assert simulator.value(key) != pytest.approx(stored)
-    number = entity_id(entity_registry, key)
+    number = entity_id(Platform.NUMBER, key)
     await set_value(hass, number, shown)
     assert simulator.value(key) == pytest.approx(stored)
     assert float(hass.states.get(number).state) == pytest.approx(shown)
 
 
 async def test_balance_delta_shown_in_millivolts(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -139,7 +106,7 @@ async def test_balance_delta_shown_in_millivolts(
 ) -> None:
     """The table keeps volts; the entity shows and takes millivolts, with the table's range."""
     reg = register("balance_start_delta")
-    state = hass.states.get(entity_id(entity_registry, "balance_start_delta"))
+    state = hass.states.get(entity_id(Platform.NUMBER, "balance_start_delta"))
     assert state.attributes["unit_of_measurement"] == "mV"
     assert float(state.state) == pytest.approx(simulator.value("balance_start_delta") * 1000)
     assert state.attributes["min"] == pytest.approx(reg.minimum * 1000)
@@ -153,6 +120,7 @@ async def test_balance_delta_shown_in_millivolts(
     ids=[str(t) for t in BatteryType],
 )
 async def test_balance_voltage_range_follows_chemistry(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     sim_config: SimulatorConfig,
@@ -160,12 +128,12 @@ async def test_balance_voltage_range_follows_chemistry(
 ) -> None:
     """The turn-on voltage is bounded by the configured chemistry, not by the register alone."""
     chemistry = CHEMISTRY[BatteryType(sim_config.battery_type)]
-    state = hass.states.get(entity_id(entity_registry, "balance_start_voltage"))
+    state = hass.states.get(entity_id(Platform.NUMBER, "balance_start_voltage"))
     assert state.attributes["min"] == pytest.approx(chemistry.balance_min)
     assert state.attributes["max"] == pytest.approx(chemistry.balance_max)
 
 
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize(
     ("key", "value"),
     [
@@ -178,6 +146,7 @@ async def test_balance_voltage_range_follows_chemistry(
     ],
 )
 async def test_out_of_range_refused(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -188,11 +157,12 @@ async def test_out_of_range_refused(
     """A value outside the range raises ServiceValidationError and nothing reaches the module."""
     before = simulator.value(key)
     with pytest.raises(ServiceValidationError):
-        await set_value(hass, entity_id(entity_registry, key), value)
+        await set_value(hass, entity_id(Platform.NUMBER, key), value)
     assert simulator.value(key) == before
 
 
 async def test_ignored_write_raises(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -201,7 +171,7 @@ async def test_ignored_write_raises(
     """A write the module echoes but does not take raises; the state shows the real value."""
     simulator.ignore_writes.add("sleep_time")
     before = simulator.value("sleep_time")
-    number = entity_id(entity_registry, "sleep_time")
+    number = entity_id(Platform.NUMBER, "sleep_time")
     with pytest.raises(HomeAssistantError) as caught:
         await set_value(hass, number, 600)
     assert not isinstance(caught.value, ServiceValidationError)

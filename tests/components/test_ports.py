@@ -20,8 +20,8 @@ from custom_components.daly_active_balance.ports import InvalidPortError, canoni
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import ConnectTimeoutError
 from custom_components.daly_active_balance.protocol.redact import REDACTED, redact
-from custom_components.daly_active_balance.protocol.simulator import SimulatorServer
 from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from daly_tools.simulator import SimulatorServer
 
 from .ble_helpers import DALY_ADDRESS
 from .unaccepting import unaccepting_port

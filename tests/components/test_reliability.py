@@ -29,24 +29,20 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, WriteSingle, parse
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, PASSWORD, SETTINGS
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorServer,
     serve_tcp,
 )
+
+from .conftest import EntityIdFinder
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 COMPONENT = Path(__file__).resolve().parents[2] / "custom_components" / DOMAIN
 #: Short answer timeout for tests where the module stays silent (time is not frozen here).
 SHORT = 0.1
-
-
-def entity_id(registry: er.EntityRegistry, entry: MockConfigEntry, platform: str, key: str) -> str:
-    """The entity id of ``key`` on ``platform`` of ``entry``."""
-    found = registry.async_get_entity_id(platform, DOMAIN, f"{entry.unique_id}_{key}")
-    assert found is not None, key
-    return found
 
 
 def record_requests(sim: SimulatedBalancer) -> list[object]:
@@ -79,6 +75,7 @@ async def set_number(hass: HomeAssistant, entity: str, value: float) -> None:
 
 
 async def test_ignored_select_write_is_an_error_and_shows_the_real_value(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -87,7 +84,7 @@ async def test_ignored_select_write_is_an_error_and_shows_the_real_value(
     """Write safety, "a write the module ignores is reported to the user as an error, and the
     entity shows the real value" (the battery type select; numbers and the switch have their own)."""
     simulator.ignore_writes.add("battery_type")
-    select = entity_id(entity_registry, init_integration, "select", "battery_type")
+    select = entity_id("select", "battery_type")
     assert hass.states.get(select).state == "lifepo4"
     with pytest.raises(HomeAssistantError) as caught:
         await hass.services.async_call(
@@ -100,6 +97,7 @@ async def test_ignored_select_write_is_an_error_and_shows_the_real_value(
 
 
 async def test_out_of_range_number_reaches_nothing(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -108,17 +106,18 @@ async def test_out_of_range_number_reaches_nothing(
     """Write safety, "out-of-range values are refused before anything reaches the wire": through
     the entity service, not one byte of a write arrives at the module (its request log)."""
     requests = record_requests(simulator)
-    number = entity_id(entity_registry, init_integration, "number", "balance_start_voltage")
+    number = entity_id("number", "balance_start_voltage")
     with pytest.raises(ServiceValidationError):
         await set_number(hass, number, 4.5)
     # Bypassing the entity's own range: the coordinator's write still refuses a NaN.
     with pytest.raises(ServiceValidationError):
-        await init_integration.runtime_data.async_write("balance_start_voltage", float("nan"))
+        await init_integration.runtime_data.async_write(BALANCE_START_VOLTAGE, float("nan"))
     assert not [r for r in requests if isinstance(r, WriteSingle)]
     assert simulator.stats.writes == simulator.stats.refused_writes == 0
 
 
 async def test_write_whose_answers_were_lost_is_shown_after_the_next_poll(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -129,7 +128,7 @@ async def test_write_whose_answers_were_lost_is_shown_after_the_next_poll(
     so the entity shows what the module now holds (not the old value until the Nth poll)."""
     coordinator = init_integration.runtime_data
     coordinator.client.timeout = SHORT
-    number = entity_id(entity_registry, init_integration, "number", "sleep_time")
+    number = entity_id("number", "sleep_time")
     assert float(hass.states.get(number).state) == 3600
     original = simulator._write
 
@@ -150,6 +149,7 @@ async def test_write_whose_answers_were_lost_is_shown_after_the_next_poll(
 
 
 async def test_write_during_a_poll_waits_and_writes_never_interleave(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -160,8 +160,8 @@ async def test_write_during_a_poll_waits_and_writes_never_interleave(
     write + read-back (the module's own request log)."""
     coordinator = init_integration.runtime_data
     requests = record_requests(simulator)
-    voltage = entity_id(entity_registry, init_integration, "number", "balance_start_voltage")
-    delta = entity_id(entity_registry, init_integration, "number", "balance_start_delta")
+    voltage = entity_id("number", "balance_start_voltage")
+    delta = entity_id("number", "balance_start_delta")
     poll = hass.async_create_task(coordinator.async_refresh())
     for _ in range(1000):  # until the poll's first request has reached the module
         if requests:
@@ -230,10 +230,10 @@ async def test_password_never_in_debug_logs_or_diagnostics(
     coordinator = config_entry.runtime_data
     assert coordinator.identity.password == password  # it was read
     await coordinator.async_refresh()
-    await coordinator.async_write("balance_start_delta", 0.025)
+    await coordinator.async_write(BALANCE_START_DELTA, 0.025)
     simulator.ignore_writes.add("sleep_time")
     with pytest.raises(HomeAssistantError):
-        await coordinator.async_write("sleep_time", 600)
+        await coordinator.async_write(SLEEP_TIME, 600)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, config_entry)
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_block_till_done()

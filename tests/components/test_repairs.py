@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 import time
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
 from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, Platform
+from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.loader import async_get_integration
@@ -18,10 +19,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.daly_active_balance.checks import CLEAR_AFTER, DOUBT_AFTER, RAISE_AFTER
 from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
     DOMAIN,
 )
 from custom_components.daly_active_balance.issues import (
@@ -40,10 +39,9 @@ from custom_components.daly_active_balance.protocol.registers import (
     SLEEP_NEVER,
     BatteryType,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
-    SimulatorServer,
 )
 
 from .test_init import UPDATE_INTERVAL, advance, poll_unanswered, run_out_timeouts
@@ -60,17 +58,9 @@ def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
     """An entry that polls every few seconds and re-reads the settings on every poll."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=TITLE,
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-        options={CONF_UPDATE_INTERVAL: UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1},
-    )
-    entry.add_to_hass(hass)
-    return entry
+    return {CONF_UPDATE_INTERVAL: UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1}
 
 
 def issue(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> ir.IssueEntry | None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from unittest.mock import patch
-
 from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
-from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, Platform
+from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
@@ -14,39 +11,24 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.protocol.registers import CHEMISTRY, BatteryType
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
+from daly_tools.simulator import SimulatedBalancer
+
+from .conftest import EntityIdFinder
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 
-@pytest.fixture(autouse=True)
-def only_selects() -> Iterator[None]:
+@pytest.fixture
+def platforms() -> list[Platform]:
     """Set up the select platform alone."""
-    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.SELECT]):
-        yield
+    return [Platform.SELECT]
 
 
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """An entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
-@pytest.fixture
-def battery_type(entity_registry: er.EntityRegistry, init_integration: MockConfigEntry) -> str:
+def battery_type(entity_id: EntityIdFinder, init_integration: MockConfigEntry) -> str:
     """The battery type select's entity id."""
-    found = entity_registry.async_get_entity_id(Platform.SELECT, DOMAIN, "simulator_battery_type")
-    assert found is not None
-    return found
+    return entity_id(Platform.SELECT, "battery_type")
 
 
 async def select(hass: HomeAssistant, entity_id: str, option: str) -> None:

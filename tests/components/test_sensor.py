@@ -2,80 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
-from unittest.mock import PropertyMock, patch
-
-from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import CONF_PORT, STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
-    CONNECTION_SERIAL,
-    DEFAULT_UPDATE_INTERVAL,
-    DOMAIN,
-)
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, EXTENDED, LIVE, RAW_ABSENT
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
-    SimulatorServer,
 )
+
+from .conftest import UNIQUE_ID, EntityIdFinder, Poll
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 
-@pytest.fixture(autouse=True)
-def only_sensors() -> Iterator[None]:
+@pytest.fixture
+def platforms() -> list[Platform]:
     """Set up the sensor platform alone."""
-    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.SENSOR]):
-        yield
+    return [Platform.SENSOR]
 
 
 @pytest.fixture
 def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
     """A module whose clock stands still: its cells do not drift between a poll and a comparison."""
     return SimulatedBalancer(sim_config, clock=lambda: 0.0)
-
-
-@pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """An entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
-@pytest.fixture
-def enable_all_entities() -> Iterator[None]:
-    """Create every entity enabled, also those disabled by default."""
-    with patch(
-        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
-        new_callable=PropertyMock,
-        return_value=True,
-    ):
-        yield
-
-
-def entity_id(entity_registry: er.EntityRegistry, key: str) -> str:
-    """The entity id of the sensor with description key ``key``."""
-    found = entity_registry.async_get_entity_id(Platform.SENSOR, DOMAIN, f"simulator_{key}")
-    assert found is not None, key
-    return found
 
 
 def cell_sensor_keys(entity_registry: er.EntityRegistry, entry: MockConfigEntry) -> list[str]:
@@ -88,14 +45,7 @@ def cell_sensor_keys(entity_registry: er.EntityRegistry, entry: MockConfigEntry)
     ]
 
 
-async def poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
-    """Let one update interval pass so the coordinator polls the module."""
-    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_INTERVAL))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_snapshot(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
@@ -107,9 +57,10 @@ async def test_snapshot(
 
 
 async def test_cells_equal_simulator(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
-    freezer: FrozenDateTimeFactory,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
@@ -117,29 +68,30 @@ async def test_cells_equal_simulator(
     cells = simulator.cell_voltages()
     assert len(cell_sensor_keys(entity_registry, init_integration)) == len(cells) == 16
     for number, volts in enumerate(cells, start=1):
-        state = hass.states.get(entity_id(entity_registry, f"cell_voltage_{number}"))
+        state = hass.states.get(entity_id(Platform.SENSOR, f"cell_voltage_{number}"))
         assert state is not None
         assert float(state.state) == pytest.approx(volts, abs=0.0005)
         assert state.attributes["unit_of_measurement"] == "V"
 
     simulator.set_cell_voltage(5, 3.512)
     simulator.set_cell_voltage(9, 3.101)
-    await poll(hass, freezer)
+    await poll()
 
-    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_5")).state) == pytest.approx(3.512)
-    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_9")).state) == pytest.approx(3.101)
-    assert hass.states.get(entity_id(entity_registry, "max_voltage_cell")).state == "5"
-    assert hass.states.get(entity_id(entity_registry, "min_voltage_cell")).state == "9"
+    assert float(hass.states.get(entity_id(Platform.SENSOR, "cell_voltage_5")).state) == pytest.approx(3.512)
+    assert float(hass.states.get(entity_id(Platform.SENSOR, "cell_voltage_9")).state) == pytest.approx(3.101)
+    assert hass.states.get(entity_id(Platform.SENSOR, "max_voltage_cell")).state == "5"
+    assert hass.states.get(entity_id(Platform.SENSOR, "min_voltage_cell")).state == "9"
 
 
 async def test_cell_delta_in_millivolts(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
     """The cell difference is kept in V natively and shown in mV."""
-    state = hass.states.get(entity_id(entity_registry, "cell_delta"))
+    state = hass.states.get(entity_id(Platform.SENSOR, "cell_delta"))
     assert state is not None
     assert state.attributes["unit_of_measurement"] == "mV"
     assert float(state.state) == pytest.approx(simulator.value("cell_delta") * 1000, abs=0.5)
@@ -151,6 +103,7 @@ async def test_cell_delta_in_millivolts(
     ids=["3S", "24S"],
 )
 async def test_cell_count_follows_module(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -162,30 +115,31 @@ async def test_cell_count_follows_module(
     assert len(cells) == sim_config.cells
     keys = cell_sensor_keys(entity_registry, init_integration)
     assert sorted(keys) == sorted(f"cell_voltage_{n}" for n in range(1, sim_config.cells + 1))
-    last = hass.states.get(entity_id(entity_registry, f"cell_voltage_{sim_config.cells}"))
+    last = hass.states.get(entity_id(Platform.SENSOR, f"cell_voltage_{sim_config.cells}"))
     assert float(last.state) == pytest.approx(cells[-1], abs=0.0005)
-    assert hass.states.get(entity_id(entity_registry, "cell_count")).state == str(sim_config.cells)
+    assert hass.states.get(entity_id(Platform.SENSOR, "cell_count")).state == str(sim_config.cells)
 
 
-@pytest.mark.usefixtures("enable_all_entities")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_the_absent_marker_is_never_a_reading(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
-    freezer: FrozenDateTimeFactory,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
     """Issue 14 item 2: the firmware's "absent" marker 0xFFFF is unknown, never a number
     (not 65495 °C, not 65.535 V), in every register of the live and extended blocks."""
-    temperature_1 = entity_id(entity_registry, "temperature_1")
-    cell_3 = entity_id(entity_registry, "cell_voltage_3")
+    temperature_1 = entity_id(Platform.SENSOR, "temperature_1")
+    cell_3 = entity_id(Platform.SENSOR, "cell_voltage_3")
     counts = {BY_KEY[key].address for key in ("cell_count", "temperature_sensor_count")}
     simulator.write_word(BY_KEY["temperatures"].address, RAW_ABSENT)
     simulator.write_word(BY_KEY["cell_voltages"].address + 2, RAW_ABSENT)
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(temperature_1).state == STATE_UNKNOWN
     assert hass.states.get(cell_3).state == STATE_UNKNOWN
-    assert float(hass.states.get(entity_id(entity_registry, "cell_voltage_4")).state) == pytest.approx(
+    assert float(hass.states.get(entity_id(Platform.SENSOR, "cell_voltage_4")).state) == pytest.approx(
         simulator.cell_voltages()[3]
     )
 
@@ -193,9 +147,9 @@ async def test_the_absent_marker_is_never_a_reading(
         for address in range(block.start, block.end):
             if address not in counts:
                 simulator.write_word(address, RAW_ABSENT)
-    await poll(hass, freezer)
+    await poll()
     for entity in er.async_entries_for_config_entry(entity_registry, init_integration.entry_id):
-        key = entity.unique_id.removeprefix("simulator_")
+        key = entity.unique_id.removeprefix(f"{UNIQUE_ID}_")
         state = hass.states.get(entity.entity_id)
         if key in ("cell_count", "temperature_sensor_count", "register_00ce", "register_00d0"):
             continue  # counts and the balancer block: not overwritten
@@ -203,6 +157,7 @@ async def test_the_absent_marker_is_never_a_reading(
 
 
 async def test_a_sensor_count_above_the_slots_shows_the_sensors_that_exist(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
@@ -214,10 +169,10 @@ async def test_a_sensor_count_above_the_slots_shows_the_sensors_that_exist(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
 
-    state = hass.states.get(entity_id(entity_registry, "temperature_1"))
+    state = hass.states.get(entity_id(Platform.SENSOR, "temperature_1"))
     assert state is not None
     assert float(state.state) == simulator.value("temperatures")[0]  # type: ignore[index]
     created = {e.unique_id for e in er.async_entries_for_config_entry(entity_registry, config_entry.entry_id)}
-    assert "simulator_temperature_2" not in created  # slot 2 holds nothing (raw 0)
-    assert hass.states.get(entity_id(entity_registry, "temperature_sensor_count")).state == "1"
+    assert f"{UNIQUE_ID}_temperature_2" not in created  # slot 2 holds nothing (raw 0)
+    assert hass.states.get(entity_id(Platform.SENSOR, "temperature_sensor_count")).state == "1"
     await hass.config_entries.async_unload(config_entry.entry_id)

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 from unittest.mock import patch
 from urllib.parse import urlsplit
 
 from bleak.backends.device import BLEDevice
-from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     ATTR_ENTITY_ID,
     CONF_ADDRESS,
-    CONF_PORT,
     SERVICE_TURN_OFF,
     SERVICE_TURN_ON,
     STATE_OFF,
@@ -29,7 +26,6 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -38,43 +34,29 @@ from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
     CONNECTION_BLE,
-    CONNECTION_SERIAL,
-    DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorServer
 from custom_components.daly_active_balance.protocol.transport import Transport
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+from daly_tools.simulator import SimulatedBalancer, SimulatorServer
+
+from .conftest import UNIQUE_ID, EntityIdFinder, Poll
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 BLE_ADDRESS = "AA:BB:CC:DD:EE:FF"
 
 
-@pytest.fixture(autouse=True)
-def only_switches() -> Iterator[None]:
-    """Set up the switch platform alone."""
-    with patch("custom_components.daly_active_balance.PLATFORMS", [Platform.SWITCH]):
-        yield
-
-
 @pytest.fixture
-def config_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockConfigEntry:
-    """A serial entry with a fixed unique id (the simulator's port changes between runs)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="DALY balancer",
-        unique_id="simulator",
-        data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: sim_server.url},
-    )
-    entry.add_to_hass(hass)
-    return entry
+def platforms() -> list[Platform]:
+    """Set up the switch platform alone."""
+    return [Platform.SWITCH]
 
 
-def entity_id(entity_registry: er.EntityRegistry, key: str, unique_id: str = "simulator") -> str | None:
-    """The entity id of the switch with description key ``key``, if it exists."""
-    return entity_registry.async_get_entity_id(Platform.SWITCH, DOMAIN, f"{unique_id}_{key}")
+def ble_entity_id(entity_registry: er.EntityRegistry, key: str) -> str | None:
+    """The entity id of the Bluetooth entry's switch with description key ``key``, if it exists."""
+    return entity_registry.async_get_entity_id(Platform.SWITCH, DOMAIN, f"{BLE_ADDRESS}_{key}")
 
 
 async def switch(hass: HomeAssistant, entity_id: str, *, on: bool) -> None:
@@ -82,13 +64,6 @@ async def switch(hass: HomeAssistant, entity_id: str, *, on: bool) -> None:
     await hass.services.async_call(
         SWITCH_DOMAIN, SERVICE_TURN_ON if on else SERVICE_TURN_OFF, {ATTR_ENTITY_ID: entity_id}, blocking=True
     )
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-async def poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
-    """Let one update interval pass so the coordinator polls the module."""
-    freezer.tick(timedelta(seconds=DEFAULT_UPDATE_INTERVAL))
-    async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
@@ -103,14 +78,14 @@ async def test_snapshot(
 
 
 async def test_balancer_switch_writes_module(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
     """Off and on reach register 0x00CF and are read back into the state."""
-    balancer = entity_id(entity_registry, "balancer_enabled")
-    assert balancer is not None
+    balancer = entity_id(Platform.SWITCH, "balancer_enabled")
     assert simulator.value("balancer_enabled") is True
     assert hass.states.get(balancer).state == STATE_ON
 
@@ -124,29 +99,29 @@ async def test_balancer_switch_writes_module(
 
 
 async def test_balancer_switch_follows_module(
+    poll: Poll,
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
-    freezer: FrozenDateTimeFactory,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
     """A change made elsewhere (the phone app) shows after the next poll."""
-    balancer = entity_id(entity_registry, "balancer_enabled")
-    assert balancer is not None
+    balancer = entity_id(Platform.SWITCH, "balancer_enabled")
     simulator.write_word(0x00CF, 0)
-    await poll(hass, freezer)
+    await poll()
     assert hass.states.get(balancer).state == STATE_OFF
 
 
 async def test_ignored_write_raises(
+    entity_id: EntityIdFinder,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
     """A switch the module echoes but does not take raises; the state stays on."""
-    balancer = entity_id(entity_registry, "balancer_enabled")
-    assert balancer is not None
+    balancer = entity_id(Platform.SWITCH, "balancer_enabled")
     simulator.ignore_writes.add("balancer_enabled")
     with pytest.raises(HomeAssistantError) as caught:
         await switch(hass, balancer, on=False)
@@ -156,11 +131,14 @@ async def test_ignored_write_raises(
 
 
 async def test_no_keep_connected_on_serial(
-    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+    entity_id: EntityIdFinder,
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    init_integration: MockConfigEntry,
 ) -> None:
     """The Bluetooth option has no entity on a wired entry."""
-    assert entity_id(entity_registry, CONF_KEEP_CONNECTED) is None
-    assert entity_id(entity_registry, "balancer_enabled") is not None
+    assert entity_registry.async_get_entity_id(Platform.SWITCH, DOMAIN, f"{UNIQUE_ID}_{CONF_KEEP_CONNECTED}") is None
+    assert entity_id(Platform.SWITCH, "balancer_enabled")
 
 
 # --- Bluetooth ---------------------------------------------------------------------------------
@@ -252,24 +230,24 @@ async def ble_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockCon
 
 
 async def test_keep_connected_on_ble(
+    poll: Poll,
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
-    freezer: FrozenDateTimeFactory,
     ble_entry: MockConfigEntry,
 ) -> None:
     """The BLE-only option: a config switch that changes the entry's option and the link."""
     coordinator: DalyCoordinator = ble_entry.runtime_data
     transport = coordinator.client.transport
     assert isinstance(transport, BleTransport)
-    keep = entity_id(entity_registry, CONF_KEEP_CONNECTED, BLE_ADDRESS)
+    keep = ble_entity_id(entity_registry, CONF_KEEP_CONNECTED)
     assert keep is not None
     assert entity_registry.async_get(keep).entity_category is er.EntityCategory.CONFIG
-    assert entity_id(entity_registry, "balancer_enabled", BLE_ADDRESS) is not None
+    assert ble_entity_id(entity_registry, "balancer_enabled") is not None
     assert hass.states.get(keep).state == STATE_ON
 
     # Kept open: polls reuse the one connection.
     connects = transport.connects
-    await poll(hass, freezer)
+    await poll()
     assert transport.is_open
     assert transport.connects == connects
 
@@ -279,9 +257,9 @@ async def test_keep_connected_on_ble(
     assert transport.keep_connected is False
 
     # Released after every poll: each poll connects anew and leaves the link closed.
-    await poll(hass, freezer)
+    await poll()
     connects = transport.connects
-    await poll(hass, freezer)
+    await poll()
     assert transport.connects == connects + 1
     assert not transport.is_open
 
@@ -295,8 +273,24 @@ async def test_keep_connected_follows_options_flow(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, ble_entry: MockConfigEntry
 ) -> None:
     """An option changed elsewhere (the options flow) shows in the switch at once."""
-    keep = entity_id(entity_registry, CONF_KEEP_CONNECTED, BLE_ADDRESS)
+    keep = ble_entity_id(entity_registry, CONF_KEEP_CONNECTED)
     assert keep is not None
     hass.config_entries.async_update_entry(ble_entry, options={**ble_entry.options, CONF_KEEP_CONNECTED: False})
     await hass.async_block_till_done(wait_background_tasks=True)
     assert hass.states.get(keep).state == STATE_OFF
+
+
+async def test_never_sleep_writes_the_sleep_time(
+    hass: HomeAssistant, entity_id: EntityIdFinder, simulator: SimulatedBalancer, init_integration: MockConfigEntry
+) -> None:
+    """On writes 65535 (never), off the manual's 3600 s; a sleep time set otherwise reads as off."""
+    never = entity_id(Platform.SWITCH, "never_sleep")
+    assert simulator.value("sleep_time") == 3600
+    assert hass.states.get(never).state == STATE_OFF
+    await switch(hass, never, on=True)
+    assert simulator.value("sleep_time") == 65535
+    assert hass.states.get(never).state == STATE_ON
+    await switch(hass, never, on=False)
+    assert simulator.value("sleep_time") == 3600
+    assert hass.states.get(never).state == STATE_OFF
+    assert simulator.stats.writes == 2

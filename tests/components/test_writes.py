@@ -27,7 +27,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.protocol.frames import Function
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer
+from daly_tools.simulator import SimulatedBalancer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

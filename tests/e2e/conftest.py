@@ -32,7 +32,7 @@ import warnings
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -315,8 +315,11 @@ async def simulator(socket_enabled: None) -> AsyncIterator[RunningSimulator]:
 @pytest.fixture
 async def page(chromium: str) -> AsyncIterator[Page]:
     """A fresh Chromium page (own temporary profile), 1280x900, English, UTC."""
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # How long an expectation waits for the page to get there (Playwright's default is 5 s): a
+    # loaded 2-core machine can take longer to draw a dashboard. A wait, not a timing assertion.
+    expect.set_options(timeout=30_000)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:

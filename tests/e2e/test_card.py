@@ -15,7 +15,7 @@ pytest.importorskip("playwright", reason="playwright is not installed (requireme
 
 from playwright.async_api import ConsoleMessage, Locator, Page, expect
 
-from custom_components.daly_active_balance.protocol.simulator import Fault, FaultPlan
+from daly_tools.simulator import Fault, FaultPlan
 
 from . import ui
 from .conftest import HomeAssistantProcess, RunningSimulator

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import override
 
 from custom_components.daly_active_balance.protocol.errors import DalyConnectionError
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer
 from custom_components.daly_active_balance.protocol.transport import Transport
+from daly_tools.simulator import SimulatedBalancer
 
 Responder = Callable[[bytes], Sequence[bytes]]
 

@@ -7,6 +7,7 @@ import pytest
 from custom_components.daly_active_balance.protocol import a5
 from custom_components.daly_active_balance.protocol.errors import FrameError
 from custom_components.daly_active_balance.protocol.stream import FrameStream
+from daly_tools.a5_device import A5DeviceState, answer
 
 
 @pytest.mark.parametrize(
@@ -35,14 +36,14 @@ def test_pack_reply_from_the_reference() -> None:
     assert (pack.voltage, pack.gather_voltage, pack.current, pack.soc) == (57.0, 0.0, 0.0, 49.3)
 
 
-def _state(cells: int) -> a5.A5DeviceState:
+def _state(cells: int) -> A5DeviceState:
     voltages = tuple(round(3.3 + i * 0.001, 3) for i in range(cells))
     balancing = tuple(i in (0, 7, 8, 23) for i in range(cells))
-    return a5.A5DeviceState(voltages, (25.0, 27.0), round(sum(voltages), 1), balancing, 3.3, 0.02)
+    return A5DeviceState(voltages, (25.0, 27.0), round(sum(voltages), 1), balancing, 3.3, 0.02)
 
 
-def _round_trip(command: a5.Command, state: a5.A5DeviceState, chunk: int) -> list[a5.A5Frame]:
-    wire = b"AT+X\r\n".join(a5.answer(a5.build_request(command), state))
+def _round_trip(command: a5.Command, state: A5DeviceState, chunk: int) -> list[a5.A5Frame]:
+    wire = b"AT+X\r\n".join(answer(a5.build_request(command), state))
     stream = FrameStream(a5.A5Framing())
     frames: list[a5.A5Frame] = []
     for offset in range(0, len(wire), chunk):
@@ -70,12 +71,12 @@ def test_answers_decode_back(cells: int, chunk: int) -> None:
 
 
 def test_balancer_does_not_answer_bms_commands() -> None:
-    assert a5.answer(a5.build_request(a5.Command.STATE), _state(4)) == []
-    assert a5.answer(a5.build_request(0xD9), _state(4)) == []
+    assert answer(a5.build_request(a5.Command.STATE), _state(4)) == []
+    assert answer(a5.build_request(0xD9), _state(4)) == []
 
 
 def test_bad_checksum_is_never_accepted() -> None:
-    good = a5.answer(a5.build_request(a5.Command.PACK), _state(4))[0]
+    good = answer(a5.build_request(a5.Command.PACK), _state(4))[0]
     bad = good[:-1] + bytes([good[-1] ^ 1])
     stream = FrameStream(a5.A5Framing())
     assert stream.feed(bad) == []
@@ -93,7 +94,7 @@ def test_echo_of_the_request_is_not_a_reply() -> None:
 
 def test_multi_frame_order_missing_and_surplus() -> None:
     state = _state(7)
-    frames = [a5.parse(f) for f in a5.answer(a5.build_request(a5.Command.CELLS), state)]
+    frames = [a5.parse(f) for f in answer(a5.build_request(a5.Command.CELLS), state)]
     assert len(frames) == 3
     assert a5.assemble_cells([*frames, frames[0]], 7) == state.cell_voltages  # surplus ignored
     with pytest.raises(FrameError, match="frame number"):

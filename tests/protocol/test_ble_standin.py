@@ -11,21 +11,21 @@ from bleak.exc import BleakError
 from bleak_retry_connector import BleakNotFoundError, establish_connection
 import pytest
 
-from custom_components.daly_active_balance.protocol.ble_standin import (
+from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, WriteSingle
+from custom_components.daly_active_balance.protocol.registers import BY_KEY
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from custom_components.daly_active_balance.protocol.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
+from daly_tools.ble_standin import (
     AT_UUID,
     StandInBleClient,
     standin_client_class,
 )
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, WriteSingle
-from custom_components.daly_active_balance.protocol.registers import BY_KEY
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     Fault,
     FaultPlan,
     SimulatedBalancer,
     SimulatorConfig,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from custom_components.daly_active_balance.protocol.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
 
 LIVE_REQUEST = ReadRequest(0, 62).encode()  # 129-byte reply
 BALANCER_REQUEST = ReadRequest(0xCC, 5).encode()  # 15-byte reply

@@ -13,15 +13,15 @@ import pytest
 
 from custom_components.daly_active_balance.protocol.frames import with_crc
 from custom_components.daly_active_balance.protocol.registers import PASSWORD
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer
+from daly_tools.simulator import SimulatedBalancer
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[2] / "custom_components" / "daly_active_balance"
-ENV = {**os.environ, "PYTHONPATH": str(PACKAGE_PARENT)}
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "protocol.cli", *args],
+        [sys.executable, "-m", "daly_tools.cli", *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -33,7 +33,7 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def simulator_url(socket_enabled: None) -> object:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "protocol.cli", "simulate", "--tcp", "0", "--pty", "--cells", "8"],
+        [sys.executable, "-m", "daly_tools.cli", "simulate", "--tcp", "0", "--pty", "--cells", "8"],
         stdout=subprocess.PIPE,
         text=True,
         env=ENV,

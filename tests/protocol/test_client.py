@@ -31,7 +31,7 @@ from custom_components.daly_active_balance.protocol.frames import (
 )
 from custom_components.daly_active_balance.protocol.models import ProtocolFamily
 from custom_components.daly_active_balance.protocol.registers import BALANCER, BY_KEY, LIVE
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig
+from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
 
 from .fakes import ScriptedTransport, SimTransport
 

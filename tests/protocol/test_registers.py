@@ -42,21 +42,31 @@ def _expect(capture: dict[str, Any], request: str) -> dict[str, Any]:
 def test_live_block_decodes_to_the_capture(capture: dict[str, Any]) -> None:
     request = "d2030000003ed7b9"
     expect = _expect(capture, request)
-    status = Status.from_d2(LIVE.decode(_response(capture, request)), None, None)
+    decoded = LIVE.decode(_response(capture, request))
+    # The registers decode to what the capture holds ...
+    assert decoded["max_cell_voltage"] == expect["max_cell_voltage_v"] == 3.338
+    assert decoded["min_cell_voltage"] == expect["min_cell_voltage_v"] == 3.332
+    assert decoded["average_cell_voltage"] == expect["average_cell_voltage_v"]
+    assert decoded["cell_delta"] == expect["cell_delta_v"]
+    status = Status.from_d2(decoded, None, None)
     assert status.cell_count == expect["cell_count"]
     assert list(status.cell_voltages) == expect["cell_voltages_v"]
     assert list(status.temperatures) == expect["temperatures_c"]
     assert status.temperature_sensor_count == expect["temperature_sensor_count"]
     assert status.pack_voltage == expect["pack_voltage_v"]
-    assert status.max_cell_voltage == expect["max_cell_voltage_v"]
-    assert status.min_cell_voltage == expect["min_cell_voltage_v"]
-    assert status.average_cell_voltage == expect["average_cell_voltage_v"]
-    assert status.cell_delta == expect["cell_delta_v"]
     assert status.balancing is bool(expect["balancing_state"])
     assert list(status.faults) == expect["fault_registers"]
-    # The cell list's own extremes (the registers are sampled apart from it, reference §4.1).
+    # ... but they were sampled apart from the cell list (reference §4.1): in this very frame the
+    # lowest-cell register says 3.332 V while the lowest listed cell (4) has 3.333 V (the highest,
+    # 3.338 V, agrees). What is shown comes from the cell list alone, so a cell number and its voltage
+    # always belong together.
+    cells = expect["cell_voltages_v"]
     assert status.max_cell == 11
     assert status.min_cell == 4
+    assert status.max_cell_voltage == cells[10] == max(cells) == 3.338
+    assert status.min_cell_voltage == cells[3] == min(cells) == 3.333
+    assert status.cell_delta == round(max(cells) - min(cells), 3)
+    assert status.average_cell_voltage == round(sum(cells) / len(cells), 3)
 
 
 def test_temperature_slots_7_and_8_are_not_temperatures(capture: dict[str, Any]) -> None:
@@ -123,28 +133,38 @@ def test_model_fields_are_register_keys() -> None:
 
 
 @pytest.mark.parametrize("raw", [0, 1, 2, 39, 40, 41, 999, 1000, 3335, 29999, 30000, 30001, 65534, 65535])
-def test_block_decoders_equal_decode_word(raw: int) -> None:
-    """The compiled block decoders give exactly what ``decode_word`` gives, type included."""
-    for block in BLOCKS:
-        decoded = block.decode((raw,) * block.count)
-        for reg in block.registers:
-            if reg.kind in (registers.Kind.ASCII, registers.Kind.DATE):
-                continue
-            expected = reg.decode_word(raw)
-            values = (decoded[reg.key],) if reg.count == 1 else decoded[reg.key]
-            assert isinstance(values, tuple)
-            for value in values:
-                assert value == expected, reg.key
-                assert type(value) is type(expected), reg.key
+def test_numbers_decode_to_the_scaled_decimal_value(raw: int) -> None:
+    """A number is (raw − offset) × scale to the scale's decimals: an int for a scale of 1."""
+    for reg in REGISTERS:
+        if reg.kind is not registers.Kind.NUMBER or raw in reg.absent or raw in reg.special:
+            continue
+        value = reg.decode_word(raw)
+        if reg.scale == 1:
+            assert value == raw - reg.offset
+            assert type(value) is int, reg.key
+        else:
+            assert value == round((raw - reg.offset) * reg.scale, reg.decimals), reg.key
+            assert type(value) is float, reg.key
 
 
-def test_unusual_registers_decode_through_decode_word() -> None:
-    """A scale that is not 10**-d, or special values, fall back to ``decode_word``."""
-    odd = registers.Register(key="odd", address=0, description="", confidence=Confidence.UNKNOWN, scale=0.5)
-    namespace: dict[str, object] = {}
-    assert registers._word_expression(odd, "x", "_r", namespace) == "_r(x)"
-    assert namespace["_r"] == odd.decode_word
-    assert odd.decode_word(5) == 2.5
+def test_array_registers_decode_word_by_word() -> None:
+    """Each element of an array register is what ``decode_word`` gives for its word."""
+    words = tuple(range(3300, 3300 + LIVE.count))
+    decoded = LIVE.decode(words)
+    for reg in LIVE.registers:
+        if reg.count > 1:
+            assert decoded[reg.key] == tuple(reg.decode_word(raw) for raw in words[reg.address : reg.end]), reg.key
+
+
+def test_scale_must_be_a_power_of_ten() -> None:
+    """Decoding divides by 10**decimals, which only a scale of 1, 0.1, 0.01, … allows."""
+    assert BY_KEY["cell_voltages"].decimals == 3
+    assert BY_KEY["pack_voltage"].decimals == 1
+    assert BY_KEY["cell_count"].decimals == 0
+    with pytest.raises(ValueError, match="is not 1"):
+        registers.Register(key="odd", address=0, description="", confidence=Confidence.UNKNOWN, scale=0.5)
+    with pytest.raises(ValueError, match="is not 1"):
+        registers.Register(key="coarse", address=0, description="", confidence=Confidence.UNKNOWN, scale=10)
 
 
 def test_block_decode_checks_length() -> None:
@@ -242,7 +262,7 @@ def test_the_absent_marker_is_never_a_number() -> None:
 
 def test_absent_cells_and_temperatures_keep_their_places() -> None:
     """An absent cell or temperature is None in its own place; the others keep theirs."""
-    words = list(registers.default_words(BY_KEY["cell_voltages"])) + [0] * (LIVE.count - 32)
+    words = [3335] * 16 + [0] * (LIVE.count - 16)  # 16 cells at 3.335 V
     words[2] = RAW_ABSENT
     words[0x20:0x28] = [68, RAW_ABSENT, 70, 0, 0, 0, 533, 3335]
     words[0x31], words[0x32] = 16, 3

@@ -38,7 +38,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     BatteryType,
     Block,
 )
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from daly_tools.simulator import (
     Fault,
     FaultPlan,
     Reply,
@@ -47,7 +48,6 @@ from custom_components.daly_active_balance.protocol.simulator import (
     serve_pty,
     serve_tcp,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, parse
 from custom_components.daly_active_balance.protocol.registers import BALANCER, LIVE
-from custom_components.daly_active_balance.protocol.simulator import (
+from daly_tools.simulator import (
     Fault,
     FaultPlan,
     ServedRead,

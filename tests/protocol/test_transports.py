@@ -12,17 +12,17 @@ from bleak.exc import BleakError
 import pytest
 
 from custom_components.daly_active_balance.protocol import transport_ble
-from custom_components.daly_active_balance.protocol.ble_standin import standin_client_class
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import DalyConnectionError, DalyTimeoutError
-from custom_components.daly_active_balance.protocol.simulator import (
+from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
+from daly_tools.ble_standin import standin_client_class
+from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     serve_pty,
     serve_tcp,
 )
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 
 from ..leaks import open_fds
 

@@ -38,8 +38,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     Kind,
     Register,
 )
-from custom_components.daly_active_balance.protocol.simulator import SimulatedBalancer, SimulatorConfig
 from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
 
 from .fakes import ScriptedTransport
 

@@ -29,10 +29,12 @@ DATA_LENGTH: Final = 8
 HOST_UART: Final = 0x40
 HOST_BLE: Final = 0x80
 REPLY_ADDRESS: Final = 0x01
-_CELLS_PER_FRAME: Final = 3
-_TEMPS_PER_FRAME: Final = 7
-_CURRENT_OFFSET: Final = 30000
-_TEMP_OFFSET: Final = 40
+#: Cell voltages per 0x95 frame and temperatures per 0x96 frame (after the frame number).
+CELLS_PER_FRAME: Final = 3
+TEMPS_PER_FRAME: Final = 7
+#: Raw current is (A × 10) + this; raw temperature is °C + this.
+CURRENT_OFFSET: Final = 30000
+TEMP_OFFSET: Final = 40
 
 
 class Command(IntEnum):
@@ -185,7 +187,7 @@ def decode_pack(frame: A5Frame) -> Pack:
     return Pack(
         round(voltage * 0.1, 1),
         round(gather * 0.1, 1),
-        round((current - _CURRENT_OFFSET) * 0.1, 1),
+        round((current - CURRENT_OFFSET) * 0.1, 1),
         round(soc * 0.1, 1),
     )
 
@@ -199,7 +201,7 @@ def decode_extremes(frame: A5Frame) -> Extremes:
 def decode_temperature_extremes(frame: A5Frame) -> TemperatureExtremes:
     """Decode 0x92."""
     high, high_no, low, low_no = _reply(frame, Command.TEMPERATURE_EXTREMES)[:4]
-    return TemperatureExtremes(high - _TEMP_OFFSET, high_no, low - _TEMP_OFFSET, low_no)
+    return TemperatureExtremes(high - TEMP_OFFSET, high_no, low - TEMP_OFFSET, low_no)
 
 
 def decode_counts(frame: A5Frame) -> Counts:
@@ -229,7 +231,7 @@ def _multi(frames: Sequence[A5Frame], command: Command, count: int, per_frame: i
 def assemble_cells(frames: Sequence[A5Frame], cell_count: int) -> tuple[float, ...]:
     """Cell voltages (V) from the 0x95 frames: frame number + 3 × u16 mV each."""
     values: list[float] = []
-    for payload in _multi(frames, Command.CELLS, cell_count, _CELLS_PER_FRAME):
+    for payload in _multi(frames, Command.CELLS, cell_count, CELLS_PER_FRAME):
         values.extend(round(mv * 0.001, 3) for mv in struct.unpack_from(">HHH", payload))
     return tuple(values[:cell_count])
 
@@ -237,8 +239,8 @@ def assemble_cells(frames: Sequence[A5Frame], cell_count: int) -> tuple[float, .
 def assemble_temperatures(frames: Sequence[A5Frame], sensor_count: int) -> tuple[float, ...]:
     """Temperatures (°C) from the 0x96 frames: frame number + 7 × (°C + 40) each."""
     values: list[float] = []
-    for payload in _multi(frames, Command.TEMPERATURES, sensor_count, _TEMPS_PER_FRAME):
-        values.extend(float(raw - _TEMP_OFFSET) for raw in payload)
+    for payload in _multi(frames, Command.TEMPERATURES, sensor_count, TEMPS_PER_FRAME):
+        values.extend(float(raw - TEMP_OFFSET) for raw in payload)
     return tuple(values[:sensor_count])
 
 
@@ -257,70 +259,3 @@ def decode_balance_thresholds(frame: A5Frame) -> BalanceThresholds:
     """Decode 0x5F."""
     voltage, delta = struct.unpack_from(">HH", _reply(frame, Command.BALANCE_THRESHOLDS))
     return BalanceThresholds(round(voltage * 0.001, 3), round(delta * 0.001, 3))
-
-
-# --- the simulator's side ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class A5DeviceState:
-    """What a simulated balancer knows when it answers A5 requests."""
-
-    cell_voltages: tuple[float, ...]
-    temperatures: tuple[float, ...]
-    pack_voltage: float
-    balancing_cells: tuple[bool, ...]
-    balance_start_voltage: float
-    balance_start_delta: float
-    cycles: int = 0
-
-
-def _frame(command: Command, data: bytes) -> bytes:
-    return A5Frame(REPLY_ADDRESS, command, data.ljust(DATA_LENGTH, b"\x00")).encode()
-
-
-def answer(request: A5Frame, state: A5DeviceState) -> list[bytes]:
-    """The reply frames a balancer sends for ``request`` ([] for what it does not answer)."""
-    cells_mv = [round(v * 1000) for v in state.cell_voltages]
-    command = request.command
-    if command == Command.PACK:
-        pack = round(state.pack_voltage * 10)
-        return [_frame(Command.PACK, struct.pack(">HHHH", pack, pack, _CURRENT_OFFSET, 0))]
-    if command == Command.EXTREMES:
-        high = max(range(len(cells_mv)), key=cells_mv.__getitem__)
-        low = min(range(len(cells_mv)), key=cells_mv.__getitem__)
-        return [_frame(Command.EXTREMES, struct.pack(">HBHB", cells_mv[high], high + 1, cells_mv[low], low + 1))]
-    if command == Command.TEMPERATURE_EXTREMES and state.temperatures:
-        temps = [round(t) + _TEMP_OFFSET for t in state.temperatures]
-        high = max(range(len(temps)), key=temps.__getitem__)
-        low = min(range(len(temps)), key=temps.__getitem__)
-        return [_frame(Command.TEMPERATURE_EXTREMES, bytes((temps[high], high + 1, temps[low], low + 1)))]
-    if command == Command.COUNTS:
-        data = bytes((len(cells_mv), len(state.temperatures), 0, 0, 0)) + struct.pack(">H", state.cycles)
-        return [_frame(Command.COUNTS, data)]
-    if command == Command.CELLS:
-        frames = []
-        for number, first in enumerate(range(0, len(cells_mv), _CELLS_PER_FRAME), start=1):
-            chunk = cells_mv[first : first + _CELLS_PER_FRAME]
-            chunk += [0] * (_CELLS_PER_FRAME - len(chunk))
-            frames.append(_frame(Command.CELLS, bytes((number,)) + struct.pack(">HHH", *chunk)))
-        return frames
-    if command == Command.TEMPERATURES and state.temperatures:
-        temps = [round(t) + _TEMP_OFFSET for t in state.temperatures]
-        return [
-            _frame(Command.TEMPERATURES, bytes((number,)) + bytes(temps[first : first + _TEMPS_PER_FRAME]))
-            for number, first in enumerate(range(0, len(temps), _TEMPS_PER_FRAME), start=1)
-        ]
-    if command == Command.BALANCING:
-        bits = bytearray(6)
-        for index, on in enumerate(state.balancing_cells[:48]):
-            if on:
-                bits[index // 8] |= 1 << (index % 8)
-        return [_frame(Command.BALANCING, bytes(bits))]
-    if command == Command.FAILURES:
-        return [_frame(Command.FAILURES, bytes(DATA_LENGTH))]
-    if command == Command.BALANCE_THRESHOLDS:
-        voltage = round(state.balance_start_voltage * 1000)
-        delta = round(state.balance_start_delta * 1000)
-        return [_frame(Command.BALANCE_THRESHOLDS, struct.pack(">HH", voltage, delta))]
-    return []

@@ -54,7 +54,7 @@ from .frames import (
     WriteSingle,
     parse,
 )
-from .models import Identity, ProtocolFamily, Settings, Status
+from .models import Identity, ProtocolFamily, Settings, Status, cell_summary
 from .registers import (
     BALANCER,
     BY_KEY,
@@ -474,17 +474,16 @@ class DalyClient:
             )
         (frame,) = await self._a5_exchange(a5.Command.BALANCING)
         balancing = a5.decode_balancing(frame, counts.cell_count)
-        (frame,) = await self._a5_exchange(a5.Command.EXTREMES)
-        extremes = a5.decode_extremes(frame)
+        summary = cell_summary(cells)
         return Status(
             cell_voltages=cells,
             temperatures=temps,
             pack_voltage=pack.voltage,
             current=pack.current,
-            max_cell_voltage=extremes.max_voltage,
-            min_cell_voltage=extremes.min_voltage,
-            average_cell_voltage=round(sum(cells) / len(cells), 3) if cells else None,
-            cell_delta=round(max(cells) - min(cells), 3) if cells else None,
+            max_cell_voltage=summary.max_cell_voltage,
+            min_cell_voltage=summary.min_cell_voltage,
+            average_cell_voltage=summary.average_cell_voltage,
+            cell_delta=summary.cell_delta,
             cell_count=counts.cell_count,
             temperature_sensor_count=counts.temperature_sensor_count,
             balancing=any(balancing),

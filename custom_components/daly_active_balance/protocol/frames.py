@@ -40,6 +40,7 @@ class Direction(Enum):
 
 
 def _crc_table() -> tuple[int, ...]:
+    """The CRC register's change for each byte value (reflected polynomial 0xA001)."""
     table = []
     for byte in range(256):
         crc = byte
@@ -49,32 +50,14 @@ def _crc_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-def _crc_table_16(table: tuple[int, ...]) -> tuple[int, ...]:
-    # Two bytes at once: after 16 bits the register depends only on (register ^ word). An entry
-    # is the first byte's step (table[low] >> 8 ^ table[table[low] & 0xFF], by linearity) and
-    # the second byte's (table[high]).
-    second = tuple((crc >> 8) ^ table[crc & 0xFF] for crc in table)
-    return tuple([second[word & 0xFF] ^ table[word >> 8] for word in range(0x10000)])
-
-
 _CRC_TABLE: Final = _crc_table()
-#: One look-up per 16-bit word: half the interpreter loop turns of the byte-wise table, for
-#: about 2.3 MB of memory (65536 ints) built once at import in a few milliseconds.
-_CRC_TABLE_16: Final = _crc_table_16(_CRC_TABLE)
 
 
 def crc16_modbus(data: bytes | bytearray | memoryview) -> int:
-    """CRC-16/MODBUS (reflected 0xA001, init 0xFFFF, no final XOR).
-
-    Takes the data a little-endian word at a time (``_CRC_TABLE_16``), an odd last byte alone.
-    """
+    """CRC-16/MODBUS (reflected 0xA001, init 0xFFFF, no final XOR), a table look-up per byte."""
     crc = 0xFFFF
-    table16 = _CRC_TABLE_16
-    length = len(data)
-    for word in struct.unpack_from(f"<{length >> 1}H", data):
-        crc = table16[crc ^ word]
-    if length & 1:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ data[-1]) & 0xFF]
+    for byte in data:
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
     return crc
 
 
@@ -197,8 +180,6 @@ def _check_word(value: int) -> None:
 
 # --- lengths and parsing --------------------------------------------------------------------
 
-#: Big-endian register words, by count (a read response's values).
-_WORDS: Final = tuple(struct.Struct(f">{count}H") for count in range(MAX_READ_COUNT + 1))
 #: Shortest prefix that tells a frame's length.
 HEADER_LENGTH: Final = 3
 _MULTI_HEADER: Final = 6
@@ -257,7 +238,7 @@ def parse(frame: bytes | bytearray | memoryview, direction: Direction, *, crc_ch
         return ExceptionResponse(function & 0x7F, data[2])
     if function == Function.READ:
         if direction is Direction.RESPONSE:
-            return ReadResponse(_WORDS[data[2] // 2].unpack_from(data, 3))
+            return ReadResponse(struct.unpack_from(f">{data[2] // 2}H", data, 3))
         start, count = struct.unpack_from(">HH", data, 2)
         if not 1 <= count <= MAX_READ_COUNT:
             raise FrameError(f"read count {count} outside 1..{MAX_READ_COUNT}")

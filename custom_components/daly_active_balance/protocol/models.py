@@ -7,11 +7,14 @@ address, scale and unit stay written only in ``registers.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from .registers import MAX_CELLS, TEMPERATURE_SLOTS, DecodedValue
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class ProtocolFamily(StrEnum):
@@ -21,19 +24,10 @@ class ProtocolFamily(StrEnum):
     A5 = "a5"
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
-
-
-def _pick[T](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
+def _pick[T: DataclassInstance](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
     """Build ``cls`` from the decoded values whose keys are its field names."""
-    values = {name: decoded[name] for name in _field_names(cls) if name in decoded}
+    # The field names straight from the class: ``fields()`` would cost as much as all the rest.
+    values = {name: decoded[name] for name in cls.__dataclass_fields__ if name in decoded}
     values.update(extra)
     return cls(**values)
 
@@ -44,18 +38,29 @@ def _float(value: DecodedValue) -> float | None:
 
 #: Status fields that are floats or ``None`` whatever the decoded value's type.
 _FLOAT_FIELDS = ("mos_temperature", "board_temperature", "balance_current", "current")
-#: Status fields that ``Status.from_d2`` computes rather than copies.
-_D2_COMPUTED = frozenset(
-    {"cell_voltages", "temperatures", "cell_count", "temperature_sensor_count", "balancing_cells", "faults"}
-).union(_FLOAT_FIELDS)
-_D2_COPIED: dict[type, tuple[str, ...]] = {}
 
 
-def _d2_copied_fields(cls: type) -> tuple[str, ...]:
-    names = _D2_COPIED.get(cls)
-    if names is None:
-        names = _D2_COPIED[cls] = tuple(name for name in _field_names(cls) if name not in _D2_COMPUTED)
-    return names
+class CellSummary(NamedTuple):
+    """Highest, lowest and average cell voltage and their difference, from one cell list."""
+
+    max_cell_voltage: float | None
+    min_cell_voltage: float | None
+    average_cell_voltage: float | None
+    cell_delta: float | None
+
+
+def cell_summary(cells: tuple[float | None, ...]) -> CellSummary:
+    """The summary of a cell list (absent cells left out; rounded to the mV cells are measured in).
+
+    The module also keeps these in registers, sampled at another moment than the cell list: a
+    lowest cell number taken from the list beside a lowest voltage taken from a register could
+    name a cell that does not have that voltage, so both come from the list.
+    """
+    measured = [volts for volts in cells if volts is not None]
+    if not measured:
+        return CellSummary(None, None, None, None)
+    high, low = max(measured), min(measured)
+    return CellSummary(high, low, round(sum(measured) / len(measured), 3), round(high - low, 3))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,17 +135,19 @@ class Status:
             bits = sum(int(word or 0) << (16 * i) for i, word in enumerate(bitmap))
             balancing_cells = tuple([bool(bits >> i & 1) for i in range(cell_count)])
         faults = merged.get("faults")
-        # What ``_pick`` does, inline (this runs on every poll), for the fields not set below.
-        values: dict[str, Any] = {name: merged[name] for name in _d2_copied_fields(cls) if name in merged}
-        values["cell_voltages"] = tuple([None if v is None else float(v) for v in cells_all[:cell_count]])
-        values["temperatures"] = tuple([None if t is None else float(t) for t in temps_all[:sensor_count]])
-        values["cell_count"] = cell_count
-        values["temperature_sensor_count"] = sensor_count
-        values["balancing_cells"] = balancing_cells
-        values["faults"] = tuple([int(f or 0) for f in faults]) if isinstance(faults, tuple) else ()
-        for key in _FLOAT_FIELDS:
-            values[key] = _float(merged.get(key))
-        return cls(**values)
+        cell_voltages = tuple([None if v is None else float(v) for v in cells_all[:cell_count]])
+        return _pick(
+            cls,
+            merged,
+            cell_voltages=cell_voltages,
+            temperatures=tuple([None if t is None else float(t) for t in temps_all[:sensor_count]]),
+            cell_count=cell_count,
+            temperature_sensor_count=sensor_count,
+            balancing_cells=balancing_cells,
+            **cell_summary(cell_voltages)._asdict(),
+            faults=tuple([int(f or 0) for f in faults]) if isinstance(faults, tuple) else (),
+            **{key: _float(merged.get(key)) for key in _FLOAT_FIELDS},
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

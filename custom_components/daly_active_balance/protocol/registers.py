@@ -12,13 +12,12 @@ DALY *BMS*), ``INFERRED`` (a hypothesis) and ``UNKNOWN`` (meaning not known at a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-import functools
 import math
 import struct
-from typing import Final, cast
+from typing import Final
 
 from .errors import ValueOutOfRangeError
 
@@ -32,6 +31,8 @@ MAX_READ_COUNT: Final = 62
 RAW_ABSENT: Final = 0xFFFF
 #: Raw sleep time that disables sleeping.
 SLEEP_NEVER: Final = 65535
+#: The sleep time the manual gives as the factory setting (s).
+SLEEP_DEFAULT: Final = 3600
 
 
 class Confidence(StrEnum):
@@ -120,35 +121,62 @@ class Register:
     options: tuple[str, ...] = ()
     #: Never log, print or publish (the module's settings password).
     secret: bool = False
-    #: Raw default (one int per word, or text for ASCII) used by the simulator.
-    default: int | tuple[int, ...] | str = 0
+    #: Number of decimals the scale gives (0.001 → 3).
+    decimals: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        decimals = round(-math.log10(self.scale))
+        if decimals < 0 or self.scale != 1 / 10**decimals:
+            raise ValueError(f"{self.key}: scale {self.scale} is not 1, 0.1, 0.01, …")
+        object.__setattr__(self, "decimals", decimals)
 
     @property
     def end(self) -> int:
         """Address after the last word of this register."""
         return self.address + self.count
 
-    @property
-    def decimals(self) -> int:
-        """Number of decimals the scale gives (0.001 → 3)."""
-        return _scale_decimals(self.scale)
+    def decode(self, words: Sequence[int]) -> DecodedValue:
+        """Decode the register's ``count`` raw words: one value, text, or a tuple for an array."""
+        if self.count == 1:
+            return self.decode_words(words)[0]
+        if self.kind is Kind.ASCII:
+            return _ascii(words)
+        if self.kind is Kind.DATE:
+            return _date(words)
+        return tuple(self.decode_words(words))
 
-    def decode_word(self, raw: int) -> float | int | bool | str | None:
-        """Decode one raw word of a one-word register."""
-        if raw in self.absent:
-            return None
-        if self.kind is Kind.FLAG:
-            return raw != 0
-        if self.kind is Kind.ENUM:
-            return self.options[raw] if raw < len(self.options) else None
-        if self.kind is Kind.BITS:
-            return raw
-        if raw in self.special:
-            return raw
-        value = (raw - self.offset) * self.scale
-        if self.scale == 1.0:
-            return int(value)
-        return round(value, _scale_decimals(self.scale))
+    def decode_word(self, raw: int) -> DecodedWord:
+        """Decode one raw word (of a one-word register, or one element of an array)."""
+        return self.decode_words((raw,))[0]
+
+    def decode_words(self, words: Sequence[int]) -> list[DecodedWord]:
+        """Decode raw words one by one by the register's kind: absent ones are ``None``.
+
+        A number is (raw − offset) × scale: an int for a scale of 1, else a float. The scale is
+        10**-decimals, so dividing by 10**decimals gives the float nearest the decimal value, the
+        one ``round(x * scale, decimals)`` gives, at a tenth of its cost. Special values stay raw.
+        """
+        values: list[DecodedWord]
+        if self.kind is Kind.NUMBER:
+            offset = self.offset
+            if self.decimals:
+                divisor = 10**self.decimals
+                values = [(raw - offset) / divisor for raw in words]
+            else:
+                values = [raw - offset for raw in words]
+        elif self.kind is Kind.FLAG:
+            values = [raw != 0 for raw in words]
+        elif self.kind is Kind.ENUM:
+            values = [self.options[raw] if raw < len(self.options) else None for raw in words]
+        else:  # Kind.BITS: the raw bit field
+            values = list(words)
+        absent, special = self.absent, self.special
+        if absent.isdisjoint(words) and not special:  # the usual case: every word is a value
+            return values
+        return [
+            None if raw in absent else raw if raw in special else value
+            for raw, value in zip(words, values, strict=True)
+        ]
 
     def encode(self, value: float | int | bool | str) -> int:
         """Encode a value for a write, refusing anything outside the register's range."""
@@ -179,20 +207,10 @@ class Register:
         return raw
 
 
-@functools.cache
-def _scale_decimals(scale: float) -> int:
-    text = f"{scale:.10f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
-
-
 _C = Confidence
 #: Raw 0 also means "no sensor" where a temperature slot or sensor is not fitted (capture: the
 #: unused slots 2–6 and the board temperature read 0, that is −40 °C).
 _ABSENT_OR_ZERO = frozenset({0, RAW_ABSENT})
-
-
-def _cells(*mv: int) -> tuple[int, ...]:
-    return tuple(mv) + (0,) * (32 - len(mv))
 
 
 REGISTERS: Final[tuple[Register, ...]] = (
@@ -205,7 +223,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell 1…32 voltage",
         confidence=_C.CAPTURED,
-        default=_cells(*(3335,) * 16),
     ),
     Register(
         key="temperatures",
@@ -217,7 +234,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         description="Temperature sensor 1…8; only the first `temperature_sensor_count` are "
         "real (slots 7/8 hold pack and average voltage on the balancer; unused slots read 0)",
         confidence=_C.CAPTURED,
-        default=(68, 0, 0, 0, 0, 0, 533, 3335),
     ),
     Register(
         key="pack_voltage",
@@ -226,7 +242,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Pack voltage",
         confidence=_C.CAPTURED,
-        default=533,
     ),
     Register(
         key="current",
@@ -236,7 +251,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="A",
         description="Pack current, + = charge (the balancer has no shunt: always 0)",
         confidence=_C.CAPTURED,
-        default=30000,
     ),
     Register(
         key="soc",
@@ -253,7 +267,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Highest cell voltage (sampled apart from the cell list)",
         confidence=_C.CAPTURED,
-        default=3335,
     ),
     Register(
         key="min_cell_voltage",
@@ -262,7 +275,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Lowest cell voltage (sampled apart from the cell list)",
         confidence=_C.CAPTURED,
-        default=3335,
     ),
     Register(
         key="max_temperature",
@@ -271,7 +283,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="°C",
         description="Highest temperature",
         confidence=_C.CAPTURED,
-        default=68,
     ),
     Register(
         key="min_temperature",
@@ -280,7 +291,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="°C",
         description="Lowest temperature",
         confidence=_C.CAPTURED,
-        default=68,
     ),
     Register(
         key="state",
@@ -303,14 +313,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x0031,
         description="Number of cells the module measures",
         confidence=_C.CAPTURED,
-        default=16,
     ),
     Register(
         key="temperature_sensor_count",
         address=0x0032,
         description="Number of temperature sensors",
         confidence=_C.CAPTURED,
-        default=1,
     ),
     Register(key="cycles", address=0x0033, description="Charge cycles (0 on the balancer)", confidence=_C.CAPTURED),
     Register(
@@ -341,7 +349,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Average cell voltage",
         confidence=_C.CAPTURED,
-        default=3335,
     ),
     Register(
         key="cell_delta",
@@ -380,7 +387,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="A",
         description="Balance current (from 100Balance BMS frames; plausible for the balancer, sign unknown)",
         confidence=_C.INFERRED,
-        default=30000,
     ),
     Register(
         key="mos_temperature",
@@ -390,7 +396,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         absent=_ABSENT_OR_ZERO,
         description="MOSFET temperature (0xFFFF on the balancer: absent)",
         confidence=_C.CODE,
-        default=RAW_ABSENT,
     ),
     Register(
         key="board_temperature",
@@ -409,7 +414,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="Ah",
         description="Rated capacity",
         confidence=_C.CAPTURED,
-        default=500,
     ),
     Register(
         key="cell_reference_voltage",
@@ -418,9 +422,8 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell reference voltage",
         confidence=_C.CAPTURED,
-        default=3200,
     ),
-    Register(key="board_count", address=0x0082, description="Acquisition boards", confidence=_C.CAPTURED, default=1),
+    Register(key="board_count", address=0x0082, description="Acquisition boards", confidence=_C.CAPTURED),
     Register(
         key="string_count",
         address=0x0083,
@@ -432,14 +435,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         "of strings' is inferred to be this register, 0x00CE is the other "
         "candidate)",
         confidence=_C.INFERRED,
-        default=16,
     ),
     Register(
         key="temperature_sensor_setting",
         address=0x0086,
         description="Temperature sensors on board 1",
         confidence=_C.CAPTURED,
-        default=1,
     ),
     Register(
         key="battery_type",
@@ -465,7 +466,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         special={SLEEP_NEVER: "never"},
         description="Sleep after this many seconds without traffic; 65535 = never (the manual's default is 3600 s)",
         confidence=_C.DOCUMENTED,
-        default=3600,
     ),
     Register(
         key="cell_overvoltage_warning",
@@ -474,7 +474,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell over-voltage warning",
         confidence=_C.CAPTURED,
-        default=3550,
     ),
     Register(
         key="cell_overvoltage_alarm",
@@ -483,7 +482,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell over-voltage alarm",
         confidence=_C.CAPTURED,
-        default=3650,
     ),
     Register(
         key="cell_undervoltage_warning",
@@ -492,7 +490,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell under-voltage warning",
         confidence=_C.CAPTURED,
-        default=2300,
     ),
     Register(
         key="cell_undervoltage_alarm",
@@ -501,7 +498,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         unit="V",
         description="Cell under-voltage alarm",
         confidence=_C.CAPTURED,
-        default=2200,
     ),
     Register(
         key="cell_delta_warning",
@@ -530,7 +526,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         step=0.001,
         description="Balance turn-on voltage: balancing needs a cell above it (range per chemistry in CHEMISTRY)",
         confidence=_C.DOCUMENTED,
-        default=3300,
     ),
     Register(
         key="balance_start_delta",
@@ -543,7 +538,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         step=0.001,
         description="Balance turn-on difference: balancing needs max − min above it",
         confidence=_C.DOCUMENTED,
-        default=20,
     ),
     # --- identification 0x00A9–0x00CB ---------------------------------------------------
     Register(
@@ -553,7 +547,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.ASCII,
         description="Software version (16 bytes ASCII)",
         confidence=_C.CAPTURED,
-        default="B002_111132_03",
     ),
     Register(
         key="hardware_version",
@@ -562,7 +555,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.ASCII,
         description="Hardware version (16 bytes ASCII)",
         confidence=_C.CAPTURED,
-        default="E303-032DG-SMB",
     ),
     Register(
         key="serial_number",
@@ -571,7 +563,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.ASCII,
         description="Machine code / bar code (32 bytes ASCII, empty on the captured unit)",
         confidence=_C.DOCUMENTED,
-        default="",
     ),
     Register(
         key="password",
@@ -581,7 +572,6 @@ REGISTERS: Final[tuple[Register, ...]] = (
         secret=True,
         description="Settings password, checked only by the phone app (a secret)",
         confidence=_C.CAPTURED,
-        default="123456",
     ),
     # --- balancer block 0x00CC–0x00D0 ---------------------------------------------------
     Register(
@@ -591,14 +581,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         kind=Kind.DATE,
         description="Production date YY MM DD 00 (2000-01-01 = unset)",
         confidence=_C.DOCUMENTED,
-        default=(0x0001, 0x0100),
     ),
     Register(
         key="register_00ce",
         address=0x00CE,
         description="Unknown; equals the cell count in the only capture",
         confidence=_C.UNKNOWN,
-        default=16,
     ),
     Register(
         key="balancer_enabled",
@@ -607,14 +595,12 @@ REGISTERS: Final[tuple[Register, ...]] = (
         writable=True,
         description="Balancer switch 1 = on, 0 = off",
         confidence=_C.CAPTURED,
-        default=1,
     ),
     Register(
         key="register_00d0",
         address=0x00D0,
         description="Unknown (10 in the capture; maybe the balance current in 0.1 A)",
         confidence=_C.UNKNOWN,
-        default=10,
     ),
 )
 
@@ -626,46 +612,10 @@ def register(key: str) -> Register:
     return BY_KEY[key]
 
 
-# --- blocks --------------------------------------------------------------------------------
+# --- decoding ----------------------------------------------------------------------------
 
-DecodedValue = float | int | bool | str | tuple[float | int | bool | str | None, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A contiguous run of registers read with one request."""
-
-    name: str
-    start: int
-    count: int
-
-    @property
-    def end(self) -> int:
-        """Address after the block's last word."""
-        return self.start + self.count
-
-    @property
-    def registers(self) -> tuple[Register, ...]:
-        """The registers that lie entirely inside this block."""
-        return tuple(r for r in REGISTERS if self.start <= r.address and r.end <= self.start + self.count)
-
-    def decode(self, words: Sequence[int]) -> dict[str, DecodedValue]:
-        """Decode the block's raw words into ``{key: value}``."""
-        if len(words) != self.count:
-            raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
-        return _block_decoder(self)(words)
-
-
-LIVE: Final = Block("live", 0x0000, 62)
-EXTENDED: Final = Block("extended", 0x003E, 9)
-SETTINGS: Final = Block("settings", 0x0080, 41)
-IDENTITY: Final = Block("identity", 0x00A9, 32)
-PASSWORD: Final = Block("password", 0x00C9, 3)
-BALANCER: Final = Block("balancer", 0x00CC, 5)
-BLOCKS: Final = (LIVE, EXTENDED, SETTINGS, IDENTITY, PASSWORD, BALANCER)
-
-_BlockDecoder = Callable[[Sequence[int]], dict[str, DecodedValue]]
-_DECODER_CACHE: dict[Block, _BlockDecoder] = {}
+DecodedWord = float | int | bool | str | None
+DecodedValue = DecodedWord | tuple[DecodedWord, ...]
 
 
 def _ascii(words: Sequence[int]) -> str:
@@ -679,82 +629,45 @@ def _date(words: Sequence[int]) -> str | None:
     return f"{2000 + year:04d}-{month:02d}-{day:02d}"
 
 
-def _block_decoder(block: Block) -> _BlockDecoder:
-    """The block's decoder, compiled on first use from the register table.
-
-    It decodes every register inline in one function (``dataclasses`` builds its methods the
-    same way): a poll decodes three blocks with about 60 values each, and one Python call per
-    value would cost more than all the arithmetic. Each expression gives exactly what
-    ``Register.decode_word`` gives (the register tests compare them on every register).
-    """
-    decoder = _DECODER_CACHE.get(block)
-    if decoder is None:
-        namespace: dict[str, object] = {}
-        items = []
-        for index, reg in enumerate(block.registers):
-            lo, hi = reg.address - block.start, reg.end - block.start
-            items.append(f"{reg.key!r}: {_expression(reg, lo, hi, f'_r{index}', namespace)}")
-        exec(f"def decode(w):\n    return {{{', '.join(items)}}}\n", namespace)
-        decoder = cast(_BlockDecoder, namespace["decode"])
-        _DECODER_CACHE[block] = decoder
-    return decoder
+# --- blocks --------------------------------------------------------------------------------
 
 
-def _expression(reg: Register, lo: int, hi: int, name: str, namespace: dict[str, object]) -> str:
-    """Python source decoding ``reg`` from the block's words ``w`` (helpers go in ``namespace``)."""
-    if reg.kind in (Kind.ASCII, Kind.DATE):
-        namespace[name] = _ascii if reg.kind is Kind.ASCII else _date
-        return f"{name}(w[{lo}:{hi}])"
-    if reg.count == 1:
-        return _word_expression(reg, f"w[{lo}]", name, namespace)
-    one = _word_expression(reg, "x", name, namespace)
-    return f"tuple(w[{lo}:{hi}])" if one == "x" else f"tuple([{one} for x in w[{lo}:{hi}]])"
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A contiguous run of registers read with one request."""
+
+    name: str
+    start: int
+    count: int
+    #: The registers that lie entirely inside this block.
+    registers: tuple[Register, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        inside = tuple(r for r in REGISTERS if self.start <= r.address and r.end <= self.end)
+        object.__setattr__(self, "registers", inside)
+
+    @property
+    def end(self) -> int:
+        """Address after the block's last word."""
+        return self.start + self.count
+
+    def decode(self, words: Sequence[int]) -> dict[str, DecodedValue]:
+        """Decode the block's raw words into ``{key: value}``."""
+        if len(words) != self.count:
+            raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
+        start = self.start
+        return {
+            reg.key: reg.decode(words[reg.address - start : reg.address - start + reg.count]) for reg in self.registers
+        }
 
 
-def _word_expression(reg: Register, raw: str, name: str, namespace: dict[str, object]) -> str:
-    """Python source decoding the one raw word ``raw`` of ``reg``, as ``decode_word`` does.
-
-    A scale of 10**-d divides by 10**d: the correctly rounded quotient is the very float that
-    ``round(raw * scale, d)`` returns, without ``round``'s decimal conversion. Anything that is
-    not a plain number, flag or bit field, or has special values or another scale, calls
-    ``decode_word``.
-    """
-    absent, offset, divisor = reg.absent, reg.offset, 10**reg.decimals
-    value: str | None = None
-    if reg.kind is Kind.BITS:
-        value = raw
-    elif reg.kind is Kind.FLAG:
-        value = f"{raw} != 0"
-    elif reg.kind is Kind.NUMBER and not reg.special:
-        shifted = f"({raw} - {offset})" if offset else raw
-        if reg.scale == 1.0:
-            value = shifted
-        elif reg.scale == 1 / divisor:
-            value = f"{shifted} / {divisor}"
-    if value is None:
-        namespace[name] = reg.decode_word
-        return f"{name}({raw})"
-    if len(absent) == 1:  # the firmware's marker alone: one comparison, no set lookup
-        return f"(None if {raw} == {next(iter(absent))} else {value})"
-    if absent:
-        namespace[name] = absent
-        return f"(None if {raw} in {name} else {value})"
-    return value
-
-
-def encode_ascii(text: str, count: int) -> tuple[int, ...]:
-    """Pack ASCII text into ``count`` words, NUL-padded (used by the simulator)."""
-    data = text.encode("ascii")[: count * 2].ljust(count * 2, b"\x00")
-    return struct.unpack(f">{count}H", data)
-
-
-def default_words(reg: Register) -> tuple[int, ...]:
-    """The raw words a fresh simulated module holds for ``reg``."""
-    if isinstance(reg.default, str):
-        return encode_ascii(reg.default, reg.count)
-    if isinstance(reg.default, tuple):
-        return reg.default
-    return (reg.default,) * reg.count
+LIVE: Final = Block("live", 0x0000, 62)
+EXTENDED: Final = Block("extended", 0x003E, 9)
+SETTINGS: Final = Block("settings", 0x0080, 41)
+IDENTITY: Final = Block("identity", 0x00A9, 32)
+PASSWORD: Final = Block("password", 0x00C9, 3)
+BALANCER: Final = Block("balancer", 0x00CC, 5)
+BLOCKS: Final = (LIVE, EXTENDED, SETTINGS, IDENTITY, PASSWORD, BALANCER)
 
 
 def chemistry_of(battery_type: BatteryType | str | None) -> BatteryType:

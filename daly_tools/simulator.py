@@ -1,10 +1,10 @@
 """A simulated DALY Smart Active Balance Module, built on the same register table.
 
 It is a second implementation of the device, not a mock: it parses the host's real frames with
-the same re-assembler, answers from a register bank initialised from ``registers.REGISTERS``,
-runs a small physical model (drifting cells, balancing under the seed manual's two conditions,
-sleeping after its sleep time) and is reached through real OS objects (a pty, a TCP socket) or
-the stand-in BLE client in ``ble_standin.py``. Faults can be injected per reply.
+the same re-assembler, answers from a register bank laid out by ``registers.REGISTERS`` (values
+from ``factory.py``), runs a small physical model (drifting cells, balancing under the seed
+manual's two conditions, sleeping after its sleep time) and is reached through real OS objects
+(a pty, a TCP socket) or the stand-in BLE client in ``ble_standin.py``. Faults can be injected per reply.
 
 Time: the model runs on ``clock()`` plus every second handed to :meth:`SimulatedBalancer.advance`,
 so a test with a fake clock can move the physics and the sleep timer forward together.
@@ -27,9 +27,17 @@ import time
 import tty
 from typing import Final
 
-from . import a5
-from .frames import Direction, Function, ReadRequest, ReadResponse, WriteMultiple, WriteMultipleAck, WriteSingle
-from .registers import (
+from custom_components.daly_active_balance.protocol import a5
+from custom_components.daly_active_balance.protocol.frames import (
+    Direction,
+    Function,
+    ReadRequest,
+    ReadResponse,
+    WriteMultiple,
+    WriteMultipleAck,
+    WriteSingle,
+)
+from custom_components.daly_active_balance.protocol.registers import (
     BLOCKS,
     BY_KEY,
     MAX_CELLS,
@@ -42,10 +50,12 @@ from .registers import (
     Block,
     DecodedValue,
     Register,
-    default_words,
 )
-from .stream import D2Framing, FrameStream
-from .transport import wire_time
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from custom_components.daly_active_balance.protocol.transport import wire_time
+
+from . import a5_device
+from .factory import factory_words
 
 #: The module's register space: reads must lie inside 0x0000–0x00FF.
 BANK_SIZE: Final = 0x100
@@ -58,7 +68,7 @@ RTC_COUNT: Final = 3
 
 #: Raw settings block 0x0080–0x00A8 exactly as the captured balancer returned it (ref §4.4, S2).
 #: Only the words the register table does not describe are taken from it (cells on boards 2/3,
-#: pack limits, current and temperature limits, ...): the table's defaults win everywhere else.
+#: pack limits, current and temperature limits, ...): the factory values (factory.py) win elsewhere.
 _CAPTURED_SETTINGS: Final = bytes.fromhex(
     "01f40c8000010010000600060001000100010000ffff0dde0e4208fc0898000000001388138875307530753075300028"
     "007d002800000028007d0028000000000000000000000c8000140000000000000057"
@@ -260,7 +270,7 @@ class SimulatedBalancer:
             self._a5 = FrameStream(a5.A5Framing(), clock=self._now)
         self._previous: tuple[bytes, ...] | None = None
         self._overrides: dict[int, int] = {}
-        self.words: list[int] = self._factory_words()
+        self.words: list[int] = self._fresh_bank()
         self._set("string_count", config.cells)
         self._set("register_00ce", config.cells)
         self._set("temperature_sensor_setting", config.temperature_sensors)
@@ -280,8 +290,8 @@ class SimulatedBalancer:
         self._refresh()
 
     @staticmethod
-    def _factory_words() -> list[int]:
-        """The bank before the config is applied: table defaults, captured values elsewhere."""
+    def _fresh_bank() -> list[int]:
+        """The bank before the config is applied: factory values, captured values elsewhere."""
         words = [RAW_ABSENT] * BANK_SIZE
         for block in BLOCKS:  # gaps inside the blocks the app reads came back 0 (ref §4.2)
             words[block.start : block.end] = [0] * block.count
@@ -290,7 +300,7 @@ class SimulatedBalancer:
         captured = [int.from_bytes(_CAPTURED_SETTINGS[i : i + 2]) for i in range(0, len(_CAPTURED_SETTINGS), 2)]
         words[SETTINGS.start : SETTINGS.end] = captured
         for reg in REGISTERS:
-            words[reg.address : reg.end] = default_words(reg)
+            words[reg.address : reg.end] = factory_words(reg)
         return words
 
     # --- time -------------------------------------------------------------------------------
@@ -512,7 +522,7 @@ class SimulatedBalancer:
             if a5_request.is_reply:  # a module's frame, not a host's request
                 continue
             self.stats.requests += 1
-            frames = a5.answer(a5_request, self._a5_state())
+            frames = a5_device.answer(a5_request, self._a5_state())
             if frames:
                 replies.extend(self._deliver(tuple(frames)))
         return replies
@@ -559,13 +569,13 @@ class SimulatedBalancer:
         except ValueError:
             return False
 
-    def _a5_state(self) -> a5.A5DeviceState:
+    def _a5_state(self) -> a5_device.A5DeviceState:
         cells = self.cell_voltages()
         bits = BY_KEY["balancing_cells"]
         bitmap = self.words[bits.address] | self.words[bits.address + 1] << 16
         temps = BY_KEY["temperatures"]
         sensors = self.words[temps.address : temps.address + self.config.temperature_sensors]
-        return a5.A5DeviceState(
+        return a5_device.A5DeviceState(
             cell_voltages=cells,
             temperatures=tuple(float(raw - temps.offset) for raw in sensors),
             pack_voltage=self._raw("pack_voltage") * BY_KEY["pack_voltage"].scale,

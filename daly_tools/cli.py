@@ -23,9 +23,9 @@ import signal
 import sys
 from typing import Any, Final
 
-from .client import DalyClient
-from .errors import DalyError, FrameError
-from .frames import (
+from custom_components.daly_active_balance.protocol.client import DalyClient
+from custom_components.daly_active_balance.protocol.errors import DalyError, FrameError
+from custom_components.daly_active_balance.protocol.frames import (
     Direction,
     ExceptionResponse,
     Frame,
@@ -37,11 +37,12 @@ from .frames import (
     WriteSingle,
     parse,
 )
-from .models import Status
-from .registers import BY_KEY, LIVE, REGISTERS, BatteryType, Block, Kind
+from custom_components.daly_active_balance.protocol.models import Status
+from custom_components.daly_active_balance.protocol.registers import BY_KEY, LIVE, REGISTERS, BatteryType, Block, Kind
+from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from custom_components.daly_active_balance.protocol.transport import BAUDRATE, SerialTransport, Transport
+
 from .simulator import SimulatedBalancer, SimulatorConfig, serve_pty, serve_tcp
-from .stream import D2Framing, FrameStream
-from .transport import BAUDRATE, SerialTransport, Transport
 
 #: Register keys → the names the captured vectors (``tests/fixtures/vectors``) use in their ``expect``
 #: objects, so that ``decode`` output can be compared with them key by key.
@@ -130,7 +131,7 @@ async def _transport(args: argparse.Namespace) -> Transport:
         return SerialTransport(args.port)
     from bleak import BleakScanner  # noqa: PLC0415 - only needed for BLE
 
-    from .transport_ble import BleTransport  # noqa: PLC0415
+    from custom_components.daly_active_balance.protocol.transport_ble import BleTransport  # noqa: PLC0415
 
     device = await BleakScanner.find_device_by_address(args.ble, timeout=10)
     if device is None:

@@ -33,8 +33,9 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 from bleak_retry_connector import BleakClientWithServiceCache
 
+from custom_components.daly_active_balance.protocol.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
+
 from .simulator import SimulatedBalancer
-from .transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
 
 #: The dongle's AT-command characteristic (its replies come back on ``fff1``, ref §2.1).
 AT_UUID: Final = "0000fff3-0000-1000-8000-00805f9b34fb"
