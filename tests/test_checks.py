@@ -21,6 +21,8 @@ SETTINGS = Settings(string_count=4, battery_type="lifepo4", balance_start_voltag
 #: Balancing expected: 3.40 V is above the turn-on voltage, 100 mV above the turn-on difference.
 BALANCING = Status(
     cell_voltages=(3.40, 3.30, 3.35, 3.35),
+    max_cell_voltage=3.40,
+    cell_delta=0.10,
     cell_count=4,
     pack_voltage=13.4,
     balancer_enabled=True,
@@ -30,11 +32,11 @@ BALANCING = Status(
 
 
 def test_expectation_needs_every_register() -> None:
-    """Without the switch, a turn-on setting or a measured cell there is no expectation."""
+    """Without the switch, a turn-on setting or the cell list's extremes there is no expectation."""
     assert balancing_expected(BALANCING, SETTINGS) is True
     assert balancing_expected(replace(BALANCING, balancer_enabled=None), SETTINGS) is None
     assert balancing_expected(BALANCING, replace(SETTINGS, balance_start_delta=None)) is None
-    assert balancing_expected(replace(BALANCING, cell_voltages=(None, None)), SETTINGS) is None
+    assert balancing_expected(replace(BALANCING, max_cell_voltage=None, cell_delta=None), SETTINGS) is None
     assert balancing_expected(replace(BALANCING, balancer_enabled=False), SETTINGS) is False
 
 

@@ -100,28 +100,21 @@ class Findings:
         return [reason for reason, on in held.items() if on]
 
 
-def cell_extremes(status: Status) -> tuple[float, float] | None:
-    """The highest and lowest voltage in the cell list (one sample), None without cells."""
-    measured = [volts for volts in status.cell_voltages if volts is not None]
-    return (max(measured), min(measured)) if measured else None
-
-
 def balancing_expected(status: Status, settings: Settings) -> bool | None:
     """Whether the module should balance now (None when a register it needs is missing).
 
     The balancer is switched on, the highest cell is at or above the balance turn-on voltage
     and the difference at or above the turn-on difference (manual, UART/RS485 model).
     """
-    extremes = cell_extremes(status)
+    high, difference = status.max_cell_voltage, status.cell_delta  # both from the cell list
     start, delta = settings.balance_start_voltage, settings.balance_start_delta
-    if status.balancer_enabled is None or start is None or delta is None or extremes is None:
+    if status.balancer_enabled is None or high is None or difference is None or start is None or delta is None:
         return None
-    high, low = extremes
     # Millivolts, as the module compares them: no float residue at the limit.
     return (
         status.balancer_enabled
         and round(high * 1000) >= round(start * 1000)
-        and round(high * 1000) - round(low * 1000) >= round(delta * 1000)
+        and round(difference * 1000) >= round(delta * 1000)
     )
 
 
