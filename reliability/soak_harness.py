@@ -264,7 +264,7 @@ async def test_soak(hass: HomeAssistant, socket_enabled: None) -> None:
     assert await async_setup_component(hass, "usb", {})  # an after-dependency with its own watcher
     await hass.async_block_till_done()
     warm = DalyClient(SerialTransport(server.url))  # the loop creates its executor on first use
-    await warm.read_status()
+    await warm.poll()
     await warm.close()
     await until(lambda: server.connections == 0)
     fds_before = open_fds()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 import logging
 from typing import Final
 
@@ -31,4 +30,3 @@ DEFAULT_KEEP_CONNECTED: Final = True
 
 #: Seconds the config flow's probe may take as a whole.
 PROBE_TIMEOUT: Final = 30
-DEFAULT_SCAN_INTERVAL: Final = timedelta(seconds=DEFAULT_UPDATE_INTERVAL)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 import time
-from typing import Any, override
+from typing import Any, Final, override
 
 from homeassistant.components import bluetooth
 from homeassistant.config_entries import ConfigEntry
@@ -16,6 +17,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.loader import async_get_integration
+from homeassistant.util import dt as dt_util
 
 from .checks import Findings, PackChecks
 from .const import (
@@ -31,7 +33,7 @@ from .const import (
     LOGGER,
 )
 from .issues import IssueTarget, async_update_issues
-from .protocol.client import DalyClient
+from .protocol.client import DalyClient, SurveyRange
 from .protocol.errors import (
     ConnectTimeoutError,
     DalyConnectionError,
@@ -41,12 +43,16 @@ from .protocol.errors import (
     WriteNotAcceptedError,
 )
 from .protocol.models import Identity, Settings, Status
+from .protocol.redact import redact
 from .protocol.registers import DecodedValue
 from .protocol.transport import SerialTransport, Transport
 from .protocol.transport_ble import BleTransport
 from .writes import Writable
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]
+
+#: The window of the share of successful polls.
+POLL_WINDOW: Final = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,14 @@ class DalyData:
 
     status: Status
     settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """The result of a register survey, and when it ran."""
+
+    time: datetime
+    ranges: tuple[SurveyRange, ...]
 
 
 def entry_link(data: Mapping[str, Any]) -> str:
@@ -97,6 +111,12 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         #: cannot bring the old value back), and a write's own refresh, swallowed by the
         #: debouncer while that poll runs, is not missed.
         self._busy = asyncio.Lock()
+        #: When each poll of the last ``POLL_WINDOW`` ended, and whether it succeeded.
+        self._outcomes: deque[tuple[datetime, bool]] = deque()
+        #: The last error a poll or the setup met, its link secrets taken out (None: none yet).
+        self.last_error: str | None = None
+        #: The last register survey (``async_survey``), None until one has run.
+        self.last_survey: Survey | None = None
         #: The pack checks' memory and latest findings: the repair issues and the pack-check
         #: entities read the same ones.
         self.checks = PackChecks()
@@ -118,6 +138,37 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         """True when the module is reached over Bluetooth."""
         return isinstance(self.client.transport, BleTransport)
 
+    @property
+    def rssi(self) -> int | None:
+        """The signal Home Assistant last received from the dongle, from any adapter or proxy.
+
+        None for a serial entry, and while no adapter has heard the dongle.
+        """
+        if not self.is_ble:
+            return None
+        seen = bluetooth.async_last_service_info(self.hass, self.link, connectable=True)
+        return seen.rssi if seen is not None else None
+
+    @property
+    def poll_success_share(self) -> float | None:
+        """The share of the last hour's polls that succeeded (%), None before the first poll."""
+        self._forget_old_outcomes()
+        if not self._outcomes:
+            return None
+        return round(100 * sum(ok for _, ok in self._outcomes) / len(self._outcomes), 1)
+
+    def _forget_old_outcomes(self) -> None:
+        horizon = dt_util.utcnow() - POLL_WINDOW
+        while self._outcomes and self._outcomes[0][0] < horizon:
+            self._outcomes.popleft()
+
+    def _record(self, error: DalyError | None) -> None:
+        """Count a poll's outcome, and remember its error (secrets taken out)."""
+        self._outcomes.append((dt_util.utcnow(), error is None))
+        self._forget_old_outcomes()
+        if error is not None:
+            self.last_error = redact(f"{type(error).__name__}: {error}", self.link)
+
     def apply_options(self) -> None:
         """Apply the entry's options without a reload."""
         options = self.config_entry.options
@@ -134,6 +185,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         try:
             self.identity = await self.client.read_identity()
         except DalyError as err:
+            self._record(err)
             raise self._cannot_reach(err) from err
 
     def _cannot_reach(self, err: DalyError) -> UpdateFailed:
@@ -161,6 +213,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         try:
             poll = await self.client.poll(settings=read_settings)
         except (DalyTimeoutError, DalyConnectionError) as err:
+            self._record(err)
             before = self.checks.findings
             self._report(self.checks.poll_failed())
             if self.checks.findings != before:
@@ -169,12 +222,14 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
                 self.async_update_listeners()
             raise self._cannot_reach(err) from err
         except DalyError as err:
+            self._record(err)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="bad_answer",
                 translation_placeholders={"link": self.client.transport.description, "error": str(err)},
             ) from err
         self._polls += 1
+        self._record(None)
         if poll.settings is not None:
             self._settings = poll.settings
             self._settings_due = False
@@ -192,6 +247,24 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         entry = self.config_entry
         target = IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker)
         async_update_issues(self.hass, target, findings)
+
+    async def async_survey(self) -> None:
+        """Survey the module's registers once, between polls and writes; keep the result.
+
+        Raises a translated ``HomeAssistantError`` when the module does not answer (asleep, out of
+        reach) or cannot be surveyed; the last survey is then kept.
+        """
+        async with self._busy:
+            try:
+                ranges = await self.client.survey()
+            except DalyError as err:
+                no_answer = isinstance(err, DalyTimeoutError | DalyConnectionError)
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="survey_no_answer" if no_answer else "survey_failed",
+                    translation_placeholders={"error": redact(str(err), self.link)},
+                ) from err
+        self.last_survey = Survey(dt_util.utcnow(), ranges)
 
     async def async_write(
         self,

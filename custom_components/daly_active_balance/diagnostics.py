@@ -1,4 +1,4 @@
-"""Diagnostics: the entry, what the module reported, the client's counters and a raw register dump.
+"""Diagnostics: the entry, what the module reported, the counters, a raw register dump and the survey.
 
 The module's settings password is a secret: every register the table marks ``secret`` is left
 out of the raw dump (by address, derived from the table) and out of the decoded identity (by
@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
-from homeassistant.components import bluetooth
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_ADDRESS
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN
-from .coordinator import DalyConfigEntry
+from .coordinator import DalyConfigEntry, Survey
 from .issues import ISSUES, issue_id
 from .protocol.errors import DalyError
 from .protocol.redact import redact
@@ -49,6 +48,23 @@ def _raw_dump(words: Mapping[int, int]) -> dict[str, int | str]:
         for address in sorted(words)
         if address not in SECRET_ADDRESSES
     }
+
+
+def _survey(survey: Survey | None) -> dict[str, Any]:
+    """The last register survey, each range's words (secrets as in the raw dump) or its error."""
+    if survey is None:
+        return {"run": False}
+    ranges: list[dict[str, Any]] = []
+    for part in survey.ranges:
+        found: dict[str, Any] = {"start": f"0x{part.start:04X}", "count": part.count}
+        if part.error is not None:
+            found["error"] = part.error
+        else:
+            found["registers"] = _raw_dump(
+                dict(zip(range(part.start, part.start + part.count), part.words, strict=True))
+            )
+        ranges.append(found)
+    return {"run": True, "time": survey.time.isoformat(), "ranges": ranges}
 
 
 def _scrub(value: Any, link: str) -> Any:
@@ -89,10 +105,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
     if isinstance(client.transport, BleTransport):
         link["connects"] = client.transport.connects
         link["keep_connected"] = client.transport.keep_connected
-        # The signal Home Assistant last received from the dongle (the troubleshooting table
-        # points here): from any adapter or proxy, None when none has heard it.
-        seen = bluetooth.async_last_service_info(hass, coordinator.link, connectable=True)
-        link["rssi"] = seen.rssi if seen is not None else None
+        link["rssi"] = coordinator.rssi
 
     diagnostics: dict[str, Any] = {
         "entry": {
@@ -107,6 +120,8 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
             "last_error": str(coordinator.last_exception) if coordinator.last_exception else None,
             "update_interval": coordinator.update_interval.total_seconds() if coordinator.update_interval else None,
             "settings_every": coordinator.settings_every,
+            "poll_success_share": coordinator.poll_success_share,
+            "last_poll_error": coordinator.last_error,
         },
         "identity": identity,
         "status": asdict(data.status) if data is not None else None,
@@ -114,6 +129,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
         "client_stats": asdict(client.stats),
         "issues": active_issues,
         "raw_registers": {"last_read": last_read, "fresh_read": fresh},
+        "register_survey": _survey(coordinator.last_survey),
     }
     # A BLE entry's unique id is its Bluetooth address; a serial entry's is its port (not secret).
     scrubbed: dict[str, Any] = _scrub(

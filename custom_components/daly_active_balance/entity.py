@@ -79,6 +79,19 @@ class DalyEntity(CoordinatorEntity[DalyCoordinator]):
         return not isinstance(description, DalyEntityDescription) or description.exists_fn(self.coordinator.data)
 
 
+class DalyLocalEntity(DalyEntity):
+    """An entity of Home Assistant's own state about the module (an option, the link's counters).
+
+    It stays available while the module is silent: that is when it is needed.
+    """
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Always."""
+        return True
+
+
 @callback
 def async_add_present_entities[D: DalyEntityDescription](
     entry: DalyConfigEntry,

@@ -16,13 +16,19 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory, UnitOfElectricPotential
+from homeassistant.const import (
+    MAX_LENGTH_STATE_STATE,
+    PERCENTAGE,
+    SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+    EntityCategory,
+    UnitOfElectricPotential,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .coordinator import DalyConfigEntry, DalyData
-from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
+from .entity import DalyEntity, DalyEntityDescription, DalyLocalEntity, async_add_present_entities, enabled_by_default
 from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 
 # The coordinator polls; sensors only read its data.
@@ -178,6 +184,46 @@ SENSORS: tuple[DalySensorEntityDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DalyLinkSensorEntityDescription(SensorEntityDescription):
+    """A sensor of the link's health: read from the coordinator's counters, not the module's data."""
+
+    value_fn: Callable[[DalyCoordinator], StateType]
+    ble_only: bool = False
+
+
+LINK_SENSORS: tuple[DalyLinkSensorEntityDescription, ...] = (
+    # Off by default, as Home Assistant's own signal strength sensors are.
+    DalyLinkSensorEntityDescription(
+        key="signal_strength",
+        translation_key="signal_strength",
+        device_class=SensorDeviceClass.SIGNAL_STRENGTH,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda coordinator: coordinator.rssi,
+        ble_only=True,
+    ),
+    DalyLinkSensorEntityDescription(
+        key="poll_success",
+        translation_key="poll_success",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda coordinator: coordinator.poll_success_share,
+    ),
+    DalyLinkSensorEntityDescription(
+        key="last_error",
+        translation_key="last_error",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        # A state holds at most 255 characters; the whole text is in the diagnostics.
+        value_fn=lambda coordinator: coordinator.last_error and coordinator.last_error[:MAX_LENGTH_STATE_STATE],
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: DalyConfigEntry,
@@ -185,6 +231,12 @@ async def async_setup_entry(
 ) -> None:
     """Add the sensors the module has."""
     async_add_present_entities(entry, SENSORS, DalySensor, async_add_entities)
+    coordinator = entry.runtime_data
+    async_add_entities(
+        DalyLinkSensor(coordinator, description)
+        for description in LINK_SENSORS
+        if coordinator.is_ble or not description.ble_only
+    )
 
 
 class DalySensor(DalyEntity, SensorEntity):
@@ -197,3 +249,15 @@ class DalySensor(DalyEntity, SensorEntity):
     def native_value(self) -> StateType:
         """The value from the latest poll."""
         return self.entity_description.value_fn(self.coordinator.data)
+
+
+class DalyLinkSensor(DalyLocalEntity, SensorEntity):
+    """How well the link works: available while the module is silent, which is when it matters."""
+
+    entity_description: DalyLinkSensorEntityDescription
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """The counter's value now."""
+        return self.entity_description.value_fn(self.coordinator)

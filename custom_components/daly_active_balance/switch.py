@@ -15,7 +15,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .entity import (
-    DalyEntity,
+    DalyLocalEntity,
     DalySettingEntity,
     DalySettingEntityDescription,
     async_add_present_entities,
@@ -119,7 +119,7 @@ class DalySwitch(DalySettingEntity, SwitchEntity):
         await self.async_write(self.entity_description.off_value)
 
 
-class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
+class DalyKeepConnectedSwitch(DalyLocalEntity, SwitchEntity):
     """The entry option that keeps the Bluetooth link open between polls.
 
     Off releases the dongle after every poll so the DALY phone app can connect. The entry's
@@ -139,12 +139,6 @@ class DalyKeepConnectedSwitch(DalyEntity, SwitchEntity):
 
     async def _async_options_updated(self, hass: HomeAssistant, entry: DalyConfigEntry) -> None:
         self.async_write_ha_state()
-
-    @property
-    @override
-    def available(self) -> bool:
-        """Always: this is a Home Assistant option, usable while the module is unreachable."""
-        return True
 
     @property
     @override

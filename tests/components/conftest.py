@@ -22,14 +22,17 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.daly_active_balance import PLATFORMS
+from custom_components.daly_active_balance.binary_sensor import PACK_CHECK
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
+    CONF_KEEP_CONNECTED,
     CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
     CONNECTION_SERIAL,
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
+from custom_components.daly_active_balance.sensor import LINK_SENSORS
 from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
@@ -45,6 +48,15 @@ UNIQUE_ID: Final = "simulator"
 
 type EntityIdFinder = Callable[[str, str], str]
 type Poll = Callable[[], Awaitable[None]]
+
+#: Keys of the entities of Home Assistant's own state (an option, the link's counters, the pack
+#: check that shows the module stopped answering): they stay available while the module is silent.
+ALWAYS_AVAILABLE = frozenset({CONF_KEEP_CONNECTED, PACK_CHECK.key, *(description.key for description in LINK_SENSORS)})
+
+
+def shows_the_module(entity: er.RegistryEntry, entry: MockConfigEntry) -> bool:
+    """True for an enabled entity of ``entry`` that shows the module (not always available)."""
+    return not entity.disabled and str(entity.unique_id).removeprefix(f"{entry.unique_id}_") not in ALWAYS_AVAILABLE
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +133,20 @@ def add_serial_entry(
     )
     entry.add_to_hass(hass)
     return entry
+
+
+async def enable_entity(hass: HomeAssistant, entry: MockConfigEntry, platform: Platform, key: str) -> str:
+    """Enable an entity that is off by default, as a user does (the entry reloads), and return its id."""
+    registry = er.async_get(hass)
+    entity = registry.async_get_entity_id(platform, DOMAIN, f"{entry.unique_id}_{key}")
+    assert entity is not None, key
+    registered = registry.async_get(entity)
+    assert registered is not None
+    assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION, key
+    registry.async_update_entity(entity, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    return entity
 
 
 @pytest.fixture

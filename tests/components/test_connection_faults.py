@@ -31,7 +31,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
-    CONF_KEEP_CONNECTED,
     CONF_UPDATE_INTERVAL,
     CONNECTION_SERIAL,
     DOMAIN,
@@ -48,6 +47,7 @@ from daly_tools.simulator import (
 
 from ..leaks import live_tasks, open_fds, until
 from .ble_helpers import inject_advertisement, service_info, use_standin_dongle
+from .conftest import shows_the_module
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -81,16 +81,12 @@ def transitions(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def availability(hass: HomeAssistant, entry: MockConfigEntry) -> set[bool]:
-    """Whether each enabled entity of ``entry`` is available (a set: all alike, or both).
-
-    The "Keep Bluetooth connected" switch is an option of the entry, not a value of the module:
-    it stays usable while the module is away, and is left out; so is the pack check, which stays
-    available to show that the module stopped answering.
-    """
+    """Whether each enabled entity of ``entry`` that shows the module is available (a set: all
+    alike, or both). The entities of Home Assistant's own state stay available and are left out."""
     registry = er.async_get(hass)
     shown = set()
     for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
-        if entity.disabled or str(entity.unique_id).endswith((f"_{CONF_KEEP_CONNECTED}", "_pack_check")):
+        if not shows_the_module(entity, entry):
             continue
         state = hass.states.get(entity.entity_id)
         assert state is not None

@@ -37,7 +37,7 @@ from daly_tools.simulator import (
     serve_tcp,
 )
 
-from .conftest import EntityIdFinder
+from .conftest import EntityIdFinder, shows_the_module
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -95,7 +95,7 @@ async def run_out_timeouts(
 async def poll_unanswered(hass: HomeAssistant, freezer: FrozenDateTimeFactory, coordinator: DalyCoordinator) -> None:
     """Let one update interval pass while the module is silent: every attempt times out."""
     client = coordinator.client
-    target = client.stats.timeouts + client.retries + 1
+    target = client.stats.timeouts + client.link.retries + 1
     freezer.tick(timedelta(seconds=UPDATE_INTERVAL))
     async_fire_time_changed(hass)
     await run_out_timeouts(hass, freezer, lambda: client.stats.timeouts >= target)
@@ -111,10 +111,10 @@ async def wait_for(condition: Callable[[], bool]) -> None:
 
 
 def entry_states(hass: HomeAssistant, entity_registry: er.EntityRegistry, entry: MockConfigEntry) -> dict[str, str]:
-    """State of every enabled entity of ``entry``."""
+    """State of every enabled entity of ``entry`` that shows the module."""
     states = {}
     for entity in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
-        if entity.disabled:
+        if not shows_the_module(entity, entry):
             continue
         state = hass.states.get(entity.entity_id)
         assert state is not None, entity.entity_id
@@ -276,14 +276,12 @@ async def test_unavailable_and_back(
 
     simulator.silent = True
     await poll_unanswered(hass, freezer, coordinator)
-    states = entry_states(hass, entity_registry, init_integration)
-    assert states.pop(pack_check) == STATE_OFF
-    assert set(states.values()) == {STATE_UNAVAILABLE}
+    assert hass.states.get(pack_check).state == STATE_OFF
+    assert set(entry_states(hass, entity_registry, init_integration).values()) == {STATE_UNAVAILABLE}
     await poll_unanswered(hass, freezer, coordinator)
     await poll_unanswered(hass, freezer, coordinator)
-    states = entry_states(hass, entity_registry, init_integration)
-    assert states.pop(pack_check) == STATE_ON
-    assert set(states.values()) == {STATE_UNAVAILABLE}
+    assert hass.states.get(pack_check).state == STATE_ON
+    assert set(entry_states(hass, entity_registry, init_integration).values()) == {STATE_UNAVAILABLE}
     lost = logs(caplog, logging.ERROR, "Error fetching")
     assert len(lost) == 1, lost
     assert "does not answer" in lost[0].getMessage()

@@ -206,7 +206,7 @@ async def test_client_does_not_retry_a_connect_that_never_completes() -> None:
     with unaccepting_port() as port:
         client = DalyClient(SerialTransport(f"socket://127.0.0.1:{port}", connect_timeout=CONNECT_TIMEOUT))
         with pytest.raises(ConnectTimeoutError, match="did not accept a connection"):
-            await client.read_status()
+            await client.poll()
         await client.close()
     assert client.stats.link_errors == 1
     assert client.stats.retries == 0

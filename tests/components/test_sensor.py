@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, Platform
+from datetime import timedelta
+
+from freezegun import freeze_time
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN, EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -12,13 +16,18 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.daly_active_balance.const import (
+    DOMAIN,
+)
+from custom_components.daly_active_balance.protocol.errors import DalyError
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, EXTENDED, LIVE, RAW_ABSENT
 from daly_tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
 )
 
-from .conftest import UNIQUE_ID, EntityIdFinder, Poll
+from .ble_helpers import inject_advertisement, service_info, use_standin_dongle
+from .conftest import UNIQUE_ID, EntityIdFinder, Poll, enable_entity
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -153,6 +162,8 @@ async def test_the_absent_marker_is_never_a_reading(
         state = hass.states.get(entity.entity_id)
         if key in ("cell_count", "temperature_sensor_count", "register_00ce", "register_00d0"):
             continue  # counts and the balancer block: not overwritten
+        if key in ("poll_success", "last_error"):
+            continue  # the link's counters, not the module's registers
         assert state.state in (STATE_UNKNOWN, STATE_UNAVAILABLE), (key, state.state)
 
 
@@ -176,3 +187,65 @@ async def test_a_sensor_count_above_the_slots_shows_the_sensors_that_exist(
     assert f"{UNIQUE_ID}_temperature_2" not in created  # slot 2 holds nothing (raw 0)
     assert hass.states.get(entity_id(Platform.SENSOR, "temperature_sensor_count")).state == "1"
     await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_link_quality_stays_available_while_the_module_is_silent(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    entity_id: EntityIdFinder,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The share of successful polls of the last hour and the last error, counted by the
+    coordinator: shown while the module is silent, the error without the link's secrets."""
+    coordinator = init_integration.runtime_data
+    share = entity_id(Platform.SENSOR, "poll_success")
+    last_error = entity_id(Platform.SENSOR, "last_error")
+    assert entity_registry.async_get_entity_id(Platform.SENSOR, DOMAIN, "simulator_signal_strength") is None
+    assert hass.states.get(share).state == "100.0"
+    assert hass.states.get(last_error).state == STATE_UNKNOWN
+
+    coordinator.client.timeout = 0.05  # time is not frozen here (a silent module needs timers)
+    simulator.silent = True
+    await coordinator.async_refresh()
+    assert hass.states.get(entity_id(Platform.SENSOR, "pack_voltage")).state == STATE_UNAVAILABLE
+    assert hass.states.get(share).state == "50.0"
+    assert hass.states.get(last_error).state.startswith("DalyTimeoutError: no answer from")
+
+    simulator.silent = False
+    await coordinator.async_refresh()
+    assert hass.states.get(share).state == "66.7"
+    assert hass.states.get(last_error).state.startswith("DalyTimeoutError")  # the last one, kept
+
+    long_error = DalyError("no answer " * 40)  # a state holds 255 characters at most
+    coordinator._record(long_error)
+    coordinator.async_update_listeners()
+    assert hass.states.get(last_error).state == f"DalyError: {long_error}"[:255]
+
+    with freeze_time(dt_util.utcnow() + timedelta(hours=1)):
+        await coordinator.async_refresh()
+        assert hass.states.get(share).state == "100.0"  # the failures are more than an hour old
+
+
+async def test_ble_signal_strength_from_home_assistants_bluetooth_data(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    ble_entry: MockConfigEntry,
+) -> None:
+    """A Bluetooth entry's signal strength is what Home Assistant last heard from the dongle."""
+    use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info(rssi=-71))
+    assert await hass.config_entries.async_setup(ble_entry.entry_id)
+    await hass.async_block_till_done()
+    signal = await enable_entity(hass, ble_entry, Platform.SENSOR, "signal_strength")
+    registered = entity_registry.async_get(signal)
+    assert registered is not None
+    assert registered.entity_category is EntityCategory.DIAGNOSTIC
+    assert hass.states.get(signal).state == "-71"
+
+    await inject_advertisement(hass, service_info(rssi=-83))
+    await ble_entry.runtime_data.async_refresh()
+    assert hass.states.get(signal).state == "-83"
+    assert await hass.config_entries.async_unload(ble_entry.entry_id)

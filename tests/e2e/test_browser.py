@@ -42,7 +42,8 @@ async def test_daly_balancer_through_the_ui(
 
     # Settings → Devices & services → Add integration → DALY → serial or network bridge.
     device_name = await ui.add_daly_integration(page, home_assistant.url, simulator.url, screenshots)
-    assert device_name == f"DALY balancer {sim.config.cells}S"
+    # Named after the module and the bridge it is reached through (two modules never share a name).
+    assert device_name == f"DALY balancer {sim.config.cells}S ({simulator.url.removeprefix('socket://')})"
 
     # Every cell voltage on the device page is the simulator's (its clock is frozen: no drift).
     await ui.open_device_page(page, home_assistant.url, device_name)

@@ -75,7 +75,7 @@ async def settled(page: Page) -> None:
 async def add_daly_integration(page: Page, base_url: str, port_or_url: str, screenshots: Path) -> str:
     """Settings → Devices & services → Add integration → DALY → serial/bridge → the URL → finish.
 
-    Returns the device name the flow proposed ("DALY balancer 16S").
+    Returns the device name the flow proposed ("DALY balancer 16S (127.0.0.1:8899)").
     """
     await page.goto(f"{base_url}/config/integrations/dashboard")
     await settled(page)

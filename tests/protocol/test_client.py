@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from custom_components.daly_active_balance.protocol import a5, client as client_module
+from custom_components.daly_active_balance.protocol import a5, client as client_module, exchange
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import (
     DalyConnectionError,
@@ -47,7 +47,7 @@ def sim() -> SimulatedBalancer:
 
 async def test_status_matches_the_simulator(sim: SimulatedBalancer) -> None:
     client = _client(SimTransport(sim))
-    status = await client.read_status()
+    status = (await client.poll()).status
     assert status.protocol is ProtocolFamily.D2
     assert status.cell_count == 16
     assert status.cell_voltages == sim.cell_voltages()
@@ -104,7 +104,7 @@ async def test_verified_write(sim: SimulatedBalancer) -> None:
         WriteSingle(reg.address, 3450),
         ReadRequest(reg.address, 1),
     ]
-    assert await client.set_balancer(False) is False
+    assert await client.write_setting("balancer_enabled", False) is False
     assert sim.value("balancer_enabled") is False
     # The module's echo is byte-identical to the request: it must be taken as the answer,
     # not dropped as an adapter echo (which would wait out the timeout on every write).
@@ -133,7 +133,7 @@ async def test_a_write_without_echo_that_took_is_accepted() -> None:
 
     client = _client(ScriptedTransport(respond))
     client.family = ProtocolFamily.D2
-    assert await client.set_balancer(False) is False
+    assert await client.write_setting("balancer_enabled", False) is False
 
 
 async def test_a_write_without_echo_that_did_not_take_is_reported() -> None:
@@ -147,7 +147,7 @@ async def test_a_write_without_echo_that_did_not_take_is_reported() -> None:
     client = _client(ScriptedTransport(respond))
     client.family = ProtocolFamily.D2
     with pytest.raises(WriteNotAcceptedError):
-        await client.set_balancer(False)
+        await client.write_setting("balancer_enabled", False)
 
 
 async def test_exception_frames_raise() -> None:
@@ -159,16 +159,16 @@ async def test_exception_frames_raise() -> None:
     client = _client(ScriptedTransport(respond))
     client.family = ProtocolFamily.D2
     with pytest.raises(ExceptionResponseError):
-        await client.read_status()
+        await client.poll()
     with pytest.raises(ExceptionResponseError):
-        await client.set_balancer(True)
+        await client.write_setting("balancer_enabled", True)
 
 
 async def test_silent_module_times_out_after_bounded_retries() -> None:
     transport = ScriptedTransport(lambda _data: [])
     client = _client(transport, timeout=0.05, retries=2)
     with pytest.raises(DalyTimeoutError):
-        await client.read_status()
+        await client.poll()
     assert len(transport.writes) == 3
     assert client.stats.timeouts == 3
     assert client.stats.retries == 2
@@ -176,7 +176,7 @@ async def test_silent_module_times_out_after_bounded_retries() -> None:
 
 async def test_half_duplex_echo_is_not_taken_for_the_answer(sim: SimulatedBalancer) -> None:
     client = _client(SimTransport(sim, echo=True))
-    status = await client.read_status()
+    status = (await client.poll()).status
     assert status.cell_voltages == sim.cell_voltages()
     assert await client.write_setting("balance_start_delta", 0.03) == 0.03
     assert sim.value("balance_start_delta") == 0.03
@@ -186,7 +186,7 @@ async def test_half_duplex_echo_is_not_taken_for_the_answer(sim: SimulatedBalanc
 async def test_a_write_during_a_poll_waits_for_it(sim: SimulatedBalancer) -> None:
     transport = SimTransport(sim)
     client = _client(transport)
-    await client.read_status()
+    await client.poll()
     transport.writes.clear()
     poll = asyncio.create_task(client.poll())
     await asyncio.sleep(0)
@@ -205,7 +205,7 @@ async def test_stale_and_wrong_size_frames_are_ignored(sim: SimulatedBalancer) -
         return [stale, *[chunk for reply in sim.receive(data) for chunk in reply.chunks]]
 
     client = _client(ScriptedTransport(respond))
-    status = await client.read_status()
+    status = (await client.poll()).status
     assert status.cell_voltages == sim.cell_voltages()
     assert client.stats.unsolicited >= 3
 
@@ -224,7 +224,7 @@ async def test_link_lost_mid_request_is_retried(sim: SimulatedBalancer) -> None:
 
     transport._deliver = flaky  # type: ignore[method-assign]
     client = _client(transport)
-    status = await client.read_status()
+    status = (await client.poll()).status
     assert status.cell_count == 16
     assert client.stats.link_errors == 1
     assert transport.opens == 2
@@ -235,7 +235,7 @@ async def test_unopenable_link_raises_connection_error() -> None:
     transport.fail_open = True
     client = _client(transport, retries=0)
     with pytest.raises(DalyConnectionError):
-        await client.read_status()
+        await client.poll()
 
 
 async def test_bms_is_not_a_balancer(sim: SimulatedBalancer) -> None:
@@ -267,17 +267,17 @@ async def test_a5_module_is_read_only_and_d2_fallback(sim: SimulatedBalancer) ->
     # A still clock: the cells must not drift between the read and the comparison.
     a5_sim = SimulatedBalancer(SimulatorConfig(cells=8, protocols=frozenset({"a5"}), seed=2), clock=lambda: 0.0)
     client = _client(SimTransport(a5_sim, supports_a5=True), timeout=0.1)
-    status = await client.read_status()
+    status = (await client.poll()).status
     assert client.family is ProtocolFamily.A5
     assert status.cell_voltages == a5_sim.cell_voltages()
-    settings = await client.read_settings()
+    settings = (await client.poll(settings=True)).settings
     assert settings.balance_start_voltage == a5_sim.value("balance_start_voltage")
     with pytest.raises(DalyError):
-        await client.set_balancer(False)
+        await client.write_setting("balancer_enabled", False)
     # Without A5 support on the link (BLE), silence is a timeout.
     ble_like = _client(SimTransport(a5_sim), timeout=0.05, retries=0)
     with pytest.raises(DalyTimeoutError):
-        await ble_like.read_status()
+        await ble_like.poll()
 
 
 # --- closed for good (issue 14, item 3) -----------------------------------------------------------
@@ -294,7 +294,7 @@ async def test_close_fails_the_waiting_request_and_never_reopens() -> None:
 
     transport = ScriptedTransport(respond)
     client = _client(transport, timeout=5, retries=2)
-    reading = asyncio.create_task(client.read_status())
+    reading = asyncio.create_task(client.poll())
     await asked.wait()
     await client.close()
     with pytest.raises(DalyConnectionError, match="closed"):
@@ -326,7 +326,7 @@ async def test_close_while_the_link_is_being_opened(connected: bool) -> None:
     sends nothing. The close waits for it a bounded time (one answer timeout)."""
     transport = _SlowOpen()
     client = _client(transport, timeout=0.1, retries=2)
-    reading = asyncio.create_task(client.read_status())
+    reading = asyncio.create_task(client.poll())
     await transport.opening.wait()
     if connected:
         asyncio.get_running_loop().call_soon(transport.gate.set)
@@ -352,7 +352,7 @@ async def test_close_while_the_link_is_being_opened(connected: bool) -> None:
 )
 def test_what_answered_is_named(frame: object, words: str) -> None:
     """Error messages name what answered: a register count, a write, an exception, an A5 frame."""
-    assert client_module._describe(frame) == words
+    assert exchange._describe(frame) == words
 
 
 async def test_an_a5_request_answered_by_a_d2_frame_is_named() -> None:
@@ -361,9 +361,82 @@ async def test_an_a5_request_answered_by_a_d2_frame_is_named() -> None:
     client = _client(transport, timeout=0.05, retries=0)
     client.family = ProtocolFamily.A5
     with pytest.raises(UnreadableAnswerError):
-        await client.read_status()
+        await client.poll()
     client.family = None
     with pytest.raises(
         UnexpectedAnswerError, match=r"answered 1 registers to a request for an A5 frame \(command 0x90\)"
     ):
         await client._a5_exchange(a5.Command.PACK, retries=0)
+
+
+# --- the register survey ----------------------------------------------------------------------
+
+#: Registers the scripted module refuses with an exception, and the read it leaves unanswered.
+_REFUSED = range(0x0080, 0x0084)
+_SILENT_READ = (186, 62)
+
+
+def _surveyed(asleep_from: int | None = None) -> tuple[ScriptedTransport, list[tuple[int, int]]]:
+    """A module that answers word ``address + 1000``, refuses ``_REFUSED`` with an exception,
+    never answers the read ``_SILENT_READ``, and falls asleep at a read starting at ``asleep_from``."""
+    reads: list[tuple[int, int]] = []
+    asleep = False
+
+    def respond(data: bytes) -> list[bytes]:
+        nonlocal asleep
+        frame = parse(data, Direction.REQUEST)
+        assert isinstance(frame, ReadRequest)  # the survey never writes
+        reads.append((frame.start, frame.count))
+        asleep = asleep or frame.start == asleep_from
+        addresses = range(frame.start, frame.start + frame.count)
+        if asleep or (frame.start, frame.count) == _SILENT_READ:
+            return []
+        if any(address in _REFUSED for address in addresses):
+            return [ExceptionResponse(Function.READ, 2).encode()]
+        return [ReadResponse(tuple(address + 1000 for address in addresses)).encode()]
+
+    return ScriptedTransport(respond), reads
+
+
+async def test_survey_reads_every_register_once_and_goes_on_past_failures() -> None:
+    """Every address 0x0000–0x00FF is in exactly one range; reads ask for at most 62 registers;
+    a refused range is split down to what answers, a silent one is recorded and the survey goes on."""
+    transport, reads = _surveyed()
+    client = DalyClient(transport, timeout=0.05, retries=0)
+    ranges = await client.survey()
+
+    assert all(count <= client_module.SURVEY_READ for _, count in reads)
+    covered = [address for part in ranges for address in range(part.start, part.start + part.count)]
+    assert covered == list(range(client_module.SURVEY_END))
+    refused = [
+        a
+        for part in ranges
+        if part.error and "exception" in part.error
+        for a in range(part.start, part.start + part.count)
+    ]
+    assert refused == list(_REFUSED)
+    (silent,) = [part for part in ranges if part.error and "exception" not in part.error]
+    assert (silent.start, silent.count) == _SILENT_READ
+    assert silent.error is not None and silent.error.startswith("DalyTimeoutError")
+    for part in ranges:
+        if part.error is None:
+            assert part.words == tuple(a + 1000 for a in range(part.start, part.start + part.count))
+    assert ranges[-1].words  # the range after the silent one was read
+
+
+async def test_survey_of_a_module_that_falls_asleep_ends_with_the_timeout() -> None:
+    transport, reads = _surveyed(asleep_from=62)
+    client = DalyClient(transport, timeout=0.05, retries=0)
+    with pytest.raises(DalyTimeoutError):
+        await client.survey()
+    assert reads[-1] == (BALANCER.start, BALANCER.count)  # it checked the module still answers
+    assert all(start <= 62 or start == BALANCER.start for start, _ in reads)  # then stopped
+
+
+async def test_survey_of_an_a5_module_sends_nothing() -> None:
+    transport, reads = _surveyed()
+    client = DalyClient(transport, timeout=0.05, retries=0, family=ProtocolFamily.A5)
+    with pytest.raises(DalyError, match="A5"):
+        await client.survey()
+    assert reads == []
+    assert transport.writes == []

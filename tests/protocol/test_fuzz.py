@@ -84,10 +84,8 @@ def test_a5_decoders_raise_only_protocol_errors(data: bytes) -> None:
         for decode in (
             a5.decode_pack,
             a5.decode_extremes,
-            a5.decode_temperature_extremes,
             a5.decode_counts,
             a5.decode_balance_thresholds,
-            a5.decode_failures,
         ):
             with contextlib.suppress(DalyError):
                 decode(frame)

@@ -44,7 +44,7 @@ async def test_serial_over_a_real_pty(sim: SimulatedBalancer) -> None:
     try:
         assert server.url.startswith("/dev/")
         client = DalyClient(SerialTransport(server.url), timeout=1)
-        status = await client.read_status()
+        status = (await client.poll()).status
         assert status.cell_voltages == sim.cell_voltages()
         assert await client.write_setting("balance_start_voltage", 3.5) == 3.5
         assert sim.value("balance_start_voltage") == 3.5
@@ -56,12 +56,12 @@ async def test_serial_over_a_real_pty(sim: SimulatedBalancer) -> None:
 async def test_serial_over_tcp_leaves_no_descriptor(sim: SimulatedBalancer, tcp_url: str) -> None:
     # One connection first: the event loop creates its executor lazily on first use.
     warm = DalyClient(SerialTransport(tcp_url), timeout=1)
-    await warm.read_status()
+    await warm.poll()
     await warm.close()
     before = len(open_fds())
     for _ in range(3):
         client = DalyClient(SerialTransport(tcp_url), timeout=1)
-        status = await client.read_status()
+        status = (await client.poll()).status
         assert status.cell_count == 24
         await client.close()
     assert len(open_fds()) == before
@@ -70,7 +70,7 @@ async def test_serial_over_tcp_leaves_no_descriptor(sim: SimulatedBalancer, tcp_
 async def test_nonexistent_port() -> None:
     client = DalyClient(SerialTransport("/dev/does-not-exist"), timeout=0.2, retries=0)
     with pytest.raises(DalyConnectionError, match="cannot open"):
-        await client.read_status()
+        await client.poll()
 
 
 async def test_refusing_tcp_bridge_then_accepting(sim: SimulatedBalancer, socket_enabled: None) -> None:
@@ -79,10 +79,10 @@ async def test_refusing_tcp_bridge_then_accepting(sim: SimulatedBalancer, socket
     await server.close()
     client = DalyClient(SerialTransport(f"socket://127.0.0.1:{port}"), timeout=0.5, retries=0)
     with pytest.raises(DalyConnectionError):
-        await client.read_status()
+        await client.poll()
     server = await serve_tcp(sim, port=port)
     try:
-        assert (await client.read_status()).cell_count == 24
+        assert (await client.poll()).status.cell_count == 24
     finally:
         await client.close()
         await server.close()
@@ -91,14 +91,14 @@ async def test_refusing_tcp_bridge_then_accepting(sim: SimulatedBalancer, socket
 async def test_bridge_that_goes_away_mid_session(sim: SimulatedBalancer, socket_enabled: None) -> None:
     server = await serve_tcp(sim)
     client = DalyClient(SerialTransport(server.url), timeout=0.3, retries=0)
-    await client.read_status()
+    await client.poll()
     port = server.port
     await server.close()
     with pytest.raises((DalyConnectionError, DalyTimeoutError)):
-        await client.read_status()
+        await client.poll()
     server = await serve_tcp(sim, port=port)
     try:
-        assert (await client.read_status()).cell_count == 24
+        assert (await client.poll()).status.cell_count == 24
     finally:
         await client.close()
         await server.close()
@@ -117,7 +117,7 @@ async def test_ble_through_the_standin(sim: SimulatedBalancer, mtu: int, merge: 
         poll = await client.poll(settings=True)
         assert poll.status.cell_voltages == sim.cell_voltages()
     assert transport.connects == 1  # keep-connected: no reconnect per poll
-    assert await client.set_balancer(False) is False
+    assert await client.write_setting("balancer_enabled", False) is False
     assert sim.value("balancer_enabled") is False
     await client.close()
     assert not transport.is_open
@@ -136,7 +136,7 @@ async def test_ble_device_out_of_range() -> None:
     transport = BleTransport(lambda: None)
     client = DalyClient(transport, timeout=0.2, retries=0)
     with pytest.raises(DalyConnectionError, match="not in range"):
-        await client.read_status()
+        await client.poll()
 
 
 async def test_ble_link_lost_mid_poll_then_back(sim: SimulatedBalancer) -> None:
@@ -215,13 +215,13 @@ async def test_a_paced_line_is_read_once_per_answer(socket_enabled: None) -> Non
     transport = SerialTransport(server.url)
     client = DalyClient(transport, timeout=2)
     chunks: list[int] = []
-    on_data = client._on_data
+    on_data = client.link._on_data
 
     def counting(data: bytes) -> None:
         chunks.append(len(data))
         on_data(data)
 
-    transport.attach(counting, client._on_lost)
+    transport.attach(counting, client.link._on_lost)
     held: list[float] = []
     hold = transport.hold_reads
 
@@ -231,12 +231,12 @@ async def test_a_paced_line_is_read_once_per_answer(socket_enabled: None) -> Non
 
     transport.hold_reads = spy  # type: ignore[method-assign]
     try:
-        first = await client.read_status()
-        assert client._wire_paced
+        first = (await client.poll()).status
+        assert client.link._wire_paced
         assert 0 < len(held) < client.stats.requests  # the first read showed the pace
         chunks.clear()
         held.clear()
-        second = await client.read_status()
+        second = (await client.poll()).status
         assert held[0] == pytest.approx((8 + 129) * 10 / 9600 - 0.005)  # the live block's wire time
         assert len(second.cell_voltages) == len(first.cell_voltages) == 24
         assert sum(chunks) == 129 + 23 + 15

@@ -231,7 +231,7 @@ async def test_two_writes_and_a_poll_never_interleave(sim: SimulatedBalancer) ->
     async with pty_link(sim) as link:
         client = DalyClient(SerialTransport(link.path), timeout=1, retries=0)
         try:
-            await client.read_status()  # learns the protocol family
+            await client.poll()  # learns the protocol family
             link.requests.clear()
             poll = asyncio.create_task(client.poll())
             await asyncio.sleep(0)
@@ -265,7 +265,7 @@ async def test_half_duplex_echo_is_not_an_answer_when_the_module_is_silent(sim: 
         client.family = ProtocolFamily.D2
         try:
             with pytest.raises(DalyTimeoutError):
-                await client.read_status()
+                await client.poll()
         finally:
             await client.close()
     assert len(link.requests) == 2  # asked, and asked once more
@@ -277,7 +277,7 @@ async def test_half_duplex_echo_then_the_real_answer(sim: SimulatedBalancer) -> 
     async with pty_link(sim, echo=True) as link:
         client = DalyClient(SerialTransport(link.path), timeout=1, retries=0)
         try:
-            status = await client.read_status()
+            status = (await client.poll()).status
             assert status.cell_voltages == sim.cell_voltages()
             assert await client.write_setting("balance_start_delta", 0.035) == 0.035
         finally:
@@ -369,7 +369,7 @@ async def test_a_late_answer_to_another_request_is_never_taken() -> None:
     client.family = ProtocolFamily.D2
     with pytest.raises(DalyTimeoutError):
         await client._read_words(0x00A3, 1)
-    client.retries = 1
+    client.link.retries = 1
     assert await client._read_words(0x00A4, 1) == (20,)
     assert client.stats.late_answers == 1
 

@@ -142,16 +142,6 @@ class Extremes:
 
 
 @dataclass(frozen=True, slots=True)
-class TemperatureExtremes:
-    """0x92: highest and lowest temperature (°C) and their sensor numbers."""
-
-    max_temperature: float
-    max_sensor: int
-    min_temperature: float
-    min_sensor: int
-
-
-@dataclass(frozen=True, slots=True)
 class Counts:
     """0x94: cells, temperature sensors, charger/load state, DI/DO bits, cycles."""
 
@@ -198,12 +188,6 @@ def decode_extremes(frame: A5Frame) -> Extremes:
     return Extremes(round(high * 0.001, 3), high_no, round(low * 0.001, 3), low_no)
 
 
-def decode_temperature_extremes(frame: A5Frame) -> TemperatureExtremes:
-    """Decode 0x92."""
-    high, high_no, low, low_no = _reply(frame, Command.TEMPERATURE_EXTREMES)[:4]
-    return TemperatureExtremes(high - TEMP_OFFSET, high_no, low - TEMP_OFFSET, low_no)
-
-
 def decode_counts(frame: A5Frame) -> Counts:
     """Decode 0x94."""
     data = _reply(frame, Command.COUNTS)
@@ -248,11 +232,6 @@ def decode_balancing(frame: A5Frame, cell_count: int) -> tuple[bool, ...]:
     """0x97: data byte k bit j (LSB first) is cell 8k+j+1."""
     data = _reply(frame, Command.BALANCING)
     return tuple(bool(data[i // 8] >> (i % 8) & 1) for i in range(min(cell_count, 48)))
-
-
-def decode_failures(frame: A5Frame) -> bytes:
-    """0x98: the 8 raw failure bytes (DALY UART doc layout, unverified on a balancer)."""
-    return _reply(frame, Command.FAILURES)
 
 
 def decode_balance_thresholds(frame: A5Frame) -> BalanceThresholds:

@@ -141,10 +141,10 @@ class Status:
             merged,
             cell_voltages=cell_voltages,
             temperatures=tuple([None if t is None else float(t) for t in temps_all[:sensor_count]]),
+            **cell_summary(cell_voltages)._asdict(),
             cell_count=cell_count,
             temperature_sensor_count=sensor_count,
             balancing_cells=balancing_cells,
-            **cell_summary(cell_voltages)._asdict(),
             faults=tuple([int(f or 0) for f in faults]) if isinstance(faults, tuple) else (),
             **{key: _float(merged.get(key)) for key in _FLOAT_FIELDS},
         )
