@@ -117,7 +117,7 @@ def test_quality_scale_entity_event_setup_is_done() -> None:
 
 
 def test_issue_translations_exist() -> None:
-    from custom_components.daly_active_balance.repairs import ISSUES
+    from custom_components.daly_active_balance.issues import ISSUES
 
     issues = _json(COMPONENT / "strings.json")["issues"]
     for issue in ISSUES:

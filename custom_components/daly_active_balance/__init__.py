@@ -13,9 +13,9 @@ from homeassistant.helpers.typing import ConfigType
 from .card import async_register_card
 from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_SERIAL, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
+from .issues import async_delete_issues
 from .ports import InvalidPortError, canonical_port, port_id
 from .protocol.client import DalyClient
-from .repairs import async_delete_issues
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -114,6 +114,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> boo
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         # Nothing would clear this entry's issues while it is unloaded (or removed).
-        async_delete_issues(entry.runtime_data)
+        async_delete_issues(hass, entry.entry_id)
         await entry.runtime_data.client.close()
     return unloaded

@@ -1,4 +1,4 @@
-"""Binary sensors: balancing (whole module and per cell) and the module's fault registers."""
+"""Binary sensors: balancing (reported, expected, per cell), warnings, faults and the pack check."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ from typing import Any, override
 
 from homeassistant.components.binary_sensor import BinarySensorEntity, BinarySensorEntityDescription
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
-from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .checks import balancing_expected
 from .coordinator import DalyConfigEntry, DalyData
 from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
-from .protocol.registers import MAX_CELLS, active_faults
+from .protocol.registers import MAX_CELLS, WARNING_BITS, active_faults
 
 # The coordinator polls; binary sensors only read its data.
 PARALLEL_UPDATES = 0
 
-#: State attribute of the fault sensor: the names of the active fault bits.
+#: State attributes (lists of keys, translated element by element by the frontend): the active
+#: level-1 warning bits, the other active fault bits, why the pack check is on, and which cells.
+ATTR_WARNINGS = "warnings"
 ATTR_FAULTS = "faults"
+ATTR_REASONS = "reasons"
+ATTR_CELLS = "cells"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +58,21 @@ def _cell_balancing(cell: int) -> DalyBinarySensorEntityDescription:
     )
 
 
-def _faults(data: DalyData) -> Mapping[str, Any]:
-    return {ATTR_FAULTS: active_faults(data.status.faults)}
+def _fault_bits(key: str, attribute: str, *, warnings: bool) -> DalyBinarySensorEntityDescription:
+    """A sensor on while a bit of its kind (level-1 warnings, or the rest) is set, listing them."""
+
+    def active(data: DalyData) -> list[str]:
+        return [name for name in active_faults(data.status.faults) if (name in WARNING_BITS) is warnings]
+
+    return DalyBinarySensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        entity_registry_enabled_default=enabled_by_default("faults"),
+        is_on_fn=lambda data: bool(active(data)),
+        exists_fn=lambda data: bool(data.status.faults),
+        attributes_fn=lambda data: {attribute: active(data)},
+    )
 
 
 BINARY_SENSORS: tuple[DalyBinarySensorEntityDescription, ...] = (
@@ -67,19 +84,26 @@ BINARY_SENSORS: tuple[DalyBinarySensorEntityDescription, ...] = (
         is_on_fn=lambda data: data.status.balancing,
         exists_fn=lambda data: data.status.balancing is not None,
     ),
+    # Computed from the cell list and documented or captured registers only (0x00CF, 0x00A3,
+    # 0x00A4): what the module should do, to set beside what it reports.
+    DalyBinarySensorEntityDescription(
+        key="balancing_expected",
+        translation_key="balancing_expected",
+        is_on_fn=lambda data: balancing_expected(data.status, data.settings),
+        exists_fn=lambda data: balancing_expected(data.status, data.settings) is not None,
+    ),
     *(_cell_balancing(cell) for cell in range(1, MAX_CELLS + 1)),
     # Fault registers 0x003A–0x003D (DALY's BMS document; no capture with an alarm exists, so
-    # the bit order is unverified). Only modules that report them (D2 protocol) get the sensor.
-    DalyBinarySensorEntityDescription(
-        key="fault",
-        translation_key="fault",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=enabled_by_default("faults"),
-        is_on_fn=lambda data: any(data.status.faults),
-        exists_fn=lambda data: bool(data.status.faults),
-        attributes_fn=_faults,
-    ),
+    # the bit order is unverified), split as the table names the bits: level-1 warnings apart
+    # from faults and protections. Only modules that report them (D2 protocol) get the sensors.
+    _fault_bits("warning", ATTR_WARNINGS, warnings=True),
+    _fault_bits("fault", ATTR_FAULTS, warnings=False),
+)
+
+PACK_CHECK = BinarySensorEntityDescription(
+    key="pack_check",
+    translation_key="pack_check",
+    device_class=BinarySensorDeviceClass.PROBLEM,
 )
 
 
@@ -88,7 +112,8 @@ async def async_setup_entry(
     entry: DalyConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the binary sensors the module has."""
+    """Add the binary sensors the module has, and the pack check."""
+    async_add_entities([DalyPackCheck(entry.runtime_data, PACK_CHECK)])
     async_add_present_entities(entry, BINARY_SENSORS, DalyBinarySensor, async_add_entities)
 
 
@@ -96,8 +121,8 @@ class DalyBinarySensor(DalyEntity, BinarySensorEntity):
     """An on/off state the module reports."""
 
     entity_description: DalyBinarySensorEntityDescription
-    # The fault list can be long and is already summed up by the state: keep it out of history.
-    _unrecorded_attributes = frozenset({ATTR_FAULTS})
+    # The lists can be long and are already summed up by the state: keep them out of history.
+    _unrecorded_attributes = frozenset({ATTR_WARNINGS, ATTR_FAULTS})
 
     @property
     @override
@@ -108,7 +133,36 @@ class DalyBinarySensor(DalyEntity, BinarySensorEntity):
     @property
     @override
     def extra_state_attributes(self) -> Mapping[str, Any] | None:
-        """The active faults, for the fault sensor."""
+        """The active warnings or faults, for the warning and fault sensors."""
         if self.entity_description.attributes_fn is None:
             return None
         return self.entity_description.attributes_fn(self.coordinator.data)
+
+
+class DalyPackCheck(DalyEntity, BinarySensorEntity):
+    """On while a rule of the manual is broken: the same debounced findings as the repairs.
+
+    It stays available while the module is silent, so that "stopped answering" shows.
+    """
+
+    # The state sums the lists up; the repairs say the rest.
+    _unrecorded_attributes = frozenset({ATTR_REASONS, ATTR_CELLS})
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available once the module has answered (entities exist only then)."""
+        return self.coordinator.data is not None
+
+    @property
+    @override
+    def is_on(self) -> bool:
+        """On while any finding holds."""
+        return bool(self.coordinator.findings.reasons)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """Why it is on, and which cells are implausible."""
+        findings = self.coordinator.findings
+        return {ATTR_REASONS: [reason.value for reason in findings.reasons], ATTR_CELLS: list(findings.cells)}

@@ -1,4 +1,4 @@
-"""The data update coordinator: polls the module and keeps the repair issues current."""
+"""The data update coordinator: polls the module, runs the pack checks, keeps the repairs current."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from homeassistant.const import CONF_ADDRESS, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
 
+from .checks import Findings, PackChecks
 from .const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -30,6 +32,7 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
+from .issues import IssueTarget, async_update_issues
 from .protocol.client import DalyClient, SurveyRange
 from .protocol.errors import (
     ConnectTimeoutError,
@@ -44,7 +47,6 @@ from .protocol.redact import redact
 from .protocol.registers import DecodedValue
 from .protocol.transport import SerialTransport, Transport
 from .protocol.transport_ble import BleTransport
-from .repairs import IssueState, async_update_issues
 from .writes import Writable
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]
@@ -109,15 +111,16 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         #: cannot bring the old value back), and a write's own refresh, swallowed by the
         #: debouncer while that poll runs, is not missed.
         self._busy = asyncio.Lock()
-        self.last_success: float | None = None
         #: When each poll of the last ``POLL_WINDOW`` ended, and whether it succeeded.
         self._outcomes: deque[tuple[datetime, bool]] = deque()
         #: The last error a poll or the setup met, its link secrets taken out (None: none yet).
         self.last_error: str | None = None
         #: The last register survey (``async_survey``), None until one has run.
         self.last_survey: Survey | None = None
-        #: The repair issues' debouncing (see ``repairs``).
-        self.issue_state = IssueState()
+        #: The pack checks' memory and latest findings: the repair issues and the pack-check
+        #: entities read the same ones.
+        self.checks = PackChecks()
+        self._issue_tracker = ""
         self.apply_options()
 
     @property
@@ -178,6 +181,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
     @override
     async def _async_setup(self) -> None:
         """Read who the module is once (nothing is ever written during setup)."""
+        self._issue_tracker = str((await async_get_integration(self.hass, DOMAIN)).issue_tracker)
         try:
             self.identity = await self.client.read_identity()
         except DalyError as err:
@@ -210,7 +214,12 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             poll = await self.client.poll(settings=read_settings)
         except (DalyTimeoutError, DalyConnectionError) as err:
             self._record(err)
-            async_update_issues(self, None)
+            before = self.checks.findings
+            self._report(self.checks.poll_failed())
+            if self.checks.findings != before:
+                # Listeners hear only of the first failed poll of a run: tell them here, the
+                # pack check shows that the module stopped answering.
+                self.async_update_listeners()
             raise self._cannot_reach(err) from err
         except DalyError as err:
             self._record(err)
@@ -221,14 +230,23 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             ) from err
         self._polls += 1
         self._record(None)
-        self.last_success = time.monotonic()
         if poll.settings is not None:
             self._settings = poll.settings
             self._settings_due = False
         assert self._settings is not None
-        data = DalyData(poll.status, self._settings)
-        async_update_issues(self, data)
-        return data
+        self._report(self.checks.poll_answered(poll.status, self._settings, time.monotonic()))
+        return DalyData(poll.status, self._settings)
+
+    @property
+    def findings(self) -> Findings:
+        """What the pack checks found after the latest poll."""
+        return self.checks.findings
+
+    def _report(self, findings: Findings) -> None:
+        """Raise or clear the repair issues from the findings of this poll."""
+        entry = self.config_entry
+        target = IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker)
+        async_update_issues(self.hass, target, findings)
 
     async def async_survey(self) -> None:
         """Survey the module's registers once, between polls and writes; keep the result.

@@ -21,11 +21,11 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN
 from .coordinator import DalyConfigEntry, Survey
+from .issues import ISSUES, issue_id
 from .protocol.errors import DalyError
 from .protocol.redact import redact
 from .protocol.registers import BY_KEY, REGISTERS
 from .protocol.transport_ble import BleTransport
-from .repairs import ISSUES, issue_id
 
 #: Decoded fields that must never leave Home Assistant (the table's secret registers).
 SECRET_KEYS: Final = frozenset(reg.key for reg in REGISTERS if reg.secret)
@@ -98,7 +98,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
     active_issues = {
         issue: dict(found.translation_placeholders or {})
         for issue in ISSUES
-        if (found := issues.async_get_issue(DOMAIN, issue_id(coordinator, issue))) is not None
+        if (found := issues.async_get_issue(DOMAIN, issue_id(entry.entry_id, issue))) is not None
     }
 
     link: dict[str, Any] = {"ble": ble, "open": client.transport.is_open, "protocol": client.family}

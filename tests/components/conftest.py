@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.daly_active_balance import PLATFORMS
+from custom_components.daly_active_balance.binary_sensor import PACK_CHECK
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -48,9 +49,9 @@ UNIQUE_ID: Final = "simulator"
 type EntityIdFinder = Callable[[str, str], str]
 type Poll = Callable[[], Awaitable[None]]
 
-#: Keys of the entities of Home Assistant's own state (an option, the link's counters): they
-#: stay available while the module is silent.
-ALWAYS_AVAILABLE = frozenset({CONF_KEEP_CONNECTED, *(description.key for description in LINK_SENSORS)})
+#: Keys of the entities of Home Assistant's own state (an option, the link's counters, the pack
+#: check that shows the module stopped answering): they stay available while the module is silent.
+ALWAYS_AVAILABLE = frozenset({CONF_KEEP_CONNECTED, PACK_CHECK.key, *(description.key for description in LINK_SENSORS)})
 
 
 def shows_the_module(entity: er.RegistryEntry, entry: MockConfigEntry) -> bool:

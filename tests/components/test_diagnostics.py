@@ -19,10 +19,10 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
+from custom_components.daly_active_balance.checks import RAISE_AFTER
 from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL, DOMAIN
 from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
-from custom_components.daly_active_balance.repairs import RAISE_AFTER
 from daly_tools.factory import FACTORY, encode_ascii
 from daly_tools.simulator import (
     SimulatedBalancer,

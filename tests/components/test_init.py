@@ -16,7 +16,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -37,7 +37,7 @@ from daly_tools.simulator import (
     serve_tcp,
 )
 
-from .conftest import shows_the_module
+from .conftest import EntityIdFinder, shows_the_module
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -282,17 +282,24 @@ async def test_unavailable_and_back(
     entity_registry: er.EntityRegistry,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
+    entity_id: EntityIdFinder,
 ) -> None:
-    """Entities go unavailable while the module is silent and come back; one log line each way."""
+    """Entities go unavailable while the module is silent and come back; one log line each way.
+
+    The pack check alone stays available: it shows that the module stopped answering.
+    """
     coordinator = init_integration.runtime_data
+    pack_check = entity_id(Platform.BINARY_SENSOR, "pack_check")
     assert STATE_UNAVAILABLE not in entry_states(hass, entity_registry, init_integration).values()
     caplog.clear()
 
     simulator.silent = True
     await poll_unanswered(hass, freezer, coordinator)
+    assert hass.states.get(pack_check).state == STATE_OFF
     assert set(entry_states(hass, entity_registry, init_integration).values()) == {STATE_UNAVAILABLE}
     await poll_unanswered(hass, freezer, coordinator)
     await poll_unanswered(hass, freezer, coordinator)
+    assert hass.states.get(pack_check).state == STATE_ON
     assert set(entry_states(hass, entity_registry, init_integration).values()) == {STATE_UNAVAILABLE}
     lost = logs(caplog, logging.ERROR, "Error fetching")
     assert len(lost) == 1, lost

@@ -13,13 +13,24 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.loader import async_get_integration
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+from custom_components.daly_active_balance.checks import CLEAR_AFTER, DOUBT_AFTER, RAISE_AFTER
 from custom_components.daly_active_balance.const import (
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
     DOMAIN,
+)
+from custom_components.daly_active_balance.issues import (
+    ISSUE_BALANCE_VOLTAGE,
+    ISSUE_CELL_OUT_OF_RANGE,
+    ISSUE_PACK_VOLTAGE_LOW,
+    ISSUE_STOPPED_ANSWERING,
+    ISSUE_STRING_COUNT,
+    ISSUE_VERIFY_BALANCING,
+    ISSUES,
 )
 from custom_components.daly_active_balance.protocol.registers import (
     BY_KEY,
@@ -27,16 +38,6 @@ from custom_components.daly_active_balance.protocol.registers import (
     MIN_PACK_VOLTAGE,
     SLEEP_NEVER,
     BatteryType,
-)
-from custom_components.daly_active_balance.repairs import (
-    CLEAR_AFTER,
-    ISSUE_BALANCE_VOLTAGE,
-    ISSUE_CELL_OUT_OF_RANGE,
-    ISSUE_PACK_VOLTAGE_LOW,
-    ISSUE_STOPPED_ANSWERING,
-    ISSUE_STRING_COUNT,
-    ISSUES,
-    RAISE_AFTER,
 )
 from daly_tools.simulator import (
     SimulatedBalancer,
@@ -151,7 +152,8 @@ async def test_string_count_mismatch(
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """A string count that differs from the cells measured raises an issue; setting it right clears it."""
+    """A string count that differs from the cells measured raises a warning (its register is only
+    inferred); setting it right clears it."""
     address = BY_KEY["string_count"].address
     simulator.write_word(address, 15)
     await polls(hass, freezer, RAISE_AFTER)
@@ -159,6 +161,7 @@ async def test_string_count_mismatch(
     found = issue(hass, init_integration, ISSUE_STRING_COUNT)
     assert found is not None
     assert found.translation_key == ISSUE_STRING_COUNT
+    assert found.severity is ir.IssueSeverity.WARNING  # the register's meaning is inferred
     assert found.translation_placeholders == {"title": TITLE, "configured": "15", "reported": "16"}
 
     simulator.write_word(address, 16)
@@ -198,7 +201,8 @@ async def test_stopped_answering(
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """Silent for longer than the sleep time raises an issue; it clears when the module answers.
+    """Silent for RAISE_AFTER polls in a row raises a warning that names what the silence may be;
+    the first answer clears it.
 
     The module really falls asleep here (the simulator follows the frozen clock), so the first
     request after the silence only wakes it and is lost; the client's retry gets the answer.
@@ -206,54 +210,49 @@ async def test_stopped_answering(
     coordinator = init_integration.runtime_data
     simulator.write_word(BY_KEY["sleep_time"].address, 30)
     await advance(hass, freezer, UPDATE_INTERVAL)
-    assert coordinator.settings is not None
-    assert coordinator.settings.sleep_time == 30
 
     simulator.silent = True
-    await poll_unanswered(hass, freezer, coordinator)
-    assert coordinator.last_success is not None
-    assert time.monotonic() - coordinator.last_success < 30
-    assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None  # silent, but not for long yet
-
-    while time.monotonic() - coordinator.last_success <= 30:
+    for _ in range(RAISE_AFTER - 1):
         await poll_unanswered(hass, freezer, coordinator)
+    assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None  # silent, but not for long yet
+    await poll_unanswered(hass, freezer, coordinator)
     found = issue(hass, init_integration, ISSUE_STOPPED_ANSWERING)
     assert found is not None
     assert found.translation_key == ISSUE_STOPPED_ANSWERING
     assert found.severity is ir.IssueSeverity.WARNING
-    assert found.translation_placeholders == {"title": TITLE, "sleep_time": "30"}
-    assert simulator.asleep
+    assert found.translation_placeholders == {"title": TITLE}
+    while not simulator.asleep:
+        await poll_unanswered(hass, freezer, coordinator)
 
     simulator.silent = False
     client = coordinator.client
-    successes = coordinator.last_success
     freezer.tick(timedelta(seconds=UPDATE_INTERVAL))
     async_fire_time_changed(hass)
-    await run_out_timeouts(hass, freezer, lambda: coordinator.last_success != successes)
+    await run_out_timeouts(hass, freezer, lambda: coordinator.last_update_success)
     assert not simulator.asleep
     assert client.stats.retries > 0  # the wake-up request was lost
     assert coordinator.last_update_success
     assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None
 
 
-async def test_never_sleeping_module_raises_no_sleep_issue(
+async def test_a_few_lost_polls_raise_nothing(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """With sleep time 65535 (never sleep) a long silence is not blamed on sleep."""
+    """Fewer than RAISE_AFTER unanswered polls in a row (a busy proxy) raise nothing, and an
+    answer in between starts the count again."""
     coordinator = init_integration.runtime_data
     simulator.write_word(BY_KEY["sleep_time"].address, SLEEP_NEVER)
-    await advance(hass, freezer, UPDATE_INTERVAL)
-    assert coordinator.settings is not None
-    assert coordinator.settings.sleep_time == SLEEP_NEVER
-
-    simulator.silent = True
-    await poll_unanswered(hass, freezer, coordinator)
-    freezer.tick(timedelta(hours=20))
-    await poll_unanswered(hass, freezer, coordinator)
-    assert not coordinator.last_update_success
+    for _ in range(2):
+        simulator.silent = True
+        for _ in range(RAISE_AFTER - 1):
+            await poll_unanswered(hass, freezer, coordinator)
+        assert not coordinator.last_update_success
+        simulator.silent = False
+        await advance(hass, freezer, UPDATE_INTERVAL)
+        assert coordinator.last_update_success
     assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None
 
 
@@ -424,3 +423,91 @@ async def test_battery_type_change_raises_the_turn_on_voltage_issue(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert simulator.value("balance_start_voltage") == pytest.approx(2.6)
     assert issue(hass, init_integration, ISSUE_BALANCE_VOLTAGE) is None
+
+
+# --- the module's balancing reports against the expectation -----------------------------------
+
+#: Seconds between the polls of the balancing tests: the doubt needs minutes of polls.
+MINUTE = 60
+
+
+async def _expect_balancing(hass: HomeAssistant, freezer: FrozenDateTimeFactory, simulator: SimulatedBalancer) -> None:
+    """Pin the cells so that balancing is expected (3.40 V above the turn-on voltage, 100 mV)."""
+    simulator.set_cell_voltage(1, 3.40)
+    simulator.set_cell_voltage(2, 3.30)
+    await polls(hass, freezer, 1)
+    assert simulator.balancing
+
+
+@pytest.mark.parametrize(
+    ("forced", "registers"),
+    [
+        ({"balancing": 0}, "0x0034"),
+        ({"balancing": 0, "balance_current": BY_KEY["balance_current"].offset}, "0x0034, 0x0040"),
+    ],
+    ids=["flag", "flag_and_current"],
+)
+async def test_balancing_reports_in_doubt(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+    forced: dict[str, int],
+    registers: str,
+) -> None:
+    """Registers that read "not balancing" for 10 minutes while balancing is expected raise a
+    warning naming them and where to send the diagnostics; agreeing again clears it."""
+    await _expect_balancing(hass, freezer, simulator)
+    for key, raw in forced.items():
+        simulator.write_word(BY_KEY[key].address, raw)
+    for _ in range(int(DOUBT_AFTER // MINUTE)):
+        await advance(hass, freezer, MINUTE)
+        assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is None
+    await advance(hass, freezer, MINUTE)
+
+    found = issue(hass, init_integration, ISSUE_VERIFY_BALANCING)
+    assert found is not None
+    assert found.severity is ir.IssueSeverity.WARNING
+    integration = await async_get_integration(hass, DOMAIN)
+    assert found.translation_placeholders == {
+        "title": TITLE,
+        "registers": registers,
+        "minutes": "10",
+        "issue_tracker": integration.issue_tracker,
+    }
+    assert raised(hass, init_integration) == {ISSUE_VERIFY_BALANCING}
+
+    for key in forced:
+        simulator.release_word(BY_KEY[key].address)
+    await polls(hass, freezer, CLEAR_AFTER - 1)
+    assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is not None
+    await polls(hass, freezer, 1)
+    assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is None
+
+
+async def test_balancing_doubt_needs_sustained_disagreement(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A report that agrees once in a while (a lagging register) starts the 10 minutes again;
+    a register that reads "balancing" while nothing calls for it is in doubt too."""
+    address = BY_KEY["balancing"].address
+    await _expect_balancing(hass, freezer, simulator)
+    for _ in range(3):
+        simulator.write_word(address, 0)
+        for _ in range(int(DOUBT_AFTER // MINUTE) - 1):
+            await advance(hass, freezer, MINUTE)
+        simulator.release_word(address)
+        await advance(hass, freezer, MINUTE)
+    assert issue(hass, init_integration, ISSUE_VERIFY_BALANCING) is None
+
+    simulator.write_word(BY_KEY["balancer_enabled"].address, 0)  # nothing expected any more
+    simulator.write_word(address, 1)
+    for _ in range(int(DOUBT_AFTER // MINUTE) + 1):
+        await advance(hass, freezer, MINUTE)
+    found = issue(hass, init_integration, ISSUE_VERIFY_BALANCING)
+    assert found is not None
+    assert found.translation_placeholders is not None
+    assert found.translation_placeholders["registers"] == "0x0034"

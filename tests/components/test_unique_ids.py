@@ -8,7 +8,7 @@ that carries users' entities over.
 
 from __future__ import annotations
 
-from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS
+from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS, PACK_CHECK
 from custom_components.daly_active_balance.number import NUMBERS
 from custom_components.daly_active_balance.select import SELECTS
 from custom_components.daly_active_balance.sensor import SENSORS
@@ -36,7 +36,14 @@ UNIQUE_ID_SUFFIXES = {
         "register_00ce",
         "register_00d0",
     },
-    "binary_sensor": {"balancing", *(f"cell_balancing_{n}" for n in CELLS), "fault"},
+    "binary_sensor": {
+        "balancing",
+        "balancing_expected",
+        *(f"cell_balancing_{n}" for n in CELLS),
+        "warning",
+        "fault",
+        "pack_check",
+    },
     "number": {"balance_start_voltage", "balance_start_delta", "sleep_time", "string_count"},
     "select": {"battery_type"},
     "switch": {"balancer_enabled", "never_sleep", "keep_connected"},
@@ -46,7 +53,7 @@ UNIQUE_ID_SUFFIXES = {
 def test_unique_id_suffixes_are_pinned() -> None:
     found = {
         "sensor": [d.key for d in SENSORS],
-        "binary_sensor": [d.key for d in BINARY_SENSORS],
+        "binary_sensor": [*(d.key for d in BINARY_SENSORS), PACK_CHECK.key],
         "number": [d.key for d in NUMBERS],
         "select": [d.key for d in SELECTS],
         "switch": [*(d.key for d in SWITCHES), KEEP_CONNECTED.key],

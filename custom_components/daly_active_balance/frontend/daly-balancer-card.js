@@ -322,8 +322,11 @@ class DalyBalancerCard extends HTMLElement {
       const s = known(key);
       if (!s) continue;
       const on = s.state === "on";
-      const named = Object.values(s.attributes).filter(Array.isArray).flat();
-      const text = on ? (named.length ? named.map((n) => String(n).replaceAll("_", " ")).join(", ") : t("active")) : t("none");
+      // The active bits as a list of keys; Home Assistant translates them element by element.
+      const attribute = Object.keys(s.attributes).find((name) => Array.isArray(s.attributes[name]));
+      const named = attribute ? s.attributes[attribute] : [];
+      const listed = hass.formatEntityAttributeValue ? hass.formatEntityAttributeValue(s, attribute) : named.join(", ");
+      const text = on ? (named.length ? listed : t("active")) : t("none");
       chips.push(`<button class="chip problem ${key} ${on ? "on" : "off"}" data-entity="${escape(s.entity_id)}">
         ${escape(label)}: <b>${escape(text)}</b></button>`);
     }

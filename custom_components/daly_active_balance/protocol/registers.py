@@ -768,6 +768,11 @@ FAULT_BITS: Final[tuple[tuple[str, ...], ...]] = (
 )
 
 
+#: The level-1 bits (``*_1``): warnings. Every other bit is a level-2 fault, a protection or a
+#: hardware fault.
+WARNING_BITS: Final = frozenset(name for word in FAULT_BITS for name in word if name.endswith("_1"))
+
+
 def active_faults(words: Sequence[int]) -> list[str]:
     """Names of the fault bits set in the fault words (unnamed bits as ``fault_<word>_<bit>``)."""
     names: list[str] = []
