@@ -58,7 +58,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_test_home_assistant
 
 from custom_components.daly_active_balance import writes
-from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS
+from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS, PACK_CHECK
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -263,14 +263,15 @@ def _same_number(shown: str, unit: str | None, expected: object, native_unit: st
 
 
 #: Keys of entities that do not show a value of the module.
-NOT_THE_MODULE = frozenset({CONF_KEEP_CONNECTED, *(description.key for description in LINK_SENSORS)})
+NOT_THE_MODULE = frozenset({CONF_KEEP_CONNECTED, PACK_CHECK.key, *(description.key for description in LINK_SENSORS)})
 
 
 def module_entities(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
     """Key → entity id of every enabled entity showing a value of the module.
 
-    The "Keep Bluetooth connected" switch is an option of the entry and the link sensors count
-    the polls themselves: neither is a value of the module (both stay available while it is silent).
+    The "Keep Bluetooth connected" switch is an option of the entry, the link sensors count the
+    polls and the pack check judges the findings: none is a value of the module (all stay
+    available while it is silent).
     """
     registry = er.async_get(hass)
     return {
