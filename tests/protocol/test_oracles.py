@@ -39,6 +39,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     MIN_PACK_VOLTAGE,
     PASSWORD,
     SETTINGS,
+    SLEEP_DEFAULT,
+    SLEEP_NEVER,
     BatteryType,
     Block,
     Chemistry,
@@ -806,3 +808,17 @@ def test_exception_replies_for_unknown_functions_are_refused(function: int) -> N
 def test_requests_are_never_exception_replies(function: int) -> None:
     with pytest.raises(FrameError, match=f"unknown request function 0x{function:02X}"):
         frame_length(bytes((0xD2, function, 0x02)), Direction.REQUEST)
+
+
+def test_bit_fields_have_no_absent_marker() -> None:
+    """0xFFFF in a bit field is every bit set (16 faults, 16 cells balancing), not "absent"."""
+    live = LIVE.decode(_block(LIVE, {0x3A: 0xFFFF, 0x3B: 0x0000, 0x3C: 0xFFFF, 0x3D: 0x0001}))
+    assert live["faults"] == (0xFFFF, 0x0000, 0xFFFF, 0x0001)
+    extended = EXTENDED.decode(_block(EXTENDED, {0x3E: 0xFFFF, 0x3F: 0xFFFF}))
+    assert extended["balancing_cells"] == (0xFFFF, 0xFFFF)
+
+
+def test_the_manuals_sleep_time_default() -> None:
+    """What "Never sleep" switched off writes back: the manual's factory setting, 3600 s (§5)."""
+    assert SLEEP_DEFAULT == 3600
+    assert SLEEP_NEVER == 65535
