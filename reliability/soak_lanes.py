@@ -28,7 +28,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 import contextlib
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 import itertools
 import math
 from pathlib import Path
@@ -71,6 +71,7 @@ from custom_components.daly_active_balance.coordinator import DalyCoordinator, D
 from custom_components.daly_active_balance.number import NUMBERS
 from custom_components.daly_active_balance.protocol.frames import Function, WriteSingle
 from custom_components.daly_active_balance.protocol.models import Settings, Status
+from custom_components.daly_active_balance.protocol.record import Record
 from custom_components.daly_active_balance.protocol.registers import (
     BALANCER,
     BY_KEY,
@@ -218,11 +219,11 @@ def _flat(value: object) -> list[object]:
     return list(value) if isinstance(value, tuple) else [value]
 
 
-def differences(published: object, truth: object) -> int:
-    """How many values differ between two dataclass instances (tuples count element by element)."""
+def differences(published: Record, truth: Record) -> int:
+    """How many values differ between two records (tuples count element by element)."""
     wrong = 0
-    for item in fields(published):  # type: ignore[arg-type]
-        mine, real = _flat(getattr(published, item.name)), _flat(getattr(truth, item.name))
+    for name in published.__slots__:
+        mine, real = _flat(getattr(published, name)), _flat(getattr(truth, name))
         wrong += sum(a != b for a, b in itertools.zip_longest(mine, real, fillvalue=object()))
     return wrong
 
@@ -238,7 +239,7 @@ def status_errors(status: Status, served: Sequence[ServedRead]) -> int:
         best = min(best, differences(status, Status.from_d2(live, extended or None, balancer or None)))
         if best == 0:
             return 0
-    return int(best) if best != math.inf else len(fields(Status))
+    return int(best) if best != math.inf else len(Status.__slots__)
 
 
 def settings_truth(sim: SimulatedBalancer) -> Settings:
@@ -409,11 +410,11 @@ class Lane:
                 for answer in answered
             ],
             "settings_wrong": {
-                f.name: (getattr(data.settings, f.name), getattr(truth, f.name))
-                for f in fields(truth)
-                if getattr(data.settings, f.name) != getattr(truth, f.name)
+                name: (getattr(data.settings, name), getattr(truth, name))
+                for name in truth.__slots__
+                if getattr(data.settings, name) != getattr(truth, name)
             },
-            "client": dataclasses.asdict(self.coordinator.client.stats),
+            "client": self.coordinator.client.stats.as_dict(),
         }
 
     async def write(self, hass: HomeAssistant, key: str, value: DecodedValue) -> None:
@@ -611,7 +612,7 @@ async def soak_lane(hass: HomeAssistant, lane: Lane, settings: SoakSettings) -> 
     faults(False)
     lane.sim.served = None
     lane.seconds = time.monotonic() - started
-    lane.client_stats = dataclasses.asdict(coordinator.client.stats)
+    lane.client_stats = coordinator.client.stats.as_dict()
 
 
 async def soak_links(

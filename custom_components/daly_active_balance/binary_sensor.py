@@ -27,7 +27,7 @@ ATTR_REASONS = "reasons"
 ATTR_CELLS = "cells"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalyBinarySensorEntityDescription(BinarySensorEntityDescription, DalyEntityDescription):
     """A binary sensor of the module: how to read its state from the coordinator's data."""
 

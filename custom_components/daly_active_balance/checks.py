@@ -19,11 +19,11 @@ Home Assistant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
 from .protocol.models import Settings, Status
+from .protocol.record import Record
 from .protocol.registers import (
     CHEMISTRY,
     MIN_PACK_VOLTAGE,
@@ -61,31 +61,53 @@ class Reason(StrEnum):
     STOPPED_ANSWERING = "stopped_answering"
 
 
-@dataclass(frozen=True, slots=True)
-class OutOfRange:
+class OutOfRange(Record):
     """A setting outside the range it must be in."""
 
-    value: float
-    minimum: float
-    maximum: float
+    __slots__ = ("value", "minimum", "maximum")
+
+    def __init__(self, value: float, minimum: float, maximum: float) -> None:
+        self.value: Final = value
+        self.minimum: Final = minimum
+        self.maximum: Final = maximum
 
 
-@dataclass(frozen=True, slots=True)
-class Findings:
+class Findings(Record):
     """What the checks found after the latest poll (empty before the first)."""
 
-    #: Cells (1-based) outside their chemistry's plausible range or at 0 V.
-    cells: tuple[int, ...] = ()
-    #: The chemistry the cells were judged by.
-    chemistry: BatteryType = BatteryType.LIFEPO4
-    #: (configured, measured) while the string count differs from the cells measured.
-    string_count: tuple[int, int] | None = None
-    pack_voltage_low: bool = False
-    #: The balance turn-on voltage and the battery type's range, while it is outside that range.
-    balance_voltage: OutOfRange | None = None
-    stopped_answering: bool = False
-    #: Registers (hex addresses) whose balancing report contradicted the expectation for long.
-    balancing_doubt: tuple[str, ...] = ()
+    __slots__ = (
+        "cells",
+        "chemistry",
+        "string_count",
+        "pack_voltage_low",
+        "balance_voltage",
+        "stopped_answering",
+        "balancing_doubt",
+    )
+
+    def __init__(
+        self,
+        *,
+        cells: tuple[int, ...] = (),
+        chemistry: BatteryType = BatteryType.LIFEPO4,
+        string_count: tuple[int, int] | None = None,
+        pack_voltage_low: bool = False,
+        balance_voltage: OutOfRange | None = None,
+        stopped_answering: bool = False,
+        balancing_doubt: tuple[str, ...] = (),
+    ) -> None:
+        #: Cells (1-based) outside their chemistry's plausible range or at 0 V.
+        self.cells: Final = cells
+        #: The chemistry the cells were judged by.
+        self.chemistry: Final = chemistry
+        #: (configured, measured) while the string count differs from the cells measured.
+        self.string_count: Final = string_count
+        self.pack_voltage_low: Final = pack_voltage_low
+        #: The balance turn-on voltage and the battery type's range, while it is outside that range.
+        self.balance_voltage: Final = balance_voltage
+        self.stopped_answering: Final = stopped_answering
+        #: Registers (hex addresses) whose balancing report contradicted the expectation for long.
+        self.balancing_doubt: Final = balancing_doubt
 
     @property
     def reasons(self) -> list[Reason]:
@@ -118,22 +140,26 @@ def balancing_expected(status: Status, settings: Settings) -> bool | None:
     )
 
 
-@dataclass(slots=True)
 class _Debounced:
-    raised: bool = False
-    #: Polls in a row that pointed the other way.
-    streak: int = 0
-    #: When the current run of polls pointing the other way began (time-based conditions).
-    since: float | None = None
+    __slots__ = ("raised", "streak", "since")
+
+    def __init__(self, *, raised: bool = False, streak: int = 0, since: float | None = None) -> None:
+        self.raised = raised
+        #: Polls in a row that pointed the other way.
+        self.streak = streak
+        #: When the current run of polls pointing the other way began (time-based conditions).
+        self.since = since
 
 
-@dataclass(slots=True)
 class PackChecks:
     """The checks' memory between polls (a coordinator holds one) and the latest findings."""
 
-    findings: Findings = Findings()
-    _conditions: dict[str, _Debounced] = field(default_factory=dict)
-    _failed_polls: int = 0
+    __slots__ = ("findings", "_conditions", "_failed_polls")
+
+    def __init__(self) -> None:
+        self.findings = Findings()
+        self._conditions: dict[str, _Debounced] = {}
+        self._failed_polls = 0
 
     def _update(self, key: str, *, bad: bool, good: bool, hold: int = RAISE_AFTER) -> bool:
         """Whether condition ``key`` is raised after this poll.
@@ -176,7 +202,7 @@ class PackChecks:
         """
         self._failed_polls += 1
         if self._failed_polls >= RAISE_AFTER and not self.findings.stopped_answering:
-            self.findings = replace(self.findings, stopped_answering=True)
+            self.findings = self.findings.replace(stopped_answering=True)
         return self.findings
 
     def poll_answered(self, status: Status, settings: Settings, now: float) -> Findings:

@@ -45,7 +45,7 @@ def device_info(coordinator: DalyCoordinator) -> DeviceInfo:
     return info
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalyEntityDescription(EntityDescription):
     """What every description of this integration adds: whether the module has the entity.
 
@@ -121,7 +121,7 @@ def async_add_present_entities[D: DalyEntityDescription](
         entry.async_on_unload(coordinator.async_add_listener(add_present))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalySettingEntityDescription(DalyEntityDescription):
     """A description of an entity that writes a setting: which one (never a register key)."""
 

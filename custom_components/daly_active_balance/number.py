@@ -32,7 +32,7 @@ from .writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME, STRI
 PARALLEL_UPDATES = 1
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalyNumberEntityDescription(NumberEntityDescription, DalySettingEntityDescription):
     """A numeric setting; ``setting`` says which register it writes."""
 

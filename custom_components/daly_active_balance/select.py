@@ -29,7 +29,7 @@ ATTR_PLAUSIBLE_MIN = "plausible_min"
 ATTR_PLAUSIBLE_MAX = "plausible_max"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalySelectEntityDescription(SelectEntityDescription, DalySettingEntityDescription):
     """A setting with named options; the options are its register's."""
 

@@ -35,7 +35,7 @@ from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 PARALLEL_UPDATES = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalySensorEntityDescription(SensorEntityDescription, DalyEntityDescription):
     """A sensor of the module: how to read its value from the coordinator's data."""
 
@@ -184,7 +184,7 @@ SENSORS: tuple[DalySensorEntityDescription, ...] = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalyLinkSensorEntityDescription(SensorEntityDescription):
     """A sensor of the link's health: read from the coordinator's counters, not the module's data."""
 

@@ -29,7 +29,7 @@ from .writes import BALANCER_ENABLED, SLEEP_TIME
 PARALLEL_UPDATES = 1
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DalySwitchEntityDescription(SwitchEntityDescription, DalySettingEntityDescription):
     """An on/off view of a setting: the values its register holds for on and for off."""
 

@@ -15,13 +15,13 @@ in requests, 0x01 in replies; sum = (bytes 0..11) & 0xFF.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 import math
 import struct
 from typing import Final
 
 from .errors import FrameError
+from .record import Record
 
 START: Final = 0xA5
 LENGTH: Final = 13
@@ -57,13 +57,15 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
     return sum(data) & 0xFF
 
 
-@dataclass(frozen=True, slots=True)
-class A5Frame:
+class A5Frame(Record):
     """One A5 frame."""
 
-    address: int
-    command: int
-    data: bytes = bytes(DATA_LENGTH)
+    __slots__ = ("address", "command", "data")
+
+    def __init__(self, address: int, command: int, data: bytes = bytes(DATA_LENGTH)) -> None:
+        self.address: Final = address
+        self.command: Final = command
+        self.data: Final = data
 
     @property
     def is_reply(self) -> bool:
@@ -95,11 +97,13 @@ def parse(frame: bytes | bytearray | memoryview) -> A5Frame:
     return A5Frame(data[1], data[2], data[4:12])
 
 
-@dataclass(frozen=True, slots=True)
-class A5Framing:
+class A5Framing(Record):
     """A5 frames for ``FrameStream``: fixed length, sum checksum."""
 
-    start_byte: int = START
+    __slots__ = ("start_byte",)
+
+    def __init__(self, start_byte: int = START) -> None:
+        self.start_byte: Final = start_byte
 
     def length(self, head: bytearray) -> int | None:
         """Always 13 bytes; the length byte must say 8."""
@@ -121,44 +125,61 @@ class A5Framing:
 # --- typed replies ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Pack:
+class Pack(Record):
     """0x90: pack voltage, "gather" voltage (V), current (A, + = charge), SOC (%)."""
 
-    voltage: float
-    gather_voltage: float
-    current: float
-    soc: float
+    __slots__ = ("voltage", "gather_voltage", "current", "soc")
+
+    def __init__(self, voltage: float, gather_voltage: float, current: float, soc: float) -> None:
+        self.voltage: Final = voltage
+        self.gather_voltage: Final = gather_voltage
+        self.current: Final = current
+        self.soc: Final = soc
 
 
-@dataclass(frozen=True, slots=True)
-class Extremes:
+class Extremes(Record):
     """0x91: highest and lowest cell voltage (V) and their 1-based numbers."""
 
-    max_voltage: float
-    max_cell: int
-    min_voltage: float
-    min_cell: int
+    __slots__ = ("max_voltage", "max_cell", "min_voltage", "min_cell")
+
+    def __init__(self, max_voltage: float, max_cell: int, min_voltage: float, min_cell: int) -> None:
+        self.max_voltage: Final = max_voltage
+        self.max_cell: Final = max_cell
+        self.min_voltage: Final = min_voltage
+        self.min_cell: Final = min_cell
 
 
-@dataclass(frozen=True, slots=True)
-class Counts:
+class Counts(Record):
     """0x94: cells, temperature sensors, charger/load state, DI/DO bits, cycles."""
 
-    cell_count: int
-    temperature_sensor_count: int
-    charger: bool
-    load: bool
-    dio: int
-    cycles: int
+    __slots__ = ("cell_count", "temperature_sensor_count", "charger", "load", "dio", "cycles")
+
+    def __init__(
+        self,
+        *,
+        cell_count: int,
+        temperature_sensor_count: int,
+        charger: bool,
+        load: bool,
+        dio: int,
+        cycles: int,
+    ) -> None:
+        self.cell_count: Final = cell_count
+        self.temperature_sensor_count: Final = temperature_sensor_count
+        self.charger: Final = charger
+        self.load: Final = load
+        self.dio: Final = dio
+        self.cycles: Final = cycles
 
 
-@dataclass(frozen=True, slots=True)
-class BalanceThresholds:
+class BalanceThresholds(Record):
     """0x5F: balance start voltage and start difference (V)."""
 
-    start_voltage: float
-    start_delta: float
+    __slots__ = ("start_voltage", "start_delta")
+
+    def __init__(self, start_voltage: float, start_delta: float) -> None:
+        self.start_voltage: Final = start_voltage
+        self.start_delta: Final = start_delta
 
 
 def _reply(frame: A5Frame, command: Command) -> bytes:
@@ -195,7 +216,14 @@ def decode_counts(frame: A5Frame) -> Counts:
     (cycles,) = struct.unpack_from(">H", data, 5)
     if not 1 <= cells <= 48:
         raise FrameError(f"A5 cell count {cells} impossible")
-    return Counts(cells, sensors, bool(charger), bool(load), dio, cycles)
+    return Counts(
+        cell_count=cells,
+        temperature_sensor_count=sensors,
+        charger=bool(charger),
+        load=bool(load),
+        dio=dio,
+        cycles=cycles,
+    )
 
 
 def _multi(frames: Sequence[A5Frame], command: Command, count: int, per_frame: int) -> list[bytes]:

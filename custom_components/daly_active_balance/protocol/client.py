@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 import logging
 import math
 from typing import Final, Self
@@ -36,6 +35,7 @@ from .errors import (
 from .exchange import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientStats, Exchange
 from .frames import ExceptionResponse, Function, ReadRequest, ReadResponse, WriteSingle
 from .models import Identity, ProtocolFamily, Settings, Status, cell_summary
+from .record import Record
 from .registers import (
     BALANCER,
     BY_KEY,
@@ -58,32 +58,38 @@ SURVEY_END: Final = 0x0100
 SURVEY_READ: Final = 62
 
 
-@dataclass(frozen=True, slots=True)
-class Poll:
+class Poll(Record):
     """One poll cycle's results."""
 
-    status: Status
-    settings: Settings | None
+    __slots__ = ("status", "settings")
+
+    def __init__(self, status: Status, settings: Settings | None) -> None:
+        self.status: Final = status
+        self.settings: Final = settings
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
+class ProbeResult(Record):
     """What the config flow learns before creating an entry."""
 
-    family: ProtocolFamily
-    identity: Identity
-    status: Status
-    settings: Settings
+    __slots__ = ("family", "identity", "status", "settings")
+
+    def __init__(self, family: ProtocolFamily, identity: Identity, status: Status, settings: Settings) -> None:
+        self.family: Final = family
+        self.identity: Final = identity
+        self.status: Final = status
+        self.settings: Final = settings
 
 
-@dataclass(frozen=True, slots=True)
-class SurveyRange:
+class SurveyRange(Record):
     """One range of the register survey: the words read, or why none were (``error``)."""
 
-    start: int
-    count: int
-    words: tuple[int, ...] = ()
-    error: str | None = None
+    __slots__ = ("start", "count", "words", "error")
+
+    def __init__(self, start: int, count: int, words: tuple[int, ...] = (), error: str | None = None) -> None:
+        self.start: Final = start
+        self.count: Final = count
+        self.words: Final = words
+        self.error: Final = error
 
 
 class DalyClient:

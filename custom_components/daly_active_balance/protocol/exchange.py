@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 import logging
 from typing import Final
 
@@ -35,6 +34,7 @@ from .errors import (
 )
 from .frames import Direction, ExceptionResponse, Frame, ReadRequest, ReadResponse, WriteSingle, parse
 from .models import ProtocolFamily
+from .record import Record
 from .stream import D2Framing, FrameStream
 from .transport import Transport, wire_time
 
@@ -52,41 +52,61 @@ HOLD_MARGIN: Final = 0.005
 _Match = Callable[[object], bool]
 
 
-@dataclass(slots=True)
-class ClientStats:
+class ClientStats(Record):
     """Counters for diagnostics, the benchmark and the soak."""
 
-    requests: int = 0
-    timeouts: int = 0
-    retries: int = 0
-    link_errors: int = 0
-    unsolicited: int = 0
-    #: Times several different answers that fit one request arrived together (all dropped).
-    ambiguous: int = 0
-    #: Late answers to requests that had timed out, recognised and dropped.
-    late_answers: int = 0
+    __slots__ = ("requests", "timeouts", "retries", "link_errors", "unsolicited", "ambiguous", "late_answers")
+
+    __hash__ = None  # type: ignore[assignment]  # counters change: not hashable
+
+    def __init__(
+        self,
+        *,
+        requests: int = 0,
+        timeouts: int = 0,
+        retries: int = 0,
+        link_errors: int = 0,
+        unsolicited: int = 0,
+        ambiguous: int = 0,
+        late_answers: int = 0,
+    ) -> None:
+        self.requests = requests
+        self.timeouts = timeouts
+        self.retries = retries
+        self.link_errors = link_errors
+        self.unsolicited = unsolicited
+        #: Times several different answers that fit one request arrived together (all dropped).
+        self.ambiguous = ambiguous
+        #: Late answers to requests that had timed out, recognised and dropped.
+        self.late_answers = late_answers
 
 
-@dataclass(slots=True)
 class _Pending:
-    match: _Match
-    future: asyncio.Future[object]
-    frames: list[object] = field(default_factory=list)
-    wanted: int = 1
-    seq: int = 0
-    exchange: int = 0
-    #: Valid frames that came while this request waited but do not fit it.
-    misfits: list[object] = field(default_factory=list)
+    __slots__ = ("match", "future", "frames", "wanted", "seq", "exchange", "misfits")
+
+    def __init__(
+        self, match: _Match, future: asyncio.Future[object], *, wanted: int = 1, seq: int = 0, exchange: int = 0
+    ) -> None:
+        self.match = match
+        self.future = future
+        self.frames: list[object] = []
+        self.wanted = wanted
+        self.seq = seq
+        self.exchange = exchange
+        #: Valid frames that came while this request waited but do not fit it.
+        self.misfits: list[object] = []
 
 
-@dataclass(frozen=True, slots=True)
 class _Owed:
     """A request that timed out: its answer may still come (links deliver in order)."""
 
-    seq: int
-    exchange: int
-    match: _Match
-    expires: float
+    __slots__ = ("seq", "exchange", "match", "expires")
+
+    def __init__(self, seq: int, exchange: int, match: _Match, expires: float) -> None:
+        self.seq: Final = seq
+        self.exchange: Final = exchange
+        self.match: Final = match
+        self.expires: Final = expires
 
 
 class Exchange:

@@ -15,12 +15,12 @@ The same function code means a different layout in each direction (0x03 request 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum, IntEnum
 import struct
 from typing import Final
 
 from .errors import FrameError
+from .record import Record
 from .registers import D2_ADDRESS, MAX_READ_COUNT
 
 
@@ -78,12 +78,14 @@ def crc_ok(frame: bytes | bytearray | memoryview) -> bool:
 # --- typed frames ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
+class ReadRequest(Record):
     """Read ``count`` registers from ``start``."""
 
-    start: int
-    count: int
+    __slots__ = ("start", "count")
+
+    def __init__(self, start: int, count: int) -> None:
+        self.start: Final = start
+        self.count: Final = count
 
     def encode(self) -> bytes:
         """The request's bytes."""
@@ -93,11 +95,13 @@ class ReadRequest:
         return with_crc(struct.pack(">BBHH", D2_ADDRESS, Function.READ, self.start, self.count))
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResponse:
+class ReadResponse(Record):
     """The register values answering a read (the reply does not carry the start address)."""
 
-    values: tuple[int, ...]
+    __slots__ = ("values",)
+
+    def __init__(self, values: tuple[int, ...]) -> None:
+        self.values: Final = values
 
     def encode(self) -> bytes:
         """The response's bytes."""
@@ -105,12 +109,14 @@ class ReadResponse:
         return with_crc(struct.pack(f">BBB{count}H", D2_ADDRESS, Function.READ, 2 * count, *self.values))
 
 
-@dataclass(frozen=True, slots=True)
-class WriteSingle:
+class WriteSingle(Record):
     """Write one register; the module's reply is an identical frame (an echo)."""
 
-    register: int
-    value: int
+    __slots__ = ("register", "value")
+
+    def __init__(self, register: int, value: int) -> None:
+        self.register: Final = register
+        self.value: Final = value
 
     def encode(self) -> bytes:
         """The frame's bytes (request and echo alike)."""
@@ -119,12 +125,14 @@ class WriteSingle:
         return with_crc(struct.pack(">BBHH", D2_ADDRESS, Function.WRITE_SINGLE, self.register, self.value))
 
 
-@dataclass(frozen=True, slots=True)
-class WriteMultiple:
+class WriteMultiple(Record):
     """Write several registers, DALY layout (no byte-count byte)."""
 
-    start: int
-    values: tuple[int, ...]
+    __slots__ = ("start", "values")
+
+    def __init__(self, start: int, values: tuple[int, ...]) -> None:
+        self.start: Final = start
+        self.values: Final = values
 
     def encode(self) -> bytes:
         """The request's bytes."""
@@ -139,24 +147,28 @@ class WriteMultiple:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class WriteMultipleAck:
+class WriteMultipleAck(Record):
     """The module's acknowledgement of a write-multiple."""
 
-    start: int
-    count: int
+    __slots__ = ("start", "count")
+
+    def __init__(self, start: int, count: int) -> None:
+        self.start: Final = start
+        self.count: Final = count
 
     def encode(self) -> bytes:
         """The ack's bytes."""
         return with_crc(struct.pack(">BBHH", D2_ADDRESS, Function.WRITE_MULTIPLE, self.start, self.count))
 
 
-@dataclass(frozen=True, slots=True)
-class ExceptionResponse:
+class ExceptionResponse(Record):
     """A Modbus exception reply (never seen from a DALY device, accepted all the same)."""
 
-    function: int
-    code: int
+    __slots__ = ("function", "code")
+
+    def __init__(self, function: int, code: int) -> None:
+        self.function: Final = function
+        self.code: Final = code
 
     def encode(self) -> bytes:
         """The exception frame's bytes."""

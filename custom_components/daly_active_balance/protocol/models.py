@@ -7,14 +7,11 @@ address, scale and unit stay written only in ``registers.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import Any, Final, NamedTuple, Self
 
+from .record import Record
 from .registers import MAX_CELLS, TEMPERATURE_SLOTS, DecodedValue
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 
 class ProtocolFamily(StrEnum):
@@ -24,20 +21,21 @@ class ProtocolFamily(StrEnum):
     A5 = "a5"
 
 
-def _pick[T: DataclassInstance](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
+def _pick[T: Record](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
     """Build ``cls`` from the decoded values whose keys are its field names."""
-    # The field names straight from the class: ``fields()`` would cost as much as all the rest.
-    values = {name: decoded[name] for name in cls.__dataclass_fields__ if name in decoded}
+    values = {name: decoded[name] for name in cls.__slots__ if name in decoded}
     values.update(extra)
     return cls(**values)
 
 
 def _float(value: DecodedValue) -> float | None:
+    """A decoded number as a float (``None`` when absent or not a number)."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-#: Status fields that are floats or ``None`` whatever the decoded value's type.
-_FLOAT_FIELDS = ("mos_temperature", "board_temperature", "balance_current", "current")
+def _int(value: DecodedValue) -> int | None:
+    """A decoded whole number (``None`` when absent or not one)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class CellSummary(NamedTuple):
@@ -63,32 +61,78 @@ def cell_summary(cells: tuple[float | None, ...]) -> CellSummary:
     return CellSummary(high, low, round(sum(measured) / len(measured), 3), round(high - low, 3))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Status:
+class Status(Record):
     """What the module measures right now (live + extended + balancer blocks)."""
 
-    #: One per cell the module reports; None where the module marks a cell absent (0xFFFF).
-    cell_voltages: tuple[float | None, ...]
-    #: One per temperature sensor; None where the slot holds no reading.
-    temperatures: tuple[float | None, ...] = ()
-    pack_voltage: float | None = None
-    current: float | None = None
-    max_cell_voltage: float | None = None
-    min_cell_voltage: float | None = None
-    average_cell_voltage: float | None = None
-    cell_delta: float | None = None
-    cell_count: int = 0
-    temperature_sensor_count: int = 0
-    balancing: bool | None = None
-    balancing_cells: tuple[bool, ...] | None = None
-    balance_current: float | None = None
-    mos_temperature: float | None = None
-    board_temperature: float | None = None
-    faults: tuple[int, ...] = ()
-    balancer_enabled: bool | None = None
-    register_00ce: int | None = None
-    register_00d0: int | None = None
-    protocol: ProtocolFamily = ProtocolFamily.D2
+    __slots__ = (
+        "cell_voltages",
+        "temperatures",
+        "pack_voltage",
+        "current",
+        "max_cell_voltage",
+        "min_cell_voltage",
+        "average_cell_voltage",
+        "cell_delta",
+        "cell_count",
+        "temperature_sensor_count",
+        "balancing",
+        "balancing_cells",
+        "balance_current",
+        "mos_temperature",
+        "board_temperature",
+        "faults",
+        "balancer_enabled",
+        "register_00ce",
+        "register_00d0",
+        "protocol",
+    )
+
+    def __init__(
+        self,
+        *,
+        cell_voltages: tuple[float | None, ...],
+        temperatures: tuple[float | None, ...] = (),
+        pack_voltage: float | None = None,
+        current: float | None = None,
+        max_cell_voltage: float | None = None,
+        min_cell_voltage: float | None = None,
+        average_cell_voltage: float | None = None,
+        cell_delta: float | None = None,
+        cell_count: int = 0,
+        temperature_sensor_count: int = 0,
+        balancing: bool | None = None,
+        balancing_cells: tuple[bool, ...] | None = None,
+        balance_current: float | None = None,
+        mos_temperature: float | None = None,
+        board_temperature: float | None = None,
+        faults: tuple[int, ...] = (),
+        balancer_enabled: bool | None = None,
+        register_00ce: int | None = None,
+        register_00d0: int | None = None,
+        protocol: ProtocolFamily = ProtocolFamily.D2,
+    ) -> None:
+        #: One per cell the module reports; None where the module marks a cell absent (0xFFFF).
+        self.cell_voltages: Final = cell_voltages
+        #: One per temperature sensor; None where the slot holds no reading.
+        self.temperatures: Final = temperatures
+        self.pack_voltage: Final = pack_voltage
+        self.current: Final = current
+        self.max_cell_voltage: Final = max_cell_voltage
+        self.min_cell_voltage: Final = min_cell_voltage
+        self.average_cell_voltage: Final = average_cell_voltage
+        self.cell_delta: Final = cell_delta
+        self.cell_count: Final = cell_count
+        self.temperature_sensor_count: Final = temperature_sensor_count
+        self.balancing: Final = balancing
+        self.balancing_cells: Final = balancing_cells
+        self.balance_current: Final = balance_current
+        self.mos_temperature: Final = mos_temperature
+        self.board_temperature: Final = board_temperature
+        self.faults: Final = faults
+        self.balancer_enabled: Final = balancer_enabled
+        self.register_00ce: Final = register_00ce
+        self.register_00d0: Final = register_00d0
+        self.protocol: Final = protocol
 
     def _measured_cells(self) -> list[tuple[float, int]]:
         return [(volts, number) for number, volts in enumerate(self.cell_voltages, start=1) if volts is not None]
@@ -128,45 +172,89 @@ class Status:
             # voltage on the balancer): show the slots up to the last one that carries a value.
             slots = temps_all[:TEMPERATURE_SLOTS]
             sensor_count = max((i + 1 for i, t in enumerate(slots) if t is not None), default=0)
-        merged: dict[str, DecodedValue] = {**live, **(extended or {}), **(balancer or {})}
-        bitmap = merged.get("balancing_cells")
+        extended = extended or {}
+        balancer = balancer or {}
+        bitmap = extended.get("balancing_cells")
         balancing_cells: tuple[bool, ...] | None = None
         if isinstance(bitmap, tuple) and all(isinstance(word, int) for word in bitmap):
             bits = sum(int(word or 0) << (16 * i) for i, word in enumerate(bitmap))
             balancing_cells = tuple([bool(bits >> i & 1) for i in range(cell_count)])
-        faults = merged.get("faults")
+        faults = live["faults"]
         cell_voltages = tuple([None if v is None else float(v) for v in cells_all[:cell_count]])
-        return _pick(
-            cls,
-            merged,
+        summary = cell_summary(cell_voltages)
+        balancing, balancer_enabled = live["balancing"], balancer.get("balancer_enabled")
+        return cls(
             cell_voltages=cell_voltages,
             temperatures=tuple([None if t is None else float(t) for t in temps_all[:sensor_count]]),
-            **cell_summary(cell_voltages)._asdict(),
+            pack_voltage=_float(live["pack_voltage"]),
+            current=_float(live["current"]),
+            max_cell_voltage=summary.max_cell_voltage,
+            min_cell_voltage=summary.min_cell_voltage,
+            average_cell_voltage=summary.average_cell_voltage,
+            cell_delta=summary.cell_delta,
             cell_count=cell_count,
             temperature_sensor_count=sensor_count,
+            balancing=balancing if isinstance(balancing, bool) else None,
             balancing_cells=balancing_cells,
+            balance_current=_float(extended.get("balance_current")),
+            mos_temperature=_float(extended.get("mos_temperature")),
+            board_temperature=_float(extended.get("board_temperature")),
             faults=tuple([int(f or 0) for f in faults]) if isinstance(faults, tuple) else (),
-            **{key: _float(merged.get(key)) for key in _FLOAT_FIELDS},
+            balancer_enabled=balancer_enabled if isinstance(balancer_enabled, bool) else None,
+            register_00ce=_int(balancer.get("register_00ce")),
+            register_00d0=_int(balancer.get("register_00d0")),
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
+class Settings(Record):
     """The module's settings (block 0x0080…); ``None`` where the protocol family lacks one."""
 
-    string_count: int | None = None
-    battery_type: str | None = None
-    sleep_time: int | None = None
-    balance_start_voltage: float | None = None
-    balance_start_delta: float | None = None
-    rated_capacity: float | None = None
-    cell_reference_voltage: float | None = None
-    cell_overvoltage_warning: float | None = None
-    cell_overvoltage_alarm: float | None = None
-    cell_undervoltage_warning: float | None = None
-    cell_undervoltage_alarm: float | None = None
-    cell_delta_warning: float | None = None
-    cell_delta_alarm: float | None = None
+    __slots__ = (
+        "string_count",
+        "battery_type",
+        "sleep_time",
+        "balance_start_voltage",
+        "balance_start_delta",
+        "rated_capacity",
+        "cell_reference_voltage",
+        "cell_overvoltage_warning",
+        "cell_overvoltage_alarm",
+        "cell_undervoltage_warning",
+        "cell_undervoltage_alarm",
+        "cell_delta_warning",
+        "cell_delta_alarm",
+    )
+
+    def __init__(
+        self,
+        *,
+        string_count: int | None = None,
+        battery_type: str | None = None,
+        sleep_time: int | None = None,
+        balance_start_voltage: float | None = None,
+        balance_start_delta: float | None = None,
+        rated_capacity: float | None = None,
+        cell_reference_voltage: float | None = None,
+        cell_overvoltage_warning: float | None = None,
+        cell_overvoltage_alarm: float | None = None,
+        cell_undervoltage_warning: float | None = None,
+        cell_undervoltage_alarm: float | None = None,
+        cell_delta_warning: float | None = None,
+        cell_delta_alarm: float | None = None,
+    ) -> None:
+        self.string_count: Final = string_count
+        self.battery_type: Final = battery_type
+        self.sleep_time: Final = sleep_time
+        self.balance_start_voltage: Final = balance_start_voltage
+        self.balance_start_delta: Final = balance_start_delta
+        self.rated_capacity: Final = rated_capacity
+        self.cell_reference_voltage: Final = cell_reference_voltage
+        self.cell_overvoltage_warning: Final = cell_overvoltage_warning
+        self.cell_overvoltage_alarm: Final = cell_overvoltage_alarm
+        self.cell_undervoltage_warning: Final = cell_undervoltage_warning
+        self.cell_undervoltage_alarm: Final = cell_undervoltage_alarm
+        self.cell_delta_warning: Final = cell_delta_warning
+        self.cell_delta_alarm: Final = cell_delta_alarm
 
     @classmethod
     def from_decoded(cls, decoded: Mapping[str, DecodedValue]) -> Self:
@@ -174,15 +262,26 @@ class Settings:
         return _pick(cls, decoded)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Identity:
+class Identity(Record):
     """Who the module is. The password is a secret: it is left out of ``repr``."""
 
-    software_version: str | None = None
-    hardware_version: str | None = None
-    serial_number: str | None = None
-    production_date: str | None = None
-    password: str | None = field(default=None, repr=False)
+    __slots__ = ("software_version", "hardware_version", "serial_number", "production_date", "password")
+    _unshown = frozenset({"password"})
+
+    def __init__(
+        self,
+        *,
+        software_version: str | None = None,
+        hardware_version: str | None = None,
+        serial_number: str | None = None,
+        production_date: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.software_version: Final = software_version
+        self.hardware_version: Final = hardware_version
+        self.serial_number: Final = serial_number
+        self.production_date: Final = production_date
+        self.password: Final = password
 
     @classmethod
     def from_decoded(cls, *blocks: Mapping[str, DecodedValue]) -> Self:

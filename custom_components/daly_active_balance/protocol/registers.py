@@ -13,13 +13,13 @@ DALY *BMS*), ``INFERRED`` (a hypothesis) and ``UNKNOWN`` (meaning not known at a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 import math
 import struct
 from typing import Final
 
 from .errors import ValueOutOfRangeError
+from .record import Record
 
 #: The D2 protocol's fixed slave address (not tied to a board number).
 D2_ADDRESS: Final = 0xD2
@@ -64,8 +64,7 @@ class BatteryType(StrEnum):
     LTO = "lto"
 
 
-@dataclass(frozen=True, slots=True)
-class Chemistry:
+class Chemistry(Record):
     """Voltage facts per chemistry (volts).
 
     ``plausible_*`` bound a cell that is wired and sampled correctly. The seed manual's wiring
@@ -74,10 +73,13 @@ class Chemistry:
     adds a margin. ``balance_*`` bound the balance turn-on voltage that makes sense.
     """
 
-    plausible_min: float
-    plausible_max: float
-    balance_min: float
-    balance_max: float
+    __slots__ = ("plausible_min", "plausible_max", "balance_min", "balance_max")
+
+    def __init__(self, plausible_min: float, plausible_max: float, balance_min: float, balance_max: float) -> None:
+        self.plausible_min: Final = plausible_min
+        self.plausible_max: Final = plausible_max
+        self.balance_min: Final = balance_min
+        self.balance_max: Final = balance_max
 
 
 CHEMISTRY: Final[Mapping[BatteryType, Chemistry]] = {
@@ -96,39 +98,79 @@ MAX_CELLS: Final = 24
 TEMPERATURE_SLOTS: Final = 6
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Register:
+class Register(Record):
     """One register (or an array of equal registers) of the D2 map."""
 
-    key: str
-    address: int
-    description: str
-    confidence: Confidence
-    count: int = 1
-    kind: Kind = Kind.NUMBER
-    scale: float = 1.0
-    offset: int = 0
-    unit: str | None = None
-    writable: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    step: float | None = None
-    #: Raw values that mean "no value" (absent sensor, unsupported register): decoded to None.
-    #: Every register takes the firmware's marker 0xFFFF as absent unless it says otherwise.
-    absent: frozenset[int] = frozenset({RAW_ABSENT})
-    #: Raw values with a meaning of their own, allowed in writes even outside the range.
-    special: Mapping[int, str] = field(default_factory=dict)
-    options: tuple[str, ...] = ()
-    #: Never log, print or publish (the module's settings password).
-    secret: bool = False
-    #: Number of decimals the scale gives (0.001 → 3).
-    decimals: int = field(init=False, repr=False, compare=False)
+    __slots__ = (
+        "key",
+        "address",
+        "description",
+        "confidence",
+        "count",
+        "kind",
+        "scale",
+        "offset",
+        "unit",
+        "writable",
+        "minimum",
+        "maximum",
+        "step",
+        "absent",
+        "special",
+        "options",
+        "secret",
+        "decimals",
+        "divisor",
+    )
 
-    def __post_init__(self) -> None:
-        decimals = round(-math.log10(self.scale))
-        if decimals < 0 or self.scale != 1 / 10**decimals:
-            raise ValueError(f"{self.key}: scale {self.scale} is not 1, 0.1, 0.01, …")
-        object.__setattr__(self, "decimals", decimals)
+    def __init__(
+        self,
+        *,
+        key: str,
+        address: int,
+        description: str,
+        confidence: Confidence,
+        count: int = 1,
+        kind: Kind = Kind.NUMBER,
+        scale: float = 1.0,
+        offset: int = 0,
+        unit: str | None = None,
+        writable: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        step: float | None = None,
+        absent: frozenset[int] = frozenset({RAW_ABSENT}),
+        special: Mapping[int, str] | None = None,
+        options: tuple[str, ...] = (),
+        secret: bool = False,
+    ) -> None:
+        decimals = round(-math.log10(scale))
+        if decimals < 0 or scale != 1 / 10**decimals:
+            raise ValueError(f"{key}: scale {scale} is not 1, 0.1, 0.01, …")
+        self.key: Final = key
+        self.address: Final = address
+        self.description: Final = description
+        self.confidence: Final = confidence
+        self.count: Final = count
+        self.kind: Final = kind
+        self.scale: Final = scale
+        self.offset: Final = offset
+        self.unit: Final = unit
+        self.writable: Final = writable
+        self.minimum: Final = minimum
+        self.maximum: Final = maximum
+        self.step: Final = step
+        #: Raw values that mean "no value" (absent sensor, unsupported register): decoded to None.
+        #: Every register takes the firmware's marker 0xFFFF as absent unless it says otherwise.
+        self.absent: Final = absent
+        #: Raw values with a meaning of their own, allowed in writes even outside the range.
+        self.special: Final[Mapping[int, str]] = special or {}
+        self.options: Final = options
+        #: Never log, print or publish (the module's settings password).
+        self.secret: Final = secret
+        #: Number of decimals the scale gives (0.001 → 3), and 10**decimals.
+        self.decimals: Final = decimals
+        self.divisor: Final = 10**decimals
 
     @property
     def end(self) -> int:
@@ -138,7 +180,7 @@ class Register:
     def decode(self, words: Sequence[int]) -> DecodedValue:
         """Decode the register's ``count`` raw words: one value, text, or a tuple for an array."""
         if self.count == 1:
-            return self.decode_words(words)[0]
+            return self.decode_word(words[0])
         if self.kind is Kind.ASCII:
             return _ascii(words)
         if self.kind is Kind.DATE:
@@ -146,37 +188,39 @@ class Register:
         return tuple(self.decode_words(words))
 
     def decode_word(self, raw: int) -> DecodedWord:
-        """Decode one raw word (of a one-word register, or one element of an array)."""
-        return self.decode_words((raw,))[0]
+        """Decode one raw word (of a one-word register, or one element of an array) by its kind.
+
+        Absent values are ``None`` and special values stay raw. A number is (raw − offset) ×
+        scale: an int for a scale of 1, else a float. The scale is 10**-decimals, so dividing by
+        10**decimals gives the float nearest the decimal value, the one
+        ``round(x * scale, decimals)`` gives, at a tenth of its cost.
+        """
+        if raw in self.absent:
+            return None
+        if raw in self.special:
+            return raw
+        kind = self.kind
+        if kind is Kind.NUMBER:
+            return (raw - self.offset) / self.divisor if self.decimals else raw - self.offset
+        if kind is Kind.FLAG:
+            return raw != 0
+        if kind is Kind.ENUM:
+            return self.options[raw] if raw < len(self.options) else None
+        return raw  # Kind.BITS: the raw bit field
 
     def decode_words(self, words: Sequence[int]) -> list[DecodedWord]:
-        """Decode raw words one by one by the register's kind: absent ones are ``None``.
+        """Decode raw words one by one, each as ``decode_word`` does.
 
-        A number is (raw − offset) × scale: an int for a scale of 1, else a float. The scale is
-        10**-decimals, so dividing by 10**decimals gives the float nearest the decimal value, the
-        one ``round(x * scale, decimals)`` gives, at a tenth of its cost. Special values stay raw.
+        The arrays (cells, temperatures, fault words) take one pass when no word is absent or
+        special, which is how a module reports its cells.
         """
-        values: list[DecodedWord]
-        if self.kind is Kind.NUMBER:
-            offset = self.offset
-            if self.decimals:
-                divisor = 10**self.decimals
-                values = [(raw - offset) / divisor for raw in words]
-            else:
-                values = [raw - offset for raw in words]
-        elif self.kind is Kind.FLAG:
-            values = [raw != 0 for raw in words]
-        elif self.kind is Kind.ENUM:
-            values = [self.options[raw] if raw < len(self.options) else None for raw in words]
-        else:  # Kind.BITS: the raw bit field
-            values = list(words)
-        absent, special = self.absent, self.special
-        if absent.isdisjoint(words) and not special:  # the usual case: every word is a value
-            return values
-        return [
-            None if raw in absent else raw if raw in special else value
-            for raw, value in zip(words, values, strict=True)
-        ]
+        if not self.special and self.absent.isdisjoint(words):
+            if self.kind is Kind.NUMBER:
+                offset, divisor = self.offset, self.divisor
+                return [(raw - offset) / divisor for raw in words] if self.decimals else [raw - offset for raw in words]
+            if self.kind is Kind.BITS:
+                return list(words)
+        return [self.decode_word(raw) for raw in words]
 
     def encode(self, value: float | int | bool | str) -> int:
         """Encode a value for a write, refusing anything outside the register's range."""
@@ -632,19 +676,18 @@ def _date(words: Sequence[int]) -> str | None:
 # --- blocks --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(Record):
     """A contiguous run of registers read with one request."""
 
-    name: str
-    start: int
-    count: int
-    #: The registers that lie entirely inside this block.
-    registers: tuple[Register, ...] = field(init=False, repr=False, compare=False)
+    __slots__ = ("name", "start", "count", "registers")
+    _unshown = frozenset({"registers"})
 
-    def __post_init__(self) -> None:
-        inside = tuple(r for r in REGISTERS if self.start <= r.address and r.end <= self.end)
-        object.__setattr__(self, "registers", inside)
+    def __init__(self, name: str, start: int, count: int) -> None:
+        self.name: Final = name
+        self.start: Final = start
+        self.count: Final = count
+        #: The registers that lie entirely inside this block.
+        self.registers: Final = tuple(r for r in REGISTERS if start <= r.address and r.end <= start + count)
 
     @property
     def end(self) -> int:
@@ -656,9 +699,11 @@ class Block:
         if len(words) != self.count:
             raise ValueError(f"block {self.name} needs {self.count} words, got {len(words)}")
         start = self.start
-        return {
-            reg.key: reg.decode(words[reg.address - start : reg.address - start + reg.count]) for reg in self.registers
-        }
+        values: dict[str, DecodedValue] = {}
+        for reg in self.registers:
+            at = reg.address - start
+            values[reg.key] = reg.decode_word(words[at]) if reg.count == 1 else reg.decode(words[at : at + reg.count])
+        return values
 
 
 LIVE: Final = Block("live", 0x0000, 62)
