@@ -322,8 +322,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                 # central, many bridges one client), and the module may sit behind the new value
                 # too (e.g. /dev/serial/by-id/…): release it for the probe. Unloading also drops
                 # the update listener, which would otherwise poll the old link on the data change
-                # (and which HA 2026.10 reports with async_update_reload_and_abort, breaking in
-                # 2026.12).
+                # (Home Assistant refuses an update listener beside async_update_reload_and_abort).
                 if entry.state is ConfigEntryState.LOADED:
                     unloaded = await self.hass.config_entries.async_unload(entry.entry_id)
                 await async_probe(self.hass, data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from custom_components.daly_active_balance.protocol import a5
@@ -61,11 +63,12 @@ def test_answers_decode_back(cells: int, chunk: int) -> None:
     assert a5.assemble_temperatures(_round_trip(a5.Command.TEMPERATURES, state, chunk), 2) == (25.0, 27.0)
     balancing = a5.decode_balancing(*_round_trip(a5.Command.BALANCING, state, chunk), cells)
     assert balancing == state.balancing_cells
-    extremes = a5.decode_extremes(*_round_trip(a5.Command.EXTREMES, state, chunk))
-    assert (extremes.max_cell, extremes.min_cell) == (cells, 1)
     thresholds = a5.decode_balance_thresholds(*_round_trip(a5.Command.BALANCE_THRESHOLDS, state, chunk))
     assert (thresholds.start_voltage, thresholds.start_delta) == (3.3, 0.02)
-    # The integration never asks these two; the simulator answers them as a module would.
+    # The integration never asks these three; the simulator answers them as a module would
+    # (highest cell mV and number, lowest cell mV and number).
+    (extremes,) = _round_trip(a5.Command.EXTREMES, state, chunk)
+    assert struct.unpack(">HBHB", extremes.data[:6])[1::2] == (cells, 1)
     (temps,) = _round_trip(a5.Command.TEMPERATURE_EXTREMES, state, chunk)
     assert temps.data[:4] == bytes((27 + 40, 2, 25 + 40, 1))
     (failures,) = _round_trip(a5.Command.FAILURES, state, chunk)

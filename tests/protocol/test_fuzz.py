@@ -83,7 +83,6 @@ def test_a5_decoders_raise_only_protocol_errors(data: bytes) -> None:
     for frame in stream.feed(data):
         for decode in (
             a5.decode_pack,
-            a5.decode_extremes,
             a5.decode_counts,
             a5.decode_balance_thresholds,
         ):

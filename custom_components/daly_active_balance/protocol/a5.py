@@ -137,18 +137,6 @@ class Pack(Record):
         self.soc: Final = soc
 
 
-class Extremes(Record):
-    """0x91: highest and lowest cell voltage (V) and their 1-based numbers."""
-
-    __slots__ = ("max_voltage", "max_cell", "min_voltage", "min_cell")
-
-    def __init__(self, max_voltage: float, max_cell: int, min_voltage: float, min_cell: int) -> None:
-        self.max_voltage: Final = max_voltage
-        self.max_cell: Final = max_cell
-        self.min_voltage: Final = min_voltage
-        self.min_cell: Final = min_cell
-
-
 class Counts(Record):
     """0x94: cells, temperature sensors, charger/load state, DI/DO bits, cycles."""
 
@@ -201,12 +189,6 @@ def decode_pack(frame: A5Frame) -> Pack:
         round((current - CURRENT_OFFSET) * 0.1, 1),
         round(soc * 0.1, 1),
     )
-
-
-def decode_extremes(frame: A5Frame) -> Extremes:
-    """Decode 0x91."""
-    high, high_no, low, low_no = struct.unpack(">HBHB", _reply(frame, Command.EXTREMES)[:6])
-    return Extremes(round(high * 0.001, 3), high_no, round(low * 0.001, 3), low_no)
 
 
 def decode_counts(frame: A5Frame) -> Counts:
