@@ -174,7 +174,12 @@ async def test_card_draws_every_cell_and_follows_the_module(
         await other.locator("input[name=username]").fill(login.username)
         await other.locator("input[name=password]").fill(login.password)
         await other.keyboard.press("Enter")
-        await expect(other.locator(CARD).locator(".fact.low .label")).to_have_text("Niedrigste")
+        try:
+            await expect(other.locator(CARD).locator(".fact.low .label")).to_have_text("Niedrigste")
+        except AssertionError:
+            defined = await other.evaluate(f"!!customElements.get('{CARD}')")
+            await other.screenshot(path=str(screenshots / "german-failure.png"))
+            raise AssertionError(f"card defined in the German page: {defined}") from None
         await expect(other.locator(CARD).locator(".cell")).to_have_count(sim.config.cells)
     finally:
         await german.close()

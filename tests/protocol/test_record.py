@@ -47,3 +47,23 @@ def test_counters_change_and_are_not_hashable() -> None:
     assert stats.as_dict()["requests"] == 1
     with pytest.raises(TypeError):
         hash(stats)
+
+
+def test_derived_attributes_stay_out_of_comparison_and_copies() -> None:
+    """A table row's decimals and a block's registers follow from the rest."""
+    from custom_components.daly_active_balance.protocol.registers import BY_KEY, LIVE
+
+    reg = BY_KEY["sleep_time"]
+    assert "decimals" not in repr(reg)
+    copy = reg.replace(writable=False)
+    assert (copy.writable, copy.decimals, copy.key) == (False, reg.decimals, "sleep_time")
+    assert LIVE.replace(name="again").registers == LIVE.registers
+    assert hash(LIVE) == hash(LIVE.replace())
+    assert "registers" not in LIVE.as_dict()
+
+
+def test_a_record_equals_itself_even_holding_nan() -> None:
+    from custom_components.daly_active_balance.protocol.models import Status
+
+    status = Status(cell_voltages=(), pack_voltage=float("nan"))
+    assert status == status  # noqa: PLR0124  # the point: NaN != NaN, yet the record is itself

@@ -122,6 +122,7 @@ class Register(Record):
         "decimals",
         "divisor",
     )
+    _derived = frozenset({"decimals", "divisor"})
 
     def __init__(
         self,
@@ -680,7 +681,7 @@ class Block(Record):
     """A contiguous run of registers read with one request."""
 
     __slots__ = ("name", "start", "count", "registers")
-    _unshown = frozenset({"registers"})
+    _derived = frozenset({"registers"})
 
     def __init__(self, name: str, start: int, count: int) -> None:
         self.name: Final = name
