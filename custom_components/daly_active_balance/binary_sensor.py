@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, override
 
 from homeassistant.components.binary_sensor import BinarySensorEntity, BinarySensorEntityDescription
@@ -13,7 +12,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .checks import balancing_expected
 from .coordinator import DalyConfigEntry, DalyData
-from .entity import DalyEntity, DalyEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import (
+    DalyEntity,
+    DalyEntityDescription,
+    async_add_present_entities,
+    enabled_by_default,
+    entity_description,
+)
 from .protocol.registers import MAX_CELLS, WARNING_BITS, active_faults
 
 # The coordinator polls; binary sensors only read its data.
@@ -27,7 +32,7 @@ ATTR_REASONS = "reasons"
 ATTR_CELLS = "cells"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@entity_description
 class DalyBinarySensorEntityDescription(BinarySensorEntityDescription, DalyEntityDescription):
     """A binary sensor of the module: how to read its state from the coordinator's data."""
 

@@ -8,7 +8,6 @@ errors) and followed by a refresh.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from math import log10
 from typing import override
 
@@ -23,7 +22,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DalyConfigEntry, DalyData
-from .entity import DalySettingEntity, DalySettingEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import (
+    DalySettingEntity,
+    DalySettingEntityDescription,
+    async_add_present_entities,
+    enabled_by_default,
+    entity_description,
+)
 from .protocol.models import ProtocolFamily, Settings
 from .protocol.registers import balance_voltage_range
 from .writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME, STRING_COUNT, Writable
@@ -32,7 +37,7 @@ from .writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME, STRI
 PARALLEL_UPDATES = 1
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@entity_description
 class DalyNumberEntityDescription(NumberEntityDescription, DalySettingEntityDescription):
     """A numeric setting; ``setting`` says which register it writes."""
 

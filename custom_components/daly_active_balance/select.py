@@ -7,7 +7,6 @@ the repair issue checks): the cells card scales its bars to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, override
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
@@ -16,7 +15,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DalyConfigEntry
-from .entity import DalySettingEntity, DalySettingEntityDescription, async_add_present_entities, enabled_by_default
+from .entity import (
+    DalySettingEntity,
+    DalySettingEntityDescription,
+    async_add_present_entities,
+    enabled_by_default,
+    entity_description,
+)
 from .protocol.models import ProtocolFamily, Settings
 from .protocol.registers import CHEMISTRY, chemistry_of
 from .writes import BATTERY_TYPE, Writable
@@ -29,7 +34,7 @@ ATTR_PLAUSIBLE_MIN = "plausible_min"
 ATTR_PLAUSIBLE_MAX = "plausible_max"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@entity_description
 class DalySelectEntityDescription(SelectEntityDescription, DalySettingEntityDescription):
     """A setting with named options; the options are its register's."""
 

@@ -7,7 +7,6 @@ register whose meaning is only inferred or unknown gives an entity disabled by d
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import override
 
 from homeassistant.components.sensor import (
@@ -28,14 +27,21 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
-from .entity import DalyEntity, DalyEntityDescription, DalyLocalEntity, async_add_present_entities, enabled_by_default
+from .entity import (
+    DalyEntity,
+    DalyEntityDescription,
+    DalyLocalEntity,
+    async_add_present_entities,
+    enabled_by_default,
+    entity_description,
+)
 from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 
 # The coordinator polls; sensors only read its data.
 PARALLEL_UPDATES = 0
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@entity_description
 class DalySensorEntityDescription(SensorEntityDescription, DalyEntityDescription):
     """A sensor of the module: how to read its value from the coordinator's data."""
 
@@ -184,7 +190,7 @@ SENSORS: tuple[DalySensorEntityDescription, ...] = (
 )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@entity_description
 class DalyLinkSensorEntityDescription(SensorEntityDescription):
     """A sensor of the link's health: read from the coordinator's counters, not the module's data."""
 

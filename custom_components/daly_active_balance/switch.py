@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
@@ -20,6 +19,7 @@ from .entity import (
     DalySettingEntityDescription,
     async_add_present_entities,
     enabled_by_default,
+    entity_description,
 )
 from .protocol.models import ProtocolFamily
 from .protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER
@@ -29,7 +29,7 @@ from .writes import BALANCER_ENABLED, SLEEP_TIME
 PARALLEL_UPDATES = 1
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@entity_description
 class DalySwitchEntityDescription(SwitchEntityDescription, DalySettingEntityDescription):
     """An on/off view of a setting: the values its register holds for on and for off."""
 
