@@ -7,13 +7,14 @@ comes with it. Screenshots of the card go to artifacts/screenshots/e2e-08-card-*
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("playwright", reason="playwright is not installed (requirements_test.txt)")
 
-from playwright.async_api import ConsoleMessage, Locator, Page, expect
+from playwright.async_api import ConsoleMessage, Locator, Page, Route, expect
 
 from daly_tools.simulator import Fault, FaultPlan
 
@@ -65,6 +66,12 @@ async def cells_shown(card: Locator) -> list[tuple[int, float]]:
 def extreme_cells(volts: tuple[float, ...]) -> tuple[str, str]:
     """The numbers of the lowest and highest cells (the first of equals), as the card marks them."""
     return str(volts.index(min(volts)) + 1), str(volts.index(max(volts)) + 1)
+
+
+async def _late(route: Route) -> None:
+    """Serve a request a second late (a slow link or a busy Home Assistant)."""
+    await asyncio.sleep(1.0)
+    await route.continue_()
 
 
 async def shoot_card(page: Page, card: Locator, screenshots: Path, name: str) -> None:
@@ -164,11 +171,15 @@ async def test_card_draws_every_cell_and_follows_the_module(
     sim.faults = FaultPlan()
     await expect(bars).to_have_count(sim.config.cells, timeout=FOLLOW_TIMEOUT)
 
-    # A browser in German gets the card in German (it follows Home Assistant's language).
+    # A browser in German gets the card in German (it follows Home Assistant's language), on a
+    # cold load in which Home Assistant's app bundle arrives late: the card module then runs
+    # before Home Assistant swaps in its scoped element registry, and must define itself again
+    # on the new registry (without that, the card stays "Custom element doesn't exist").
     assert page.context.browser is not None
     german = await page.context.browser.new_context(locale="de-DE", timezone_id="UTC")
     try:
         other = await german.new_page()
+        await other.route("**/frontend_latest/app.*.js", _late)
         await other.goto(f"{home_assistant.url}/daly-battery/cells")
         login = ui.Login()
         await other.locator("input[name=username]").fill(login.username)

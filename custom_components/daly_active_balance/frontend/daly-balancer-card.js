@@ -407,8 +407,20 @@ class DalyBalancerCardEditor extends HTMLElement {
   }
 }
 
-if (!customElements.get(CARD)) customElements.define(CARD, DalyBalancerCard);
-if (!customElements.get(EDITOR)) customElements.define(EDITOR, DalyBalancerCardEditor);
+// Home Assistant loads this module while its own app boots, and the app replaces
+// window.customElements with a scoped-registry polyfill. When this module runs first (a cold,
+// slow page load), its definitions stay in the registry that was replaced: Home Assistant never
+// finds the card and shows "Custom element doesn't exist" until the page is reloaded. So the
+// elements are defined again on whatever registry is current once Home Assistant's own root
+// element is defined (a no-op when they are there already).
+function defineElements() {
+  const registry = window.customElements;
+  if (!registry.get(CARD)) registry.define(CARD, DalyBalancerCard);
+  if (!registry.get(EDITOR)) registry.define(EDITOR, DalyBalancerCardEditor);
+}
+
+defineElements();
+window.customElements.whenDefined("home-assistant").then(defineElements);
 
 window.customCards = window.customCards || [];
 if (!window.customCards.some((card) => card.type === CARD)) {
