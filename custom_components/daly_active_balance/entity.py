@@ -66,6 +66,15 @@ def entity_description[T: EntityDescription](cls: type[T]) -> type[T]:
     )
     taken = inspect.signature(base_init).parameters
     own = [field for field in fields(cls) if field.name not in taken]
+    # Home Assistant's fields whose default this class (or one of ours it extends) changes.
+    redefaulted = [
+        field
+        for field in fields(cls)
+        if field.name in taken
+        and (field.default is not taken[field.name].default or field.default_factory is not MISSING)
+    ]
+    if "__post_init__" in vars(cls) or not all(field.init for field in own):
+        raise TypeError(f"{cls.__name__}: entity_description supports neither __post_init__ nor init=False fields")
 
     def default(field: Field[Any]) -> Any:
         if field.default is not MISSING:
@@ -76,10 +85,14 @@ def entity_description[T: EntityDescription](cls: type[T]) -> type[T]:
 
     def __init__(self: T, **values: Any) -> None:
         mine = {field.name: values.pop(field.name) if field.name in values else default(field) for field in own}
+        for field in redefaulted:
+            if field.name not in values:
+                values[field.name] = default(field)
         base_init(self, **values)
         for name, value in mine.items():
             object.__setattr__(self, name, value)  # frozen, as Home Assistant's fields are
 
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     cls.__init__ = __init__  # type: ignore[assignment]
     return cls
 
