@@ -49,7 +49,7 @@ async def test_card_served_and_loaded_once_for_two_modules(
         response = await client.get(card_urls(hass)[0])
         assert response.status == 200
         assert await response.text() == CARD_FILE.read_text(encoding="utf-8")
-        assert "customElements.define(CARD, DalyBalancerCard)" in CARD_FILE.read_text(encoding="utf-8")
+        assert "registry.define(CARD, DalyBalancerCard)" in CARD_FILE.read_text(encoding="utf-8")
 
         # Reloading an entry sets nothing up twice (a second static route would raise).
         assert await hass.config_entries.async_reload(config_entry.entry_id)
