@@ -185,7 +185,7 @@ def _parse_value(name: str, text: str) -> float | int | bool | str:
 async def _write(args: argparse.Namespace) -> dict[str, Any]:
     value = _parse_value(args.name, args.value)
     async with DalyClient(await _transport(args), timeout=args.timeout) as client:
-        result = await client.write_setting(args.name, value)
+        result = await client.write_setting(BY_KEY[args.name], value)
     return {"name": args.name, "value": _jsonable(result)}
 
 

@@ -286,7 +286,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         name = name or setting.register.key
         async with self._busy:
             try:
-                result: DecodedValue = await self.client.write_setting(setting.register.key, value)
+                result: DecodedValue = await self.client.write_setting(setting.register, value)
             except ValueOutOfRangeError as err:
                 raise ServiceValidationError(
                     translation_domain=DOMAIN,

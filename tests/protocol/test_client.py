@@ -85,16 +85,16 @@ async def test_out_of_range_write_never_reaches_the_wire(sim: SimulatedBalancer)
     transport = SimTransport(sim)
     client = _client(transport)
     with pytest.raises(ValueOutOfRangeError):
-        await client.write_setting("balance_start_voltage", 9.9)
+        await client.write_setting(BY_KEY["balance_start_voltage"], 9.9)
     with pytest.raises(ValueOutOfRangeError):
-        await client.write_setting("pack_voltage", 50)
+        await client.write_setting(BY_KEY["pack_voltage"], 50)
     assert transport.writes == []
 
 
 async def test_verified_write(sim: SimulatedBalancer) -> None:
     transport = SimTransport(sim)
     client = _client(transport)
-    assert await client.write_setting("balance_start_voltage", 3.45) == 3.45
+    assert await client.write_setting(BY_KEY["balance_start_voltage"], 3.45) == 3.45
     assert sim.value("balance_start_voltage") == 3.45
     sent = [parse(w, Direction.REQUEST) for w in transport.writes]
     reg = BY_KEY["balance_start_voltage"]
@@ -104,7 +104,7 @@ async def test_verified_write(sim: SimulatedBalancer) -> None:
         WriteSingle(reg.address, 3450),
         ReadRequest(reg.address, 1),
     ]
-    assert await client.write_setting("balancer_enabled", False) is False
+    assert await client.write_setting(BY_KEY["balancer_enabled"], False) is False
     assert sim.value("balancer_enabled") is False
     # The module's echo is byte-identical to the request: it must be taken as the answer,
     # not dropped as an adapter echo (which would wait out the timeout on every write).
@@ -116,7 +116,7 @@ async def test_a_write_the_module_ignores_is_reported(sim: SimulatedBalancer) ->
     before = sim.value("sleep_time")
     client = _client(SimTransport(sim))
     with pytest.raises(WriteNotAcceptedError) as err:
-        await client.write_setting("sleep_time", 65535)
+        await client.write_setting(BY_KEY["sleep_time"], 65535)
     assert err.value.actual == before
 
 
@@ -133,7 +133,7 @@ async def test_a_write_without_echo_that_took_is_accepted() -> None:
 
     client = _client(ScriptedTransport(respond))
     client.family = ProtocolFamily.D2
-    assert await client.write_setting("balancer_enabled", False) is False
+    assert await client.write_setting(BY_KEY["balancer_enabled"], False) is False
 
 
 async def test_a_write_without_echo_that_did_not_take_is_reported() -> None:
@@ -147,7 +147,7 @@ async def test_a_write_without_echo_that_did_not_take_is_reported() -> None:
     client = _client(ScriptedTransport(respond))
     client.family = ProtocolFamily.D2
     with pytest.raises(WriteNotAcceptedError):
-        await client.write_setting("balancer_enabled", False)
+        await client.write_setting(BY_KEY["balancer_enabled"], False)
 
 
 async def test_exception_frames_raise() -> None:
@@ -161,7 +161,7 @@ async def test_exception_frames_raise() -> None:
     with pytest.raises(ExceptionResponseError):
         await client.poll()
     with pytest.raises(ExceptionResponseError):
-        await client.write_setting("balancer_enabled", True)
+        await client.write_setting(BY_KEY["balancer_enabled"], True)
 
 
 async def test_silent_module_times_out_after_bounded_retries() -> None:
@@ -178,7 +178,7 @@ async def test_half_duplex_echo_is_not_taken_for_the_answer(sim: SimulatedBalanc
     client = _client(SimTransport(sim, echo=True))
     status = (await client.poll()).status
     assert status.cell_voltages == sim.cell_voltages()
-    assert await client.write_setting("balance_start_delta", 0.03) == 0.03
+    assert await client.write_setting(BY_KEY["balance_start_delta"], 0.03) == 0.03
     assert sim.value("balance_start_delta") == 0.03
     assert client.stats.timeouts == 0
 
@@ -190,8 +190,8 @@ async def test_a_write_during_a_poll_waits_for_it(sim: SimulatedBalancer) -> Non
     transport.writes.clear()
     poll = asyncio.create_task(client.poll())
     await asyncio.sleep(0)
-    write = asyncio.create_task(client.write_setting("balance_start_voltage", 3.4))
-    other = asyncio.create_task(client.write_setting("balance_start_delta", 0.025))
+    write = asyncio.create_task(client.write_setting(BY_KEY["balance_start_voltage"], 3.4))
+    other = asyncio.create_task(client.write_setting(BY_KEY["balance_start_delta"], 0.025))
     await asyncio.gather(poll, write, other)
     kinds = [type(parse(w, Direction.REQUEST)).__name__ for w in transport.writes]
     # Three poll reads, then each write with its read-back, never interleaved.
@@ -273,7 +273,7 @@ async def test_a5_module_is_read_only_and_d2_fallback(sim: SimulatedBalancer) ->
     settings = (await client.poll(settings=True)).settings
     assert settings.balance_start_voltage == a5_sim.value("balance_start_voltage")
     with pytest.raises(DalyError):
-        await client.write_setting("balancer_enabled", False)
+        await client.write_setting(BY_KEY["balancer_enabled"], False)
     # Without A5 support on the link (BLE), silence is a timeout.
     ble_like = _client(SimTransport(a5_sim), timeout=0.05, retries=0)
     with pytest.raises(DalyTimeoutError):
@@ -300,7 +300,7 @@ async def test_close_fails_the_waiting_request_and_never_reopens() -> None:
     with pytest.raises(DalyConnectionError, match="closed"):
         await reading
     with pytest.raises(DalyConnectionError, match="closed"):
-        await client.write_setting("balance_start_delta", 0.03)
+        await client.write_setting(BY_KEY["balance_start_delta"], 0.03)
     assert transport.opens == 1
     assert len(transport.writes) == 1
     assert not transport.is_open

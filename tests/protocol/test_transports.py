@@ -14,6 +14,7 @@ import pytest
 from custom_components.daly_active_balance.protocol import transport_ble
 from custom_components.daly_active_balance.protocol.client import DalyClient
 from custom_components.daly_active_balance.protocol.errors import DalyConnectionError, DalyTimeoutError
+from custom_components.daly_active_balance.protocol.registers import BY_KEY
 from custom_components.daly_active_balance.protocol.transport import SerialTransport
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 from daly_tools.ble_standin import standin_client_class
@@ -46,7 +47,7 @@ async def test_serial_over_a_real_pty(sim: SimulatedBalancer) -> None:
         client = DalyClient(SerialTransport(server.url), timeout=1)
         status = (await client.poll()).status
         assert status.cell_voltages == sim.cell_voltages()
-        assert await client.write_setting("balance_start_voltage", 3.5) == 3.5
+        assert await client.write_setting(BY_KEY["balance_start_voltage"], 3.5) == 3.5
         assert sim.value("balance_start_voltage") == 3.5
         await client.close()
     finally:
@@ -117,7 +118,7 @@ async def test_ble_through_the_standin(sim: SimulatedBalancer, mtu: int, merge: 
         poll = await client.poll(settings=True)
         assert poll.status.cell_voltages == sim.cell_voltages()
     assert transport.connects == 1  # keep-connected: no reconnect per poll
-    assert await client.write_setting("balancer_enabled", False) is False
+    assert await client.write_setting(BY_KEY["balancer_enabled"], False) is False
     assert sim.value("balancer_enabled") is False
     await client.close()
     assert not transport.is_open

@@ -78,7 +78,7 @@ async def test_out_of_range_values_never_reach_the_wire(key: str, value: object)
     transport = ScriptedTransport(lambda _data: [])
     client = DalyClient(transport, timeout=0.1, retries=0)
     with pytest.raises(ValueOutOfRangeError):
-        await client.write_setting(key, value)  # type: ignore[arg-type]
+        await client.write_setting(BY_KEY[key], value)  # type: ignore[arg-type]
     assert transport.writes == []
     assert transport.opens == 0
 
@@ -157,7 +157,7 @@ async def test_every_write_is_echo_checked_and_read_back(sim: SimulatedBalancer,
         client = DalyClient(SerialTransport(link.path), timeout=1, retries=0)
         client.family = ProtocolFamily.D2
         try:
-            assert await client.write_setting(reg.key, value) == value  # type: ignore[arg-type]
+            assert await client.write_setting(reg, value) == value  # type: ignore[arg-type]
         finally:
             await client.close()
     assert link.requests == [WriteSingle(reg.address, reg.encode(value)), ReadRequest(reg.address, 1)]  # type: ignore[arg-type]
@@ -183,7 +183,7 @@ async def test_a_value_that_rounds_out_of_range_never_reaches_the_wire(
         client.family = ProtocolFamily.D2
         try:
             with pytest.raises(ValueOutOfRangeError):
-                await client.write_setting(key, value)
+                await client.write_setting(BY_KEY[key], value)
         finally:
             await client.close()
     assert link.requests == []
@@ -199,7 +199,7 @@ async def test_ignored_write_raises_with_the_real_value(sim: SimulatedBalancer) 
         client = DalyClient(SerialTransport(link.path), timeout=1, retries=0)
         try:
             with pytest.raises(WriteNotAcceptedError) as caught:
-                await client.write_setting("balance_start_voltage", 3.5)
+                await client.write_setting(BY_KEY["balance_start_voltage"], 3.5)
         finally:
             await client.close()
     assert caught.value.actual == before
@@ -221,7 +221,7 @@ async def test_a_wrong_echo_is_settled_by_the_read_back() -> None:
     client = DalyClient(ScriptedTransport(respond), timeout=0.2, retries=0)
     client.family = ProtocolFamily.D2
     with pytest.raises(WriteNotAcceptedError) as caught:
-        await client.write_setting("balance_start_voltage", 3.45)
+        await client.write_setting(BY_KEY["balance_start_voltage"], 3.45)
     assert caught.value.actual == 3.3
 
 
@@ -235,8 +235,8 @@ async def test_two_writes_and_a_poll_never_interleave(sim: SimulatedBalancer) ->
             link.requests.clear()
             poll = asyncio.create_task(client.poll())
             await asyncio.sleep(0)
-            first = asyncio.create_task(client.write_setting("balance_start_voltage", 3.4))
-            second = asyncio.create_task(client.write_setting("balance_start_delta", 0.03))
+            first = asyncio.create_task(client.write_setting(BY_KEY["balance_start_voltage"], 3.4))
+            second = asyncio.create_task(client.write_setting(BY_KEY["balance_start_delta"], 0.03))
             await asyncio.gather(poll, first, second)
         finally:
             await client.close()
@@ -279,7 +279,7 @@ async def test_half_duplex_echo_then_the_real_answer(sim: SimulatedBalancer) -> 
         try:
             status = (await client.poll()).status
             assert status.cell_voltages == sim.cell_voltages()
-            assert await client.write_setting("balance_start_delta", 0.035) == 0.035
+            assert await client.write_setting(BY_KEY["balance_start_delta"], 0.035) == 0.035
         finally:
             await client.close()
     assert sim.value("balance_start_delta") == 0.035

@@ -38,7 +38,6 @@ from .models import Identity, ProtocolFamily, Settings, Status, cell_summary
 from .record import Record
 from .registers import (
     BALANCER,
-    BY_KEY,
     EXTENDED,
     IDENTITY,
     LIVE,
@@ -348,14 +347,13 @@ class DalyClient:
 
     # --- writing ----------------------------------------------------------------------------
 
-    async def write_setting(self, key: str, value: float | int | bool | str) -> DecodedValue:
-        """Write one setting, verify it, and return the value the module now reports.
+    async def write_setting(self, reg: Register, value: float | int | bool | str) -> DecodedValue:
+        """Write one setting (a register of the table), verify it, and return the value the module now reports.
 
         Raises ``ValueOutOfRangeError`` (nothing sent) for a value outside the table's range,
         ``WriteNotAcceptedError`` when the read-back differs, ``DalyTimeoutError`` when the
         module does not answer the read-back.
         """
-        reg = BY_KEY[key]
         raw = reg.encode(value)  # raises before anything reaches the wire
         async with self._lock:
             try:
