@@ -97,19 +97,28 @@ class Transport(ABC):
 
 
 class _SerialProtocol(asyncio.Protocol):
+    """One serial connection's callbacks; once its link is replaced, they reach nobody.
+
+    A closed link's loss can be reported after the next link opened (serialx closes in an
+    executor, and a close that took too long was given up on): it must neither end the new
+    link nor hand over its last bytes.
+    """
+
     def __init__(self, owner: SerialTransport, closed: asyncio.Future[None]) -> None:
         self._owner = owner
         self._closed = closed
 
     @override
     def data_received(self, data: bytes) -> None:
-        self._owner._received(data)
+        if self._owner._protocol is self:
+            self._owner._received(data)
 
     @override
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._closed.done():
             self._closed.set_result(None)
-        self._owner._connection_lost(exc)
+        if self._owner._protocol is self:
+            self._owner._connection_lost(exc)
 
 
 class SerialTransport(Transport):
@@ -130,6 +139,8 @@ class SerialTransport(Transport):
         #: The port as shown in errors and logs: a URL's credentials are redacted.
         self._description = redact(port, port)
         self._transport: asyncio.BaseTransport | None = None
+        #: The callbacks of the current link; those of an earlier link are ignored.
+        self._protocol: _SerialProtocol | None = None
         self._closed: asyncio.Future[None] | None = None
         self._resume: asyncio.TimerHandle | None = None
 
@@ -149,13 +160,14 @@ class SerialTransport(Transport):
             return
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
+        protocol = _SerialProtocol(self, closed)
         try:
             # serialx bounds each step of a network connect by ``connect_timeout`` (RFC 2217 has
             # three); the outer bound holds for the whole open, whatever the backend.
             async with asyncio.timeout(self._connect_timeout):
                 transport, _ = await serialx.create_serial_connection(
                     loop,
-                    lambda: _SerialProtocol(self, closed),
+                    lambda: protocol,
                     self.port,
                     baudrate=self._baudrate,
                     connect_timeout=self._connect_timeout,
@@ -165,6 +177,7 @@ class SerialTransport(Transport):
         except Exception as err:  # serialx's URL backends (esphome, rfc2217) raise their own types
             raise DalyConnectionError(f"cannot open {self.description}: {redact(str(err), self.port)}") from err
         self._transport = transport
+        self._protocol = protocol
         self._closed = closed
         _LOGGER.debug("opened serial link %s", self.description)
 
@@ -204,9 +217,7 @@ class SerialTransport(Transport):
 
     def _connection_lost(self, exc: Exception | None) -> None:
         self._stop_hold()
-        if self._transport is None:
-            return
-        self._transport = None
+        self._transport = self._protocol = None
         _LOGGER.debug("serial link %s lost: %s", self.description, exc)
         self._lost(exc)
 
@@ -214,6 +225,7 @@ class SerialTransport(Transport):
     async def close(self) -> None:
         self._stop_hold()
         transport, self._transport = self._transport, None
+        self._protocol = None
         closed, self._closed = self._closed, None
         if transport is None:
             return
