@@ -19,6 +19,7 @@ from custom_components.daly_active_balance.protocol.transport import SerialTrans
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 from daly_tools.ble_standin import standin_client_class
 from daly_tools.simulator import (
+    Reply,
     SimulatedBalancer,
     SimulatorConfig,
     serve_pty,
@@ -51,6 +52,34 @@ async def test_serial_over_a_real_pty(sim: SimulatedBalancer) -> None:
         assert sim.value("balance_start_voltage") == 3.5
         await client.close()
     finally:
+        await server.close()
+
+
+async def test_serial_reopen_ignores_the_old_links_callbacks(sim: SimulatedBalancer) -> None:
+    """A closed serial link's loss or bytes, reported after the next link opened, change nothing:
+    the new link stays open and is neither reported lost nor fed the old link's bytes."""
+    server = await serve_pty(sim)
+    transport = SerialTransport(server.url)
+    received: list[bytes] = []
+    lost: list[Exception | None] = []
+    transport.attach(received.append, lost.append)
+    try:
+        await transport.open()
+        assert transport._transport is not None
+        first = transport._transport.get_protocol()
+        await transport.close()
+        await transport.open()
+        assert transport._transport is not None
+        assert transport._transport.get_protocol() is not first
+        first.data_received(b"\xd2\x03")  # late, as a slow executor close would deliver them
+        first.connection_lost(OSError(5, "Input/output error"))
+        assert transport.is_open
+        assert (received, lost) == ([], [])
+        client = DalyClient(transport, timeout=1)  # the new link still carries requests
+        assert (await client.poll()).status.cell_count == 24
+        await client.close()
+    finally:
+        await transport.close()
         await server.close()
 
 
@@ -244,6 +273,36 @@ async def test_a_paced_line_is_read_once_per_answer(socket_enabled: None) -> Non
     finally:
         await client.close()
         await server.close()
+
+
+async def test_one_slow_answer_never_makes_a_fast_link_fail(sim: SimulatedBalancer, tcp_url: str) -> None:
+    """A fast link whose first answer came late looks paced. Holding its reads must not cost
+    answers: under a timeout shorter than the wire time, the held attempt times out and the
+    retry reads as bytes come; a reopened link (maybe another adapter) learns its pace anew."""
+    original = sim.receive
+    late = True
+
+    def slow_at_first(data: bytes) -> list[Reply]:
+        return [Reply(r.chunks, 0.2 if late else r.delay) for r in original(data)]
+
+    sim.receive = slow_at_first  # type: ignore[method-assign]
+    client = DalyClient(SerialTransport(tcp_url), timeout=2)
+    try:
+        await client.poll()
+        assert client.link._wire_paced  # answers took 0.2 s, longer than their wire time: a UART?
+        late = False
+        client.timeout = 0.1  # shorter than the live block's wire time: a hold would make it fail
+        status = (await client.poll()).status
+        assert status.cell_voltages == sim.cell_voltages()
+        assert client.stats.timeouts == 1  # the held attempt; its retry was read unheld
+        assert not client.link._wire_paced
+
+        client.link._wire_paced = True  # looked paced again, then the link is lost
+        await client.transport.close()
+        await client.poll()
+        assert client.stats.timeouts == 1  # the new link was not held
+    finally:
+        await client.close()
 
 
 async def test_held_reads_resume_and_stop_with_the_link(sim: SimulatedBalancer, tcp_url: str) -> None:

@@ -282,7 +282,10 @@ class Exchange:
             pending = _Pending(match, loop.create_future(), wanted=wanted, seq=self._seq, exchange=self._exchanges)
             streams = self._streams()
             dropped = [stream.stats.dropped_bytes for stream in streams]
+            held = False
             try:
+                if not self.transport.is_open:
+                    self._wire_paced = False  # a new link (maybe another adapter): learn its pace again
                 await self.transport.open()
                 if self.closed:  # closed while the link was being opened: close what was opened
                     await self.transport.close()
@@ -299,6 +302,7 @@ class Exchange:
                 wire = wire_time(len(request) + reply_bytes) if reply_bytes else 0.0
                 if wire and self._wire_paced:
                     self.transport.hold_reads(wire - HOLD_MARGIN)
+                    held = True
                 sent = loop.time()
                 async with asyncio.timeout(self.timeout):
                     result = await pending.future
@@ -308,6 +312,10 @@ class Exchange:
                 return result
             except TimeoutError:
                 self.stats.timeouts += 1
+                if held:
+                    # Held reads may have kept an answer from being read in time (one slow answer
+                    # can make a fast link look paced): the next attempt reads as bytes come.
+                    self._wire_paced = False
                 if wanted == 1:
                     # Its answer may still come; until a timeout more has passed it is owed.
                     self._owed.append(_Owed(pending.seq, pending.exchange, match, loop.time() + self.timeout))
