@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
+import time
 from typing import Any, Final
 from unittest.mock import PropertyMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
+from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_ADDRESS, CONF_PORT, Platform
+from homeassistant.const import ATTR_ENTITY_ID, CONF_ADDRESS, CONF_PORT, SERVICE_TURN_OFF, SERVICE_TURN_ON, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
@@ -71,8 +75,13 @@ def sim_config() -> SimulatorConfig:
 
 
 @pytest.fixture
-def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
-    """A simulated module."""
+def simulator(request: pytest.FixtureRequest, sim_config: SimulatorConfig) -> SimulatedBalancer:
+    """A simulated module; under ``@pytest.mark.sim_on_test_clock`` it runs on the test's clock,
+    so a frozen clock (``freezer``) holds its physics and sleep timer too and a test can let it
+    fall asleep. Otherwise it runs on the real clock: a test that moves time on by minutes to
+    drive Home Assistant keeps an awake module."""
+    if request.node.get_closest_marker("sim_on_test_clock"):
+        return SimulatedBalancer(sim_config, clock=lambda: time.monotonic())  # noqa: PLW0108 - looked up at each call, so the freezer applies
     return SimulatedBalancer(sim_config)
 
 
@@ -133,6 +142,32 @@ def add_serial_entry(
     )
     entry.add_to_hass(hass)
     return entry
+
+
+async def _act(hass: HomeAssistant, domain: str, service: str, data: dict[str, Any], *, settle: bool) -> None:
+    """Call an entity service as the UI does; ``settle``: then let what it set off run to its end."""
+    await hass.services.async_call(domain, service, data, blocking=True)
+    if settle:
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def set_number(hass: HomeAssistant, entity_id: str, value: float, *, settle: bool = True) -> None:
+    """Set a number through its service."""
+    await _act(hass, NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: entity_id, ATTR_VALUE: value}, settle=settle)
+
+
+async def select_option(hass: HomeAssistant, entity_id: str, option: str, *, settle: bool = True) -> None:
+    """Pick a select's option through its service."""
+    await _act(
+        hass, SELECT_DOMAIN, SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: entity_id, ATTR_OPTION: option}, settle=settle
+    )
+
+
+async def turn_switch(hass: HomeAssistant, entity_id: str, *, on: bool, settle: bool = True) -> None:
+    """Turn a switch on or off through its service."""
+    await _act(
+        hass, SWITCH_DOMAIN, SERVICE_TURN_ON if on else SERVICE_TURN_OFF, {ATTR_ENTITY_ID: entity_id}, settle=settle
+    )
 
 
 async def enable_entity(hass: HomeAssistant, entry: MockConfigEntry, platform: Platform, key: str) -> str:

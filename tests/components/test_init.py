@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 import logging
-import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -32,23 +31,16 @@ from custom_components.daly_active_balance.protocol.registers import SETTINGS
 from custom_components.daly_active_balance.writes import SLEEP_TIME
 from daly_tools.simulator import (
     SimulatedBalancer,
-    SimulatorConfig,
     SimulatorServer,
     serve_tcp,
 )
 
 from .conftest import EntityIdFinder, shows_the_module
 
-pytestmark = pytest.mark.usefixtures("socket_enabled")
+pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.sim_on_test_clock]
 
 UPDATE_INTERVAL = 5
 LOGGER_NAME = "custom_components.daly_active_balance"
-
-
-@pytest.fixture
-def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
-    """The simulated module, on the (possibly frozen) test clock instead of the real one."""
-    return SimulatedBalancer(sim_config, clock=lambda: time.monotonic())  # noqa: PLW0108 - looked up at each call, so the freezer applies
 
 
 @pytest.fixture

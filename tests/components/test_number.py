@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
-from homeassistant.const import ATTR_ENTITY_ID, Platform
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
@@ -22,7 +21,7 @@ from daly_tools.simulator import (
     SimulatorConfig,
 )
 
-from .conftest import EntityIdFinder
+from .conftest import EntityIdFinder, set_number
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -31,14 +30,6 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")
 def platforms() -> list[Platform]:
     """Set up the number platform alone."""
     return [Platform.NUMBER]
-
-
-async def set_value(hass: HomeAssistant, entity_id: str, value: float) -> None:
-    """Set a number through the service, as the UI does."""
-    await hass.services.async_call(
-        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: entity_id, ATTR_VALUE: value}, blocking=True
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -92,7 +83,7 @@ async def test_write_reaches_module(
     """A value set in Home Assistant is stored by the module and read back into the state."""
     assert simulator.value(key) != pytest.approx(stored)
     number = entity_id(Platform.NUMBER, key)
-    await set_value(hass, number, shown)
+    await set_number(hass, number, shown)
     assert simulator.value(key) == pytest.approx(stored)
     assert float(hass.states.get(number).state) == pytest.approx(shown)
 
@@ -157,7 +148,7 @@ async def test_out_of_range_refused(
     """A value outside the range raises ServiceValidationError and nothing reaches the module."""
     before = simulator.value(key)
     with pytest.raises(ServiceValidationError):
-        await set_value(hass, entity_id(Platform.NUMBER, key), value)
+        await set_number(hass, entity_id(Platform.NUMBER, key), value)
     assert simulator.value(key) == before
 
 
@@ -173,7 +164,7 @@ async def test_ignored_write_raises(
     before = simulator.value("sleep_time")
     number = entity_id(Platform.NUMBER, "sleep_time")
     with pytest.raises(HomeAssistantError) as caught:
-        await set_value(hass, number, 600)
+        await set_number(hass, number, 600)
     assert not isinstance(caught.value, ServiceValidationError)
     assert caught.value.translation_key == "write_not_accepted"
     assert simulator.value("sleep_time") == before

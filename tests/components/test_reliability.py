@@ -13,10 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
-from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT
+from homeassistant.const import CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -36,7 +34,7 @@ from daly_tools.simulator import (
     serve_tcp,
 )
 
-from .conftest import EntityIdFinder
+from .conftest import EntityIdFinder, select_option, set_number
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -64,13 +62,6 @@ def persistent_words(sim: SimulatedBalancer) -> list[int]:
     return list(sim.words[SETTINGS.start :])
 
 
-async def set_number(hass: HomeAssistant, entity: str, value: float) -> None:
-    """Set a number as the UI does."""
-    await hass.services.async_call(
-        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: entity, ATTR_VALUE: value}, blocking=True
-    )
-
-
 # --- write safety -----------------------------------------------------------------------------
 
 
@@ -87,9 +78,7 @@ async def test_ignored_select_write_is_an_error_and_shows_the_real_value(
     select = entity_id("select", "battery_type")
     assert hass.states.get(select).state == "lifepo4"
     with pytest.raises(HomeAssistantError) as caught:
-        await hass.services.async_call(
-            SELECT_DOMAIN, SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: select, ATTR_OPTION: "lto"}, blocking=True
-        )
+        await select_option(hass, select, "lto", settle=False)
     assert caught.value.translation_key == "write_not_accepted"
     await hass.async_block_till_done()
     assert simulator.value("battery_type") == "lifepo4"
@@ -108,7 +97,7 @@ async def test_out_of_range_number_reaches_nothing(
     requests = record_requests(simulator)
     number = entity_id("number", "balance_start_voltage")
     with pytest.raises(ServiceValidationError):
-        await set_number(hass, number, 4.5)
+        await set_number(hass, number, 4.5, settle=False)
     # Bypassing the entity's own range: the coordinator's write still refuses a NaN.
     with pytest.raises(ServiceValidationError):
         await init_integration.runtime_data.async_write(BALANCE_START_VOLTAGE, float("nan"))
@@ -139,7 +128,7 @@ async def test_write_whose_answers_were_lost_is_shown_after_the_next_poll(
 
     simulator._write = take_then_vanish  # type: ignore[method-assign]
     with pytest.raises(HomeAssistantError) as caught:
-        await set_number(hass, number, 1800)
+        await set_number(hass, number, 1800, settle=False)
     assert caught.value.translation_key == "write_failed"
     assert simulator.value("sleep_time") == 1800
     simulator.silent = False
@@ -168,7 +157,7 @@ async def test_write_during_a_poll_waits_and_writes_never_interleave(
             break
         await asyncio.sleep(0)
     assert requests
-    await asyncio.gather(poll, set_number(hass, voltage, 3.45), set_number(hass, delta, 30))
+    await asyncio.gather(poll, set_number(hass, voltage, 3.45, settle=False), set_number(hass, delta, 30, settle=False))
     await hass.async_block_till_done()
     writes = [i for i, r in enumerate(requests) if isinstance(r, WriteSingle)]
     assert len(writes) == 2

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
-from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID, Platform
+from homeassistant.const import Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.loader import async_get_integration
@@ -44,17 +41,12 @@ from daly_tools.simulator import (
     SimulatorConfig,
 )
 
+from .conftest import select_option, set_number
 from .test_init import UPDATE_INTERVAL, advance, poll_unanswered, run_out_timeouts
 
-pytestmark = pytest.mark.usefixtures("socket_enabled")
+pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.sim_on_test_clock]
 
 TITLE = "DALY balancer"
-
-
-@pytest.fixture
-def simulator(sim_config: SimulatorConfig) -> SimulatedBalancer:
-    """The simulated module on the (possibly frozen) test clock, so it can fall asleep in a test."""
-    return SimulatedBalancer(sim_config, clock=lambda: time.monotonic())  # noqa: PLW0108 - looked up at each call, so the freezer applies
 
 
 @pytest.fixture
@@ -397,10 +389,7 @@ async def test_battery_type_change_raises_the_turn_on_voltage_issue(
     assert simulator.value("balance_start_voltage") == pytest.approx(3.3)
     assert issue(hass, init_integration, ISSUE_BALANCE_VOLTAGE) is None
 
-    await hass.services.async_call(
-        SELECT_DOMAIN, SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: select, ATTR_OPTION: "lto"}, blocking=True
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await select_option(hass, select, "lto")
 
     assert simulator.value("battery_type") == BatteryType.LTO.value
     assert simulator.value("balance_start_voltage") == pytest.approx(3.3)  # not written for the user
@@ -417,10 +406,7 @@ async def test_battery_type_change_raises_the_turn_on_voltage_issue(
         "maximum": "2.80",
     }
 
-    await hass.services.async_call(
-        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: number, ATTR_VALUE: 2.6}, blocking=True
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await set_number(hass, number, 2.6)
     assert simulator.value("balance_start_voltage") == pytest.approx(2.6)
     assert issue(hass, init_integration, ISSUE_BALANCE_VOLTAGE) is None
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
-from homeassistant.const import ATTR_ENTITY_ID, Platform
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
@@ -14,7 +13,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.daly_active_balance.protocol.registers import CHEMISTRY, BatteryType
 from daly_tools.simulator import SimulatedBalancer
 
-from .conftest import EntityIdFinder
+from .conftest import EntityIdFinder, select_option
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -29,14 +28,6 @@ def platforms() -> list[Platform]:
 def battery_type(entity_id: EntityIdFinder, init_integration: MockConfigEntry) -> str:
     """The battery type select's entity id."""
     return entity_id(Platform.SELECT, "battery_type")
-
-
-async def select(hass: HomeAssistant, entity_id: str, option: str) -> None:
-    """Pick ``option`` through the service, as the UI does."""
-    await hass.services.async_call(
-        SELECT_DOMAIN, SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: entity_id, ATTR_OPTION: option}, blocking=True
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_snapshot(
@@ -62,7 +53,7 @@ async def test_select_writes_module(
 ) -> None:
     """A chosen battery type reaches the module and is read back into the state."""
     assert simulator.value("battery_type") == BatteryType.LIFEPO4
-    await select(hass, battery_type, option)
+    await select_option(hass, battery_type, option)
     assert simulator.value("battery_type") == option
     assert hass.states.get(battery_type).state == option
 
@@ -73,7 +64,7 @@ async def test_plausible_range_follows_the_chemistry(
     """The attributes give the chosen chemistry's plausible cell range (what the cells card scales to)."""
     for chemistry in (BatteryType.LIFEPO4, BatteryType.LTO):
         if chemistry is not BatteryType.LIFEPO4:
-            await select(hass, battery_type, chemistry)
+            await select_option(hass, battery_type, chemistry)
         attributes = hass.states.get(battery_type).attributes
         expected = CHEMISTRY[chemistry]
         assert (attributes["plausible_min"], attributes["plausible_max"]) == (
@@ -86,7 +77,7 @@ async def test_plausible_range_follows_the_chemistry(
 async def test_unknown_option_refused(hass: HomeAssistant, simulator: SimulatedBalancer, battery_type: str) -> None:
     """An option that is not a chemistry never reaches the module."""
     with pytest.raises(ServiceValidationError):
-        await select(hass, battery_type, "lead_acid")
+        await select_option(hass, battery_type, "lead_acid")
     assert simulator.value("battery_type") == BatteryType.LIFEPO4
 
 
@@ -94,7 +85,7 @@ async def test_ignored_write_raises(hass: HomeAssistant, simulator: SimulatedBal
     """A write the module echoes but does not take raises, and the state stays the real value."""
     simulator.ignore_writes.add("battery_type")
     with pytest.raises(HomeAssistantError) as caught:
-        await select(hass, battery_type, BatteryType.LTO)
+        await select_option(hass, battery_type, BatteryType.LTO)
     assert caught.value.translation_key == "write_not_accepted"
     assert simulator.value("battery_type") == BatteryType.LIFEPO4
     assert hass.states.get(battery_type).state == BatteryType.LIFEPO4

@@ -9,13 +9,9 @@ from unittest.mock import patch
 from urllib.parse import urlsplit
 
 from bleak.backends.device import BLEDevice
-from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
-    ATTR_ENTITY_ID,
     CONF_ADDRESS,
-    SERVICE_TURN_OFF,
-    SERVICE_TURN_ON,
     STATE_OFF,
     STATE_ON,
     Platform,
@@ -41,7 +37,7 @@ from custom_components.daly_active_balance.protocol.transport import Transport
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 from daly_tools.simulator import SimulatedBalancer, SimulatorServer
 
-from .conftest import UNIQUE_ID, EntityIdFinder, Poll
+from .conftest import UNIQUE_ID, EntityIdFinder, Poll, turn_switch
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -57,14 +53,6 @@ def platforms() -> list[Platform]:
 def ble_entity_id(entity_registry: er.EntityRegistry, key: str) -> str | None:
     """The entity id of the Bluetooth entry's switch with description key ``key``, if it exists."""
     return entity_registry.async_get_entity_id(Platform.SWITCH, DOMAIN, f"{BLE_ADDRESS}_{key}")
-
-
-async def switch(hass: HomeAssistant, entity_id: str, *, on: bool) -> None:
-    """Turn a switch on or off through the service, as the UI does."""
-    await hass.services.async_call(
-        SWITCH_DOMAIN, SERVICE_TURN_ON if on else SERVICE_TURN_OFF, {ATTR_ENTITY_ID: entity_id}, blocking=True
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_snapshot(
@@ -89,11 +77,11 @@ async def test_balancer_switch_writes_module(
     assert simulator.value("balancer_enabled") is True
     assert hass.states.get(balancer).state == STATE_ON
 
-    await switch(hass, balancer, on=False)
+    await turn_switch(hass, balancer, on=False)
     assert simulator.value("balancer_enabled") is False
     assert hass.states.get(balancer).state == STATE_OFF
 
-    await switch(hass, balancer, on=True)
+    await turn_switch(hass, balancer, on=True)
     assert simulator.value("balancer_enabled") is True
     assert hass.states.get(balancer).state == STATE_ON
 
@@ -124,7 +112,7 @@ async def test_ignored_write_raises(
     balancer = entity_id(Platform.SWITCH, "balancer_enabled")
     simulator.ignore_writes.add("balancer_enabled")
     with pytest.raises(HomeAssistantError) as caught:
-        await switch(hass, balancer, on=False)
+        await turn_switch(hass, balancer, on=False)
     assert caught.value.translation_key == "write_not_accepted"
     assert simulator.value("balancer_enabled") is True
     assert hass.states.get(balancer).state == STATE_ON
@@ -251,7 +239,7 @@ async def test_keep_connected_on_ble(
     assert transport.is_open
     assert transport.connects == connects
 
-    await switch(hass, keep, on=False)
+    await turn_switch(hass, keep, on=False)
     assert ble_entry.options[CONF_KEEP_CONNECTED] is False
     assert hass.states.get(keep).state == STATE_OFF
     assert transport.keep_connected is False
@@ -263,7 +251,7 @@ async def test_keep_connected_on_ble(
     assert transport.connects == connects + 1
     assert not transport.is_open
 
-    await switch(hass, keep, on=True)
+    await turn_switch(hass, keep, on=True)
     assert ble_entry.options[CONF_KEEP_CONNECTED] is True
     assert hass.states.get(keep).state == STATE_ON
     assert transport.keep_connected is True
@@ -287,10 +275,10 @@ async def test_never_sleep_writes_the_sleep_time(
     never = entity_id(Platform.SWITCH, "never_sleep")
     assert simulator.value("sleep_time") == 3600
     assert hass.states.get(never).state == STATE_OFF
-    await switch(hass, never, on=True)
+    await turn_switch(hass, never, on=True)
     assert simulator.value("sleep_time") == 65535
     assert hass.states.get(never).state == STATE_ON
-    await switch(hass, never, on=False)
+    await turn_switch(hass, never, on=False)
     assert simulator.value("sleep_time") == 3600
     assert hass.states.get(never).state == STATE_OFF
     assert simulator.stats.writes == 2

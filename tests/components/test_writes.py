@@ -13,10 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
-from homeassistant.components.select import ATTR_OPTION, DOMAIN as SELECT_DOMAIN, SERVICE_SELECT_OPTION
-from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
-from homeassistant.const import ATTR_ENTITY_ID, EVENT_STATE_CHANGED, SERVICE_TURN_OFF, Platform
+from homeassistant.const import EVENT_STATE_CHANGED, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
@@ -28,6 +25,8 @@ from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.protocol.frames import Function
 from daly_tools.simulator import SimulatedBalancer
+
+from .conftest import select_option, set_number, turn_switch
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -73,31 +72,24 @@ def hold_writes(coordinator: DalyCoordinator, monkeypatch: pytest.MonkeyPatch) -
     return held, gate
 
 
-async def set_number(hass: HomeAssistant, entity: str, value: float) -> None:
-    """Set a number through the service, as the UI does."""
-    await hass.services.async_call(
-        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: entity, ATTR_VALUE: value}, blocking=True
-    )
-
-
-async def select_option(hass: HomeAssistant, entity: str, option: str) -> None:
-    """Choose an option through the service, as the UI does."""
-    await hass.services.async_call(
-        SELECT_DOMAIN, SERVICE_SELECT_OPTION, {ATTR_ENTITY_ID: entity, ATTR_OPTION: option}, blocking=True
-    )
-
-
 Change = Callable[[HomeAssistant, str], Any]
 
 
 @pytest.mark.parametrize(
     ("platform", "key", "change", "stored", "before", "after"),
     [
-        (Platform.NUMBER, "sleep_time", lambda hass, entity: set_number(hass, entity, 600), 600, "3600.0", "600.0"),
+        (
+            Platform.NUMBER,
+            "sleep_time",
+            lambda hass, entity: set_number(hass, entity, 600, settle=False),
+            600,
+            "3600.0",
+            "600.0",
+        ),
         (
             Platform.SELECT,
             "battery_type",
-            lambda hass, entity: select_option(hass, entity, "li_ion"),
+            lambda hass, entity: select_option(hass, entity, "li_ion", settle=False),
             "li_ion",
             "lifepo4",
             "li_ion",
@@ -153,7 +145,6 @@ async def test_a_write_that_wakes_the_sleeping_module_is_sent_again(
     assert simulator.asleep
 
     await set_number(hass, entity, 600)
-    await hass.async_block_till_done(wait_background_tasks=True)
 
     assert simulator.stats.wakeups == 1
     assert simulator.stats.writes == 1  # the first was lost to the wake-up, the second taken
@@ -171,7 +162,7 @@ async def test_a_write_that_still_does_not_take_after_the_wake_up_is_reported(
     simulator.ignore_writes.add("sleep_time")
     simulator.advance(simulator.value("sleep_time") + 1)  # type: ignore[operator]
     with pytest.raises(HomeAssistantError) as caught:
-        await set_number(hass, entity_id(hass, init_integration, Platform.NUMBER, "sleep_time"), 600)
+        await set_number(hass, entity_id(hass, init_integration, Platform.NUMBER, "sleep_time"), 600, settle=False)
     assert caught.value.translation_key == "write_not_accepted"
     assert simulator.stats.writes == 1  # the resend reached the module, which ignored it
     assert simulator.stats.wakeups == 1
@@ -183,23 +174,21 @@ async def test_a_write_that_still_does_not_take_after_the_wake_up_is_reported(
         (
             Platform.NUMBER,
             "balance_start_delta",
-            lambda hass, entity: set_number(hass, entity, 35),
+            lambda hass, entity: set_number(hass, entity, 35, settle=False),
             {"setting": "Balance turn-on difference", "value": "35 mV", "actual": "20 mV"},
             "The balancer did not take 35 mV for Balance turn-on difference; it still reports 20 mV",
         ),
         (
             Platform.SELECT,
             "battery_type",
-            lambda hass, entity: select_option(hass, entity, "li_ion"),
+            lambda hass, entity: select_option(hass, entity, "li_ion", settle=False),
             {"setting": "Battery type", "value": "Li-ion (NMC)", "actual": "LiFePO4"},
             "The balancer did not take Li-ion (NMC) for Battery type; it still reports LiFePO4",
         ),
         (
             Platform.SWITCH,
             "balancer_enabled",
-            lambda hass, entity: hass.services.async_call(
-                SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: entity}, blocking=True
-            ),
+            lambda hass, entity: turn_switch(hass, entity, on=False, settle=False),
             {"setting": "Balancer", "value": "Off", "actual": "On"},
             "The balancer did not take Off for Balancer; it still reports On",
         ),
