@@ -314,8 +314,10 @@ class Exchange:
                 self.stats.timeouts += 1
                 if held:
                     # Held reads may have kept an answer from being read in time (one slow answer
-                    # can make a fast link look paced): the next attempt reads as bytes come.
+                    # can make a fast link look paced): read what came now, so a late answer is
+                    # dropped before the retry, and let the next attempt read as bytes come.
                     self._wire_paced = False
+                    self.transport.hold_reads(0)
                 if wanted == 1:
                     # Its answer may still come; until a timeout more has passed it is owed.
                     self._owed.append(_Owed(pending.seq, pending.exchange, match, loop.time() + self.timeout))

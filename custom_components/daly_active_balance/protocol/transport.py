@@ -93,6 +93,7 @@ class Transport(ABC):
         A reply crosses the module's UART a few bytes at a time, and every piece handed over
         wakes the event loop; reading what has piled up once the reply can be complete costs
         one wake-up instead (a serial line keeps the bytes in the OS buffer meanwhile).
+        ``seconds`` <= 0 ends a hold at once: what arrived meanwhile is read now.
         """
 
 
@@ -194,8 +195,13 @@ class SerialTransport(Transport):
 
     @override
     def hold_reads(self, seconds: float) -> None:
+        if seconds <= 0:
+            if self._resume is not None:
+                self._stop_hold()
+                self._resume_reading()
+            return
         transport = self._transport
-        if seconds <= 0 or not isinstance(transport, asyncio.ReadTransport) or transport.is_closing():
+        if not isinstance(transport, asyncio.ReadTransport) or transport.is_closing():
             return
         try:
             transport.pause_reading()
