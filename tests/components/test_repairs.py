@@ -213,8 +213,11 @@ async def test_stopped_answering(
     assert found.translation_key == ISSUE_STOPPED_ANSWERING
     assert found.severity is ir.IssueSeverity.WARNING
     assert found.translation_placeholders == {"title": TITLE}
-    while not simulator.asleep:
+    for _ in range(30 // UPDATE_INTERVAL):  # 30 s of silence on the test clock: it sleeps
+        if simulator.asleep:
+            break
         await poll_unanswered(hass, freezer, coordinator)
+    assert simulator.asleep
 
     simulator.silent = False
     client = coordinator.client
