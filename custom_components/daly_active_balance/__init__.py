@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Any
 
-from homeassistant.const import CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
-from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
+from homeassistant.const import CONF_ADDRESS, CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .card import async_register_card
-from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_SERIAL, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
+from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_BLE, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
+from .identity import async_adopt_ids
 from .issues import async_delete_issues
 from .ports import InvalidPortError, canonical_port, port_id
 from .protocol.client import DalyClient
@@ -60,46 +60,62 @@ async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
-    """Carry a 1.1 entry over to 1.2 (Home Assistant itself refuses entries of a newer version).
+    """Carry a 1.1 or 1.2 entry over to 1.3 (Home Assistant itself refuses entries of a newer version).
 
-    A serial entry stores its port in canonical spelling and is identified by ``ports.port_id``
-    (URL credentials left out, device links resolved), so the same port typed another way is
-    recognised as configured. The entry's device and entities, whose ids derive from the entry's,
-    move to the new id with their history and settings. An id the config flow did not derive
-    from the port is left as it is; so is one that another entry already has (the same port
-    added twice before), and a warning says so. A Bluetooth entry is identified by its address
-    already.
+    1.2: a serial entry stores its port in canonical spelling and is identified by
+    ``ports.port_id`` (URL credentials left out, device links resolved), so the same port typed
+    another way is recognised as configured. 1.3: ``tcp://`` is stored as ``socket://`` and host
+    names are identified in IDNA, so the identity is derived again; and the registry of an entry
+    that an earlier release split on reconfigure (the old entities beside ``_2`` ones, two
+    devices) is joined: the old entity ids and device come back to the live entities.
+
+    The entry's device and entities, whose ids derive from the entry's, move to a new id with
+    their history and settings. An id the config flow did not derive from the port is left as it
+    is; so is one that another entry already has (the same port added twice before), and a
+    warning says so. A port that no rule accepts is kept as it is (setup names the port it
+    cannot open). A Bluetooth entry is identified by its address already.
     """
     data, unique_id = dict(entry.data), entry.unique_id
-    if data[CONF_CONNECTION] == CONNECTION_SERIAL:
+    ble = data[CONF_CONNECTION] == CONNECTION_BLE
+    connections = {(dr.CONNECTION_BLUETOOTH, str(data[CONF_ADDRESS]))} if ble else None
+    if unique_id is not None:
+        # Join a split first: the move below would otherwise meet the split's own ids.
+        async_adopt_ids(hass, entry.entry_id, unique_id, unique_id, connections)
+    if not ble:
         old_port = str(data[CONF_PORT])
         with suppress(InvalidPortError):  # otherwise kept as it is: setup names the port it cannot open
             data[CONF_PORT] = canonical_port(old_port)
-        new_id = await hass.async_add_executor_job(port_id, data[CONF_PORT])
-        if unique_id != old_port or new_id == unique_id:
-            pass  # not derived from the port by the config flow, or unchanged
+        new_id = await hass.async_add_executor_job(_port_id_or_none, data[CONF_PORT])
+        if entry.minor_version < 2:
+            derived = unique_id == old_port  # 1.1: the port as typed
+        else:  # the port's identity under earlier rules
+            derived = unique_id is not None and await _same_port(hass, unique_id, new_id)
+        if new_id is None or new_id == unique_id or not derived:
+            pass  # not derived from the port by the config flow, unchanged, or no port at all
         elif any(other.unique_id == new_id for other in hass.config_entries.async_entries(DOMAIN)):
             LOGGER.warning("%s uses the same port as another entry (%s): remove one of them", entry.title, new_id)
         else:
-            await _move_registry_ids(hass, entry, old_port, new_id)
+            async_adopt_ids(hass, entry.entry_id, unique_id, new_id)
             unique_id = new_id
-    hass.config_entries.async_update_entry(entry, data=data, unique_id=unique_id, minor_version=2)
+    hass.config_entries.async_update_entry(entry, data=data, unique_id=unique_id, minor_version=3)
     return True
 
 
-async def _move_registry_ids(hass: HomeAssistant, entry: DalyConfigEntry, old_id: str, new_id: str) -> None:
-    """Give the entry's device and entities the ids that derive from ``new_id`` (``entity.py``)."""
-    devices = dr.async_get(hass)
-    if (device := devices.async_get_device(identifiers={(DOMAIN, old_id)})) is not None:
-        devices.async_update_device(device.id, new_identifiers={(DOMAIN, new_id)})
+def _port_id_or_none(port: str) -> str | None:
+    """``ports.port_id``, or None for a port that no rule accepts."""
+    try:
+        return port_id(port)
+    except InvalidPortError:
+        return None
 
-    @callback
-    def move(entity: er.RegistryEntry) -> dict[str, Any] | None:
-        if not entity.unique_id.startswith(f"{old_id}_"):
-            return None
-        return {"new_unique_id": new_id + entity.unique_id.removeprefix(old_id)}
 
-    await er.async_migrate_entries(hass, entry.entry_id, move)
+async def _same_port(hass: HomeAssistant, earlier_id: str, new_id: str | None) -> bool:
+    """True when ``earlier_id`` (an id the flow derived under earlier rules) names the port ``new_id`` does."""
+    try:
+        canonical = canonical_port(earlier_id)
+    except InvalidPortError:
+        return False
+    return new_id is not None and await hass.async_add_executor_job(_port_id_or_none, canonical) == new_id
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: DalyConfigEntry) -> None:

@@ -157,7 +157,9 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
     #: 2: serial entries store the canonical port and are identified by ``ports.port_id``.
-    MINOR_VERSION = 2
+    #: 3: ``tcp://`` stored as ``socket://``, host names identified in IDNA, and the registry of
+    #: an entry an earlier release split on reconfigure joined (``__init__.async_migrate_entry``).
+    MINOR_VERSION = 3
 
     def __init__(self) -> None:
         """Start empty."""

@@ -9,10 +9,12 @@ Accepted are what Home Assistant's serial port list offers and serialx opens:
 * ``socket://host:port`` / ``tcp://host:port`` (raw TCP bridges) and ``rfc2217://host:port``.
 
 :func:`canonical_port` is what an entry stores: trimmed, the URL's scheme and host in lower case
-(``localhost`` as ``127.0.0.1``, where a local bridge listens), its port as a plain number, no
-trailing slash. :func:`port_id` is what identifies the port (the entry's unique id): the
-canonical URL without its credentials, or for a device path the one name every path to that
-device shares.
+(``localhost`` as ``127.0.0.1``, where a local bridge listens; ``tcp://`` as ``socket://``, which
+serialx opens the same way), its port as a plain number, no trailing slash. A host must be an IP
+address or a name DNS can hold, a port 1–65535. :func:`port_id` is what identifies the port (the
+entry's unique id): the canonical URL without its credentials and with its host name in IDNA
+(``bücher.example`` and ``xn--bcher-kva.example`` are one host), or for a device path the one
+name every path to that device shares.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ipaddress import IPv6Address, ip_address
 import os
 import re
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from .protocol.redact import is_secret_parameter
 
@@ -31,6 +33,8 @@ URL_SCHEMES: Final = frozenset({"socket", "tcp", "rfc2217", "esphome", "esphome-
 _HOST_PORT_SCHEMES: Final = frozenset({"socket", "tcp", "rfc2217"})
 #: Ports a scheme implies when the URL leaves them out (serialx's ESPHome API default).
 _DEFAULT_PORTS: Final = {"esphome": 6053}
+#: Schemes serialx opens alike, by the one an entry stores.
+_SAME_SCHEME: Final = {"tcp": "socket"}
 #: Where udev keeps one stable name per USB serial adapter.
 BY_ID_DIR: Final = "/dev/serial/by-id"
 _COM: Final = re.compile(r"COM\d+", re.IGNORECASE)
@@ -40,15 +44,40 @@ class InvalidPortError(ValueError):
     """Not a device path or an accepted serial URL."""
 
 
-def _host(host: str) -> str:
-    """A host as a URL writes it: IPv6 addresses compressed and bracketed, ``localhost`` as IPv4."""
+def _host(host: str, *, bracketed: bool = False, idna: bool = False) -> str:
+    """A host as a URL writes it: IPv6 bracketed, ``localhost`` as IPv4, a name in IDNA if ``idna``.
+
+    ``InvalidPortError`` when it is neither an address nor a name DNS can hold. ``bracketed``:
+    the URL put the host in brackets, where only an IPv6 address may stand.
+    """
     if host == "localhost":
         return "127.0.0.1"
     try:
         address = ip_address(host)
     except ValueError:
-        return host
+        if bracketed:
+            raise InvalidPortError(host) from None
+        try:
+            # Python's codec (IDNA 2003) refuses empty labels and labels over 63 characters.
+            ascii_name = host.encode("idna").decode("ascii")
+        except UnicodeError as err:
+            raise InvalidPortError(host) from err
+        return ascii_name.lower() if idna else host
+    if bracketed != isinstance(address, IPv6Address):
+        raise InvalidPortError(host)
     return f"[{address.compressed}]" if isinstance(address, IPv6Address) else address.compressed
+
+
+def _split(port: str) -> tuple[SplitResult, str, int | None]:
+    """A URL's parts, host and port number; ``InvalidPortError`` when they cannot be read."""
+    try:
+        parts = urlsplit(port)
+        host, number = parts.hostname, parts.port
+    except ValueError as err:  # a port that is not a number or out of range, a broken IPv6 host
+        raise InvalidPortError(port) from err
+    if not host or number == 0:
+        raise InvalidPortError(port)
+    return parts, host, number
 
 
 def canonical_port(port: str) -> str:
@@ -60,19 +89,16 @@ def canonical_port(port: str) -> str:
         if not port.startswith("/"):
             raise InvalidPortError(port)
         return port
-    parts = urlsplit(port)
+    parts, host, number = _split(port)
     scheme = parts.scheme.lower()
-    try:
-        host, number = parts.hostname, parts.port
-    except ValueError as err:  # a port that is not a number, or out of range
-        raise InvalidPortError(port) from err
-    if scheme not in URL_SCHEMES or not host:
+    scheme = _SAME_SCHEME.get(scheme, scheme)
+    if scheme not in URL_SCHEMES:
         raise InvalidPortError(port)
     if scheme in _HOST_PORT_SCHEMES and number is None:
         raise InvalidPortError(port)
     if scheme == "esphome-hass" and (not parts.path.strip("/") or "port_name=" not in parts.query):
         raise InvalidPortError(port)
-    netloc = _host(host)
+    netloc = _host(host, bracketed="[" in parts.netloc)
     if number is not None and number != _DEFAULT_PORTS.get(scheme):
         netloc = f"{netloc}:{number}"
     if "@" in parts.netloc:
@@ -83,16 +109,20 @@ def canonical_port(port: str) -> str:
 def port_id(port: str) -> str:
     """What identifies ``port`` (a canonical port): the same for every spelling of one port.
 
-    A URL loses its credentials (they must never be part of a unique id). A device path is
-    resolved to its device, named by the ``by-id`` link to it when there is one (stable across
-    reboots), else by the device itself. Reads the file system: run it in an executor.
+    A URL loses its credentials (they must never be part of a unique id) and names its host in
+    IDNA. A device path is resolved to its device, named by the ``by-id`` link to it when there
+    is one (stable across reboots), else by the device itself. Reads the file system: run it in
+    an executor. ``InvalidPortError`` for a URL no rule accepts (an entry from before the rules).
     """
     if "://" in port:
-        parts = urlsplit(port)
+        parts, host, number = _split(port)
+        netloc = _host(host, bracketed="[" in parts.netloc, idna=True)
+        if number is not None:
+            netloc = f"{netloc}:{number}"
         query = "&".join(
             pair for pair in parts.query.split("&") if pair and not is_secret_parameter(pair.partition("=")[0])
         )
-        return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, query, ""))
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     if not port.startswith("/"):
         return port
     device = os.path.realpath(port)

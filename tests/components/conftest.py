@@ -138,7 +138,7 @@ def add_serial_entry(
         unique_id=unique_id or url,
         data={CONF_CONNECTION: CONNECTION_SERIAL, CONF_PORT: url},
         options=options or {},
-        minor_version=2,  # as the config flow makes it now: no migration runs
+        minor_version=3,  # as the config flow makes it now: no migration runs
     )
     entry.add_to_hass(hass)
     return entry
