@@ -19,6 +19,7 @@ from homeassistant.components.bluetooth import (
 )
 from homeassistant.components.bluetooth.match import ble_device_matches
 from homeassistant.config_entries import (
+    ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
@@ -26,7 +27,8 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_ADDRESS, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.device_registry import format_mac
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import CONNECTION_BLUETOOTH, format_mac
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -58,6 +60,7 @@ from .const import (
     PROBE_TIMEOUT,
 )
 from .coordinator import DalyConfigEntry, create_transport
+from .identity import async_adopt_ids
 from .ports import InvalidPortError, canonical_port, esphome_entry_id, port_id, port_label
 from .protocol.client import DalyClient, ProbeResult
 from .protocol.errors import (
@@ -171,6 +174,26 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: DalyConfigEntry) -> DalyOptionsFlow:
         return DalyOptionsFlow()
 
+    def _module_entry(self, probe: ProbeResult, this: ConfigEntry | None = None) -> ConfigEntry | None:
+        """The entry (other than ``this``) that has the probed module already, known by its serial number.
+
+        A module without one (the captured unit's is empty) cannot be told from another.
+        """
+        serial = probe.identity.serial_number
+        if not serial:
+            return None
+        devices = dr.async_get(self.hass)
+        for entry in self._async_current_entries(include_ignore=False):
+            if this is not None and entry.entry_id == this.entry_id:
+                continue
+            if any(d.serial_number == serial for d in dr.async_entries_for_config_entry(devices, entry.entry_id)):
+                return entry
+        return None
+
+    def _abort_module_configured(self, other: ConfigEntry) -> ConfigFlowResult:
+        """Refuse a second entry for one module: both would poll it, one link would lose."""
+        return self.async_abort(reason="module_already_configured", description_placeholders={"title": other.title})
+
     # --- Bluetooth discovery ---------------------------------------------------------------
 
     async def async_step_bluetooth(self, discovery_info: BluetoothServiceInfoBleak) -> ConfigFlowResult:
@@ -192,6 +215,8 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             except ProbeError as err:
                 errors["base"] = err.key
             else:
+                if (other := self._module_entry(probe)) is not None:
+                    return self._abort_module_configured(other)
                 label = _dongle_label(self._discovery.address, self._discovery.name)
                 return self.async_create_entry(title=_title(probe, label), data=data)
         self._set_confirm_only()
@@ -234,6 +259,8 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             except ProbeError as err:
                 errors["base"] = err.key
             else:
+                if (other := self._module_entry(probe)) is not None:
+                    return self._abort_module_configured(other)
                 seen = async_last_service_info(self.hass, address, connectable=True)
                 label = _dongle_label(address, seen.name if seen else None)
                 return self.async_create_entry(title=_title(probe, label), data=data)
@@ -282,6 +309,8 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             except ProbeError as err:
                 errors["base"] = err.key
             else:
+                if (other := self._module_entry(probe)) is not None:
+                    return self._abort_module_configured(other)
                 return self.async_create_entry(title=_title(probe, _serial_label(self.hass, port)), data=data)
         return self.async_show_form(
             step_id="serial",
@@ -327,12 +356,21 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                 # (Home Assistant refuses an update listener beside async_update_reload_and_abort).
                 if entry.state is ConfigEntryState.LOADED:
                     unloaded = await self.hass.config_entries.async_unload(entry.entry_id)
-                await async_probe(self.hass, data)
+                probe = await async_probe(self.hass, data)
             except ProbeError as err:
                 errors["base"] = err.key
                 if unloaded:  # back onto the old link while the user corrects the value
                     self.hass.config_entries.async_schedule_reload(entry.entry_id)
             else:
+                if (other := self._module_entry(probe, entry)) is not None:
+                    if unloaded:
+                        self.hass.config_entries.async_schedule_reload(entry.entry_id)
+                    return self._abort_module_configured(other)
+                if unique_id != entry.unique_id:
+                    # The entities' and the device's ids derive from the entry's: they move with
+                    # it, or the same module comes back as new entities (``_2``) on a new device.
+                    connections = {(CONNECTION_BLUETOOTH, value)} if ble else None
+                    async_adopt_ids(self.hass, entry.entry_id, entry.unique_id, unique_id, connections)
                 return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
         if ble:
             schema = probatio.Schema({probatio.Required(CONF_ADDRESS): str})

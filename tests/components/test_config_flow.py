@@ -20,10 +20,18 @@ from unittest.mock import AsyncMock, patch
 
 from homeassistant.components.bluetooth import BluetoothServiceInfoBleak
 from homeassistant.components.usb import SerialDevice, USBDevice
-from homeassistant.config_entries import SOURCE_BLUETOOTH, SOURCE_USER, ConfigEntryState, ConfigFlowResult
-from homeassistant.const import CONF_ADDRESS, CONF_PORT
+from homeassistant.config_entries import (
+    SOURCE_BLUETOOTH,
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlowResult,
+)
+from homeassistant.const import CONF_ADDRESS, CONF_PORT, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import serialx
@@ -50,6 +58,7 @@ from custom_components.daly_active_balance.protocol.frames import Direction, Exc
 from custom_components.daly_active_balance.protocol.registers import BY_KEY
 from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
 from custom_components.daly_active_balance.protocol.transport import SerialTransport
+from daly_tools.factory import encode_ascii
 from daly_tools.simulator import (
     Reply,
     SimulatedBalancer,
@@ -81,6 +90,7 @@ ENDLESS = 3600.0
 #: 0x00CF: the balancer's on/off switch; a DALY BMS reads 0xFFFF there (reference §4.6).
 BALANCER_SWITCH = BY_KEY["balancer_enabled"].address
 OTHER_ADDRESS = "C4:DE:E2:11:22:33"
+SERIAL_NUMBER = "DALY2024SN0042"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -236,6 +246,13 @@ async def add_port(hass: HomeAssistant, port: str) -> ConfigFlowResult:
     return await submit(hass, await open_step(hass, "serial"), {CONF_PORT: port})
 
 
+async def start_reconfigure(hass: HomeAssistant, entry: ConfigEntry) -> ConfigFlowResult:
+    """Open the reconfigure form of an entry a flow created."""
+    return await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+
+
 def assert_already_configured(result: ConfigFlowResult, port: str) -> None:
     """The flow for ``port`` stopped: its port has an entry already."""
     assert result["type"] is FlowResultType.ABORT, port
@@ -341,6 +358,71 @@ async def test_serial_already_configured(
     assert len(entries(hass)) == 1
 
 
+async def test_same_module_through_a_second_link_is_refused(
+    hass: HomeAssistant, simulator: SimulatedBalancer, sim_server: SimulatorServer, usb_ports: list[Any]
+) -> None:
+    """A module with a serial number that has an entry already is refused through another link
+    (two entries would fight over one module); without a serial number nothing tells it apart."""
+    serial = BY_KEY["serial_number"]
+    for offset, word in enumerate(encode_ascii(SERIAL_NUMBER, serial.count)):
+        simulator.write_word(serial.address + offset, word)
+    result = await add_port(hass, sim_server.url)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    first = result["result"]
+    assert first.state is ConfigEntryState.LOADED
+    second_link = await serve_tcp(simulator)
+    try:
+        result = await add_port(hass, second_link.url)
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "module_already_configured"
+        assert result["description_placeholders"] == {"title": first.title}
+        assert len(entries(hass)) == 1
+        # Reconfiguring the entry onto the second link is the same module: allowed.
+        result = await start_reconfigure(hass, first)
+        result = await submit(hass, result, {CONF_PORT: second_link.url})
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        assert first.state is ConfigEntryState.LOADED
+        await hass.config_entries.async_unload(first.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await second_link.close()
+
+
+async def test_reconfigure_onto_a_module_another_entry_has_is_refused(
+    hass: HomeAssistant, simulator: SimulatedBalancer, sim_server: SimulatorServer, usb_ports: list[Any]
+) -> None:
+    """Reconfiguring an entry onto a link that reaches another entry's module (same serial number) aborts."""
+    serial = BY_KEY["serial_number"]
+    for offset, word in enumerate(encode_ascii(SERIAL_NUMBER, serial.count)):
+        simulator.write_word(serial.address + offset, word)
+    result = await add_port(hass, sim_server.url)
+    await hass.async_block_till_done()
+    first = result["result"]
+    other_module = SimulatedBalancer(SimulatorConfig(cells=8, seed=3))
+    other_server = await serve_tcp(other_module)
+    second_link = await serve_tcp(simulator)
+    try:
+        result = await add_port(hass, other_server.url)
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        second = result["result"]
+        result = await start_reconfigure(hass, second)
+        result = await submit(hass, result, {CONF_PORT: second_link.url})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "module_already_configured"
+        await hass.async_block_till_done()
+        assert second.data[CONF_PORT] == other_server.url
+        assert second.state is ConfigEntryState.LOADED  # back on its own link
+        for entry in (first, second):
+            await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await other_server.close()
+        await second_link.close()
+
+
 # --- serial: errors ---------------------------------------------------------------------------
 
 
@@ -355,6 +437,9 @@ async def test_serial_already_configured(
         "esphome-hass://esphome/",
         "esphome-hass://esphome/01JD0CAFE",
         "socket://127.0.0.1:70000",
+        "socket://127.0.0.1:0",
+        "socket://[::1:8899",
+        "socket://[zz]:8899",
         "foo",
         "ttyUSB0",
         "COM",
@@ -415,7 +500,7 @@ async def test_serial_cannot_open(
         ("com12", "COM12"),
         ("socket://192.0.2.10:8899", "socket://192.0.2.10:8899"),
         ("socket://192.0.2.10:08899/", "socket://192.0.2.10:8899"),
-        ("TCP://Bridge.Local:4000", "tcp://bridge.local:4000"),
+        ("TCP://Bridge.Local:4000", "socket://bridge.local:4000"),  # serialx opens both alike
         ("rfc2217://bridge.local:4000", "rfc2217://bridge.local:4000"),
         ("socket://[0:0::1]:8899", "socket://[::1]:8899"),
         # ESPHome serial proxies: the URL's details belong to serialx, only the host is required.
@@ -502,6 +587,9 @@ def _spellings(url: str) -> list[str]:
         f"socket://localhost:{port}",
         f"SOCKET://127.0.0.1:{port}",
         f"Socket://LocalHost:00{port}/",
+        # serialx opens tcp:// as socket://: the same bridge, which takes one client.
+        f"tcp://127.0.0.1:{port}",
+        f"TCP://localhost:{port}/",
     ]
 
 
@@ -523,7 +611,7 @@ async def test_serial_same_bridge_spelt_differently_is_configured(
     assert simulator.stats.requests == requests  # nothing was opened again
 
 
-@pytest.mark.parametrize("index", range(5))
+@pytest.mark.parametrize("index", range(7))
 async def test_serial_url_stored_in_canonical_spelling(
     hass: HomeAssistant, sim_server: SimulatorServer, usb_ports: list[Any], mock_setup_entry: AsyncMock, index: int
 ) -> None:
@@ -983,6 +1071,49 @@ async def test_reconfigure_serial_to_new_module(
         await new_server.close()
 
 
+async def test_reconfigure_to_another_bridge_keeps_entity_and_device_ids(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+    init_integration: MockConfigEntry,
+    simulator: SimulatedBalancer,
+    usb_ports: list[Any],
+) -> None:
+    """The same module moved to another bridge address: its entities keep their ids (history,
+    dashboards, automations) and its device stays the one device; none is left unavailable."""
+    entry = init_integration
+    before = {e.entity_id: e.id for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)}
+    (device,) = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    moved = await serve_tcp(simulator)
+    try:
+        result = await entry.start_reconfigure_flow(hass)
+        result = await submit(hass, result, {CONF_PORT: moved.url})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+        assert entry.unique_id == moved.url
+
+        after = {e.entity_id: e.id for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)}
+        assert after == before
+        for entity_id in after:
+            registered = entity_registry.async_get(entity_id)
+            assert registered is not None
+            assert registered.unique_id.startswith(f"{moved.url}_"), entity_id
+            assert registered.device_id == device.id
+            state = hass.states.get(entity_id)
+            if registered.disabled_by is None:
+                assert state is not None, entity_id
+                assert state.state != STATE_UNAVAILABLE, entity_id
+        devices = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+        assert [d.id for d in devices] == [device.id]
+        assert devices[0].identifiers == {(DOMAIN, moved.url)}
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await moved.close()
+
+
 async def test_reconfigure_running_entry_on_its_own_port(
     hass: HomeAssistant, simulator: SimulatedBalancer, usb_ports: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1079,6 +1210,14 @@ async def test_reconfigure_ble_address(
         domain=DOMAIN, unique_id=OTHER_ADDRESS, data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: OTHER_ADDRESS}
     )
     entry.add_to_hass(hass)
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, OTHER_ADDRESS)},
+        connections={(dr.CONNECTION_BLUETOOTH, OTHER_ADDRESS)},
+    )
+    pack = er.async_get(hass).async_get_or_create(
+        "sensor", DOMAIN, f"{OTHER_ADDRESS}_pack_voltage", config_entry=entry, device_id=device.id
+    )
     await inject_advertisement(hass, service_info())
     for flow in _flows(hass):  # the new dongle was also discovered; that flow is not used here
         hass.config_entries.flow.async_abort(flow["flow_id"])
@@ -1100,6 +1239,14 @@ async def test_reconfigure_ble_address(
     assert entry.data == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
     assert entry.unique_id == DALY_ADDRESS
     assert dongle.connects == dongle.disconnects == 1
+    # The entity and the device move with the entry: the device is reached at the new address.
+    registered = er.async_get(hass).async_get(pack.entity_id)
+    assert registered is not None
+    assert registered.unique_id == f"{DALY_ADDRESS}_pack_voltage"
+    updated = dr.async_get(hass).async_get(device.id)
+    assert updated is not None
+    assert updated.identifiers == {(DOMAIN, DALY_ADDRESS)}
+    assert updated.connections == {(dr.CONNECTION_BLUETOOTH, DALY_ADDRESS)}
     await hass.async_block_till_done()
     assert len(mock_setup_entry.mock_calls) == 1
 
