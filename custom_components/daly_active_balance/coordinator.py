@@ -102,7 +102,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             hass,
             LOGGER,
             config_entry=entry,
-            name=f"DALY balancer {client.transport.description}",
+            # Home Assistant logs failures under this name above debug level: no link secret.
+            name=redact(entry.title, entry_link(entry.data)),
             update_interval=timedelta(seconds=DEFAULT_UPDATE_INTERVAL),
         )
         self.client = client
@@ -194,7 +195,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
 
     def _cannot_reach(self, err: DalyError) -> UpdateFailed:
         """The failure of a poll or setup the module did not answer, naming the cause."""
-        link = self.client.transport.description
+        # These texts are logged (at error level) and shown as the entry's reason: no link secret.
+        link = redact(self.client.transport.description, self.link)
         if isinstance(err, ConnectTimeoutError):
             return UpdateFailed(
                 translation_domain=DOMAIN,
@@ -204,7 +206,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         return UpdateFailed(
             translation_domain=DOMAIN,
             translation_key="cannot_reach",
-            translation_placeholders={"link": link, "error": str(err)},
+            translation_placeholders={"link": link, "error": redact(str(err), self.link)},
         )
 
     @override
@@ -230,7 +232,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="bad_answer",
-                translation_placeholders={"link": self.client.transport.description, "error": str(err)},
+                translation_placeholders={
+                    "link": redact(self.client.transport.description, self.link),
+                    "error": redact(str(err), self.link),
+                },
             ) from err
         self._polls += 1
         self._record(None)

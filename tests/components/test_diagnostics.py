@@ -6,11 +6,12 @@ import json
 import logging
 from typing import Any
 
+from bleak.exc import BleakError
 from homeassistant.components.diagnostics import REDACTED
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_ADDRESS, CONF_PORT
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
@@ -194,6 +195,8 @@ ADDRESS_SPELLINGS = (
     DALY_ADDRESS.replace(":", "-"),
     DALY_ADDRESS.replace(":", ""),
     DALY_ADDRESS.replace(":", "").lower(),
+    DALY_ADDRESS.replace(":", "_"),
+    DALY_ADDRESS.replace(":", "_").lower(),
 )
 
 
@@ -233,7 +236,7 @@ async def test_diagnostics_ble_out_of_range_redacts_the_dongle_name(
     dongle.drop_links()
     await coordinator.async_refresh()
     assert not coordinator.last_update_success
-    assert DALY_NAME in str(coordinator.last_exception)  # the leak this test is about
+    assert DALY_NAME in str(coordinator.last_exception.__cause__)  # the leak this test is about
 
     result = await get_diagnostics_for_config_entry(hass, hass_client, ble_entry)
 
@@ -245,6 +248,52 @@ async def test_diagnostics_ble_out_of_range_redacts_the_dongle_name(
     assert f"DL-{REDACTED}" in result["coordinator"]["last_error"]
     assert result["link"]["rssi"] == -87
     dongle.fail_connect = False
+    assert await hass.config_entries.async_unload(ble_entry.entry_id)
+
+
+@pytest.mark.usefixtures("enable_bluetooth")
+async def test_ble_address_in_bluez_spelling_stays_out_of_states_diagnostics_and_logs(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: SimulatedBalancer,
+    ble_entry: MockConfigEntry,
+) -> None:
+    """On Linux bleak's errors name the device by its BlueZ path (``dev_40_17_10_01_5C_9B``):
+    neither the "Last error" sensor, the diagnostics, the entry's reason nor a log line above
+    debug level shows the address in any spelling."""
+    dongle = use_standin_dongle(monkeypatch, simulator)
+    await inject_advertisement(hass, service_info())
+    assert await hass.config_entries.async_setup(ble_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = ble_entry.runtime_data
+    last_error = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{ble_entry.unique_id}_last_error")
+    assert last_error is not None
+
+    path = "/org/bluez/hci0/dev_" + DALY_ADDRESS.replace(":", "_")
+
+    async def connect(self: object, **kwargs: object) -> None:
+        raise BleakError(f"[org.bluez.Error.Failed] le-connection-abort-by-local on {path}")
+
+    monkeypatch.setattr(dongle, "connect", connect)
+    caplog.clear()
+    dongle.drop_links()
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert not coordinator.last_update_success
+    assert path in str(coordinator.last_exception.__cause__)  # the leak this test is about
+
+    state = hass.states.get(last_error)
+    assert state is not None
+    assert "org.bluez.Error.Failed" in state.state
+    result = await get_diagnostics_for_config_entry(hass, hass_client, ble_entry)
+    shown = [state.state, json.dumps(result), coordinator.name]
+    shown += [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG]
+    for text in shown:
+        for spelling in ADDRESS_SPELLINGS:
+            assert spelling not in text, text
+    monkeypatch.undo()
     assert await hass.config_entries.async_unload(ble_entry.entry_id)
 
 
