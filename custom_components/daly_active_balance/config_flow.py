@@ -19,7 +19,6 @@ from homeassistant.components.bluetooth import (
 )
 from homeassistant.components.bluetooth.match import ble_device_matches
 from homeassistant.config_entries import (
-    ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
@@ -174,7 +173,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: DalyConfigEntry) -> DalyOptionsFlow:
         return DalyOptionsFlow()
 
-    def _module_entry(self, probe: ProbeResult, this: ConfigEntry | None = None) -> ConfigEntry | None:
+    def _module_entry(self, probe: ProbeResult, this: DalyConfigEntry | None = None) -> DalyConfigEntry | None:
         """The entry (other than ``this``) that has the probed module already, known by its serial number.
 
         A module without one (the captured unit's is empty) cannot be told from another.
@@ -190,7 +189,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                 return entry
         return None
 
-    def _abort_module_configured(self, other: ConfigEntry) -> ConfigFlowResult:
+    def _abort_module_configured(self, other: DalyConfigEntry) -> ConfigFlowResult:
         """Refuse a second entry for one module: both would poll it, one link would lose."""
         return self.async_abort(reason="module_already_configured", description_placeholders={"title": other.title})
 
