@@ -61,6 +61,10 @@ class Reason(StrEnum):
     STOPPED_ANSWERING = "stopped_answering"
 
 
+#: The start of the debounce keys of the cell conditions (one per chemistry and cell).
+_CELL_KEY: Final = f"{Reason.CELL_OUT_OF_RANGE}:"
+
+
 class OutOfRange(Record):
     """A setting outside the range it must be in."""
 
@@ -195,7 +199,7 @@ class PackChecks:
         return state.raised
 
     def poll_failed(self) -> Findings:
-        """The findings after a poll the module did not answer.
+        """The findings after a poll the module did not answer, or answered with nothing usable.
 
         Raised after ``RAISE_AFTER`` such polls in a row; the measured conditions are unknown
         while the module is silent and stay as they are.
@@ -214,12 +218,20 @@ class PackChecks:
         chemistry = chemistry_of(settings.battery_type)
         facts = CHEMISTRY[chemistry]
         low, high = facts.plausible_min, facts.plausible_max
-        cells = tuple(
-            number
+        readings = {
+            f"{Reason.CELL_OUT_OF_RANGE}:{chemistry}:{number}": (number, volts)
             for number, volts in enumerate(status.cell_voltages, start=1)
             if volts is not None
-            and self._update(
-                f"{Reason.CELL_OUT_OF_RANGE}:{chemistry}:{number}",
+        }
+        # A cell not reported now (fewer cells, another chemistry) is judged afresh when it is
+        # again: its old readings say nothing about the cell wired there then.
+        for key in [key for key in self._conditions if key.startswith(_CELL_KEY) and key not in readings]:
+            del self._conditions[key]
+        cells = tuple(
+            number
+            for key, (number, volts) in readings.items()
+            if self._update(
+                key,
                 bad=volts <= 0 or not low <= volts <= high,
                 good=volts > 0 and low + CELL_HYSTERESIS <= volts <= high - CELL_HYSTERESIS,
             )
