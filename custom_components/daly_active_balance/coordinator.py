@@ -12,7 +12,7 @@ from typing import Any, Final, override
 from homeassistant.components import bluetooth
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_ADDRESS, CONF_PORT
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.loader import async_get_integration
@@ -125,6 +125,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         #: entities read the same ones.
         self.checks = PackChecks()
         self._issue_tracker = ""
+        #: Whether the refresh under way follows a failed one.
+        self._failing = False
         self.apply_options()
 
     @property
@@ -209,6 +211,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
 
     @override
     async def _async_update_data(self) -> DalyData:
+        # Called right after Home Assistant noted whether the previous refresh succeeded.
+        self._failing = not self.last_update_success
         async with self._busy:
             return await self._poll()
 
@@ -216,17 +220,12 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         read_settings = self._settings is None or self._settings_due or self._polls % self.settings_every == 0
         try:
             poll = await self.client.poll(settings=read_settings)
-        except (DalyTimeoutError, DalyConnectionError) as err:
-            self._record(err)
-            before = self.checks.findings
-            self._report(self.checks.poll_failed())
-            if self.checks.findings != before:
-                # Listeners hear only of the first failed poll of a run: tell them here, the
-                # pack check shows that the module stopped answering.
-                self.async_update_listeners()
-            raise self._cannot_reach(err) from err
         except DalyError as err:
             self._record(err)
+            # Answers that are never usable (bad CRC, noise, the wrong frames) are no answers.
+            self._report(self.checks.poll_failed())
+            if isinstance(err, DalyTimeoutError | DalyConnectionError):
+                raise self._cannot_reach(err) from err
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="bad_answer",
@@ -240,6 +239,18 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         assert self._settings is not None
         self._report(self.checks.poll_answered(poll.status, self._settings, time.monotonic()))
         return DalyData(poll.status, self._settings)
+
+    @callback
+    @override
+    def _async_refresh_finished(self) -> None:
+        """Tell the entities of every failed poll, not only of the first of a run.
+
+        Home Assistant's coordinator stays quiet after a failed refresh that follows a failed
+        one; the link's counters, its last error, the signal and the pack check change with
+        each, and are what shows the outage.
+        """
+        if self._failing and not self.last_update_success:
+            self.async_update_listeners()
 
     @property
     def findings(self) -> Findings:
