@@ -18,7 +18,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
 
-from .checks import Findings, PackChecks
+from .checks import Findings
 from .const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -31,7 +31,7 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .issues import IssueTarget, async_update_issues
+from .issues import IssueTarget, async_pack_checks, async_update_issues
 from .protocol.client import DalyClient, SurveyRange
 from .protocol.errors import (
     ConnectTimeoutError,
@@ -122,8 +122,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         #: The last register survey (``async_survey``), None until one has run.
         self.last_survey: Survey | None = None
         #: The pack checks' memory and latest findings: the repair issues and the pack-check
-        #: entities read the same ones.
-        self.checks = PackChecks()
+        #: entities read the same ones. It outlives this coordinator (reloads, setup retries).
+        self.checks = async_pack_checks(hass, entry.entry_id)
         self._issue_tracker = ""
         #: Whether the refresh under way follows a failed one.
         self._failing = False
@@ -192,6 +192,9 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             self.identity = await self.client.read_identity()
         except DalyError as err:
             self._record(err)
+            # A setup that fails counts as a failed poll: a module silent through reloads and
+            # retries keeps its warning, and one silent since the start gets it.
+            self._report(self.checks.poll_failed())
             raise self._cannot_reach(err) from err
 
     def _cannot_reach(self, err: DalyError) -> UpdateFailed:
@@ -261,7 +264,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         """Raise or clear the repair issues from the findings of this poll."""
         entry = self.config_entry
         target = IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker)
-        async_update_issues(self.hass, target, findings)
+        async_update_issues(self.hass, target, findings, clear=self.checks.judged)
 
     async def async_survey(self) -> None:
         """Survey the module's registers once, between polls and writes; keep the result.
