@@ -267,21 +267,23 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         async_update_issues(self.hass, target, findings, clear=self.checks.judged)
 
     async def async_survey(self) -> None:
-        """Survey the module's registers once, between polls and writes; keep the result.
+        """Survey the module's registers once and keep the result.
 
+        Polls and writes go on between the survey's requests (the client takes one request at a
+        time), so a module that answers slowly or badly does not hold them; the survey itself is
+        bounded in time (``SURVEY_TIME_LIMIT``), and its result says what was left out.
         Raises a translated ``HomeAssistantError`` when the module does not answer (asleep, out of
         reach) or cannot be surveyed; the last survey is then kept.
         """
-        async with self._busy:
-            try:
-                ranges = await self.client.survey()
-            except DalyError as err:
-                no_answer = isinstance(err, DalyTimeoutError | DalyConnectionError)
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN,
-                    translation_key="survey_no_answer" if no_answer else "survey_failed",
-                    translation_placeholders={"error": redact(str(err), self.link)},
-                ) from err
+        try:
+            ranges = await self.client.survey()
+        except DalyError as err:
+            no_answer = isinstance(err, DalyTimeoutError | DalyConnectionError)
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="survey_no_answer" if no_answer else "survey_failed",
+                translation_placeholders={"error": redact(str(err), self.link)},
+            ) from err
         self.last_survey = Survey(dt_util.utcnow(), ranges)
 
     async def async_write(
