@@ -77,3 +77,41 @@ def test_silence_keeps_the_measured_findings() -> None:
     assert findings.cells == (2,)
     assert Reason.STOPPED_ANSWERING not in checks.poll_answered(low, SETTINGS, 0.0).reasons
     assert Findings().reasons == []
+
+
+def _cells(*volts: float) -> Status:
+    return Status(cell_voltages=volts, cell_count=len(volts), pack_voltage=round(sum(volts), 1))
+
+
+def test_a_cell_that_disappears_is_forgotten() -> None:
+    """A cell the module no longer reports (fewer cells, or the count changed) leaves no memory
+    behind: when it comes back, it is judged afresh from its new readings."""
+    checks = PackChecks()
+    settings = SETTINGS.replace(string_count=None)
+    broken = (*(3.3,) * 11, 0.0, *(3.3,) * 4)
+    for _ in range(RAISE_AFTER):
+        findings = checks.poll_answered(_cells(*broken), settings, 0.0)
+    assert findings.cells == (12,)
+
+    assert checks.poll_answered(_cells(*(3.3,) * 8), settings, 0.0).cells == ()
+    assert checks.poll_answered(_cells(*(3.3,) * 16), settings, 0.0).cells == ()
+    # And a cell that breaks again after coming back takes RAISE_AFTER polls, as any other.
+    for _ in range(RAISE_AFTER - 1):
+        assert checks.poll_answered(_cells(*broken), settings, 0.0).cells == ()
+    assert checks.poll_answered(_cells(*broken), settings, 0.0).cells == (12,)
+
+
+def test_resumed_findings_are_raised_by_the_first_poll_that_shows_them() -> None:
+    """After a restart the issues the registry holds are resumed: "stopped answering" holds until
+    an answer, a measured finding is raised by the first poll that shows it (it already waited
+    its polls), one that is gone clears; findings not resumed wait their polls as ever."""
+    checks = PackChecks(resumed=(Reason.STOPPED_ANSWERING, Reason.CELL_OUT_OF_RANGE))
+    assert checks.findings.stopped_answering
+    assert not checks.judged
+    assert checks.poll_failed().stopped_answering
+    settings = SETTINGS.replace(string_count=3)
+    findings = checks.poll_answered(_cells(3.3, 0.0, 3.3, 3.3), settings, 0.0)
+    assert checks.judged
+    assert (findings.stopped_answering, findings.cells, findings.string_count) == (False, (2,), None)
+    # Only the first answered poll resumes: a cell that breaks later waits its polls.
+    assert checks.poll_answered(_cells(0.0, 0.0, 3.3, 3.3), settings, 0.0).cells == (2,)

@@ -13,7 +13,7 @@ from .card import async_register_card
 from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_BLE, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
 from .identity import async_adopt_ids
-from .issues import async_delete_issues
+from .issues import async_forget
 from .ports import InvalidPortError, canonical_port, port_id
 from .protocol.client import DalyClient
 
@@ -126,10 +126,19 @@ async def _async_options_updated(hass: HomeAssistant, entry: DalyConfigEntry) ->
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
-    """Unload the platforms, withdraw the repair issues and close the port or BLE connection."""
+    """Unload the platforms and close the port or BLE connection.
+
+    The repair issues stay while their findings hold (a reload must not withdraw a warning, nor
+    show an ignored one again); a disabled entry's go, as nothing would clear them.
+    """
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
-        # Nothing would clear this entry's issues while it is unloaded (or removed).
-        async_delete_issues(hass, entry.entry_id)
+        if entry.disabled_by is not None:
+            async_forget(hass, entry.entry_id)
         await entry.runtime_data.client.close()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> None:
+    """Withdraw the removed entry's repair issues."""
+    async_forget(hass, entry.entry_id)

@@ -12,7 +12,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .coordinator import DalyConfigEntry
 from .entity import DalyEntity
 
-# The survey holds the coordinator's lock; one press at a time is plenty.
+# One survey at a time is plenty.
 PARALLEL_UPDATES = 1
 
 #: Off by default: only people helping to close the register table's open questions need it.
@@ -38,5 +38,5 @@ class DalySurveyButton(DalyEntity, ButtonEntity):
 
     @override
     async def async_press(self) -> None:
-        """Run the survey (read-only) between two polls."""
+        """Run the survey (read-only); polls go on between its requests."""
         await self.coordinator.async_survey()

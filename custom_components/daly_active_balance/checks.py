@@ -19,6 +19,7 @@ Home Assistant.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Final
 
@@ -59,6 +60,12 @@ class Reason(StrEnum):
     PACK_VOLTAGE_LOW = "pack_voltage_low"
     BALANCE_VOLTAGE = "balance_voltage_out_of_range"
     STOPPED_ANSWERING = "stopped_answering"
+
+
+#: The doubt about the module's balancing registers (also its repair issue's key).
+VERIFY_BALANCING: Final = "verify_balancing"
+#: The start of the debounce keys of the cell conditions (one per chemistry and cell).
+_CELL_KEY: Final = f"{Reason.CELL_OUT_OF_RANGE}:"
 
 
 class OutOfRange(Record):
@@ -154,12 +161,29 @@ class _Debounced:
 class PackChecks:
     """The checks' memory between polls (a coordinator holds one) and the latest findings."""
 
-    __slots__ = ("findings", "_conditions", "_failed_polls")
+    __slots__ = ("findings", "judged", "_conditions", "_failed_polls", "_resumed")
 
-    def __init__(self) -> None:
-        self.findings = Findings()
+    def __init__(self, resumed: Iterable[str] = ()) -> None:
+        """Start afresh, or resume the findings ``resumed`` (their keys) raised before a restart.
+
+        A resumed finding has already waited its polls: "stopped answering" holds until an
+        answer, and a measured one is raised at once by the first answered poll that shows it.
+        """
+        self._resumed = frozenset(resumed)
+        stopped = Reason.STOPPED_ANSWERING in self._resumed
+        self.findings = Findings(stopped_answering=stopped)
+        #: Whether an answered poll was judged: until then the findings do not say that a
+        #: measured condition is gone.
+        self.judged = False
         self._conditions: dict[str, _Debounced] = {}
-        self._failed_polls = 0
+        self._failed_polls = RAISE_AFTER if stopped else 0
+
+    def _state(self, key: str, *, bad: bool | None) -> _Debounced:
+        """The memory of condition ``key``; a new one of a resumed finding starts raised if ``bad``."""
+        if (state := self._conditions.get(key)) is None:
+            resumed = key.split(":", 1)[0] in self._resumed
+            state = self._conditions[key] = _Debounced(raised=bool(bad) and resumed)
+        return state
 
     def _update(self, key: str, *, bad: bool, good: bool, hold: int = RAISE_AFTER) -> bool:
         """Whether condition ``key`` is raised after this poll.
@@ -168,7 +192,7 @@ class PackChecks:
         the hysteresis) clears it after ``CLEAR_AFTER`` (``hold`` when shorter); a reading in
         between keeps it as it is.
         """
-        state = self._conditions.setdefault(key, _Debounced())
+        state = self._state(key, bad=bad)
         turning = good if state.raised else bad
         state.streak = state.streak + 1 if turning else 0
         if state.streak >= (min(hold, CLEAR_AFTER) if state.raised else hold):
@@ -181,7 +205,7 @@ class PackChecks:
 
         ``bad`` None (not known this poll) keeps the condition as it is.
         """
-        state = self._conditions.setdefault(key, _Debounced())
+        state = self._state(key, bad=bad)
         if bad is None:
             return state.raised
         if state.raised:
@@ -195,7 +219,7 @@ class PackChecks:
         return state.raised
 
     def poll_failed(self) -> Findings:
-        """The findings after a poll the module did not answer.
+        """The findings after a poll the module did not answer, or answered with nothing usable.
 
         Raised after ``RAISE_AFTER`` such polls in a row; the measured conditions are unknown
         while the module is silent and stay as they are.
@@ -214,12 +238,20 @@ class PackChecks:
         chemistry = chemistry_of(settings.battery_type)
         facts = CHEMISTRY[chemistry]
         low, high = facts.plausible_min, facts.plausible_max
-        cells = tuple(
-            number
+        readings = {
+            f"{Reason.CELL_OUT_OF_RANGE}:{chemistry}:{number}": (number, volts)
             for number, volts in enumerate(status.cell_voltages, start=1)
             if volts is not None
-            and self._update(
-                f"{Reason.CELL_OUT_OF_RANGE}:{chemistry}:{number}",
+        }
+        # A cell not reported now (fewer cells, another chemistry) is judged afresh when it is
+        # again: its old readings say nothing about the cell wired there then.
+        for key in [key for key in self._conditions if key.startswith(_CELL_KEY) and key not in readings]:
+            del self._conditions[key]
+        cells = tuple(
+            number
+            for key, (number, volts) in readings.items()
+            if self._update(
+                key,
                 bad=volts <= 0 or not low <= volts <= high,
                 good=volts > 0 and low + CELL_HYSTERESIS <= volts <= high - CELL_HYSTERESIS,
             )
@@ -248,6 +280,8 @@ class PackChecks:
             else None
         )
 
+        self.judged = True
+        self._resumed = frozenset()
         self.findings = Findings(
             cells=cells,
             chemistry=chemistry,
@@ -268,7 +302,7 @@ class PackChecks:
             address
             for address, reported in reports.items()
             if self._update_for(
-                f"balancing:{address}",
+                f"{VERIFY_BALANCING}:{address}",
                 bad=None if expected is None or reported is None else reported != expected,
                 now=now,
             )

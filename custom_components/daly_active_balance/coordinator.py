@@ -12,13 +12,13 @@ from typing import Any, Final, override
 from homeassistant.components import bluetooth
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_ADDRESS, CONF_PORT
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
 
-from .checks import Findings, PackChecks
+from .checks import Findings
 from .const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -31,7 +31,7 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .issues import IssueTarget, async_update_issues
+from .issues import IssueTarget, async_pack_checks, async_update_issues
 from .protocol.client import DalyClient, SurveyRange
 from .protocol.errors import (
     ConnectTimeoutError,
@@ -123,9 +123,11 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         #: The last register survey (``async_survey``), None until one has run.
         self.last_survey: Survey | None = None
         #: The pack checks' memory and latest findings: the repair issues and the pack-check
-        #: entities read the same ones.
-        self.checks = PackChecks()
+        #: entities read the same ones. It outlives this coordinator (reloads, setup retries).
+        self.checks = async_pack_checks(hass, entry.entry_id)
         self._issue_tracker = ""
+        #: Whether the refresh under way follows a failed one.
+        self._failing = False
         self.apply_options()
 
     @property
@@ -191,6 +193,9 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             self.identity = await self.client.read_identity()
         except DalyError as err:
             self._record(err)
+            # A setup that fails counts as a failed poll: a module silent through reloads and
+            # retries keeps its warning, and one silent since the start gets it.
+            self._report(self.checks.poll_failed())
             raise self._cannot_reach(err) from err
 
     def _cannot_reach(self, err: DalyError) -> UpdateFailed:
@@ -211,6 +216,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
 
     @override
     async def _async_update_data(self) -> DalyData:
+        # Called right after Home Assistant noted whether the previous refresh succeeded.
+        self._failing = not self.last_update_success
         async with self._busy:
             return await self._poll()
 
@@ -218,17 +225,12 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         read_settings = self._settings is None or self._settings_due or self._polls % self.settings_every == 0
         try:
             poll = await self.client.poll(settings=read_settings)
-        except (DalyTimeoutError, DalyConnectionError) as err:
-            self._record(err)
-            before = self.checks.findings
-            self._report(self.checks.poll_failed())
-            if self.checks.findings != before:
-                # Listeners hear only of the first failed poll of a run: tell them here, the
-                # pack check shows that the module stopped answering.
-                self.async_update_listeners()
-            raise self._cannot_reach(err) from err
         except DalyError as err:
             self._record(err)
+            # Answers that are never usable (bad CRC, noise, the wrong frames) are no answers.
+            self._report(self.checks.poll_failed())
+            if isinstance(err, DalyTimeoutError | DalyConnectionError):
+                raise self._cannot_reach(err) from err
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="bad_answer",
@@ -246,6 +248,18 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self._report(self.checks.poll_answered(poll.status, self._settings, time.monotonic()))
         return DalyData(poll.status, self._settings)
 
+    @callback
+    @override
+    def _async_refresh_finished(self) -> None:
+        """Tell the entities of every failed poll, not only of the first of a run.
+
+        Home Assistant's coordinator stays quiet after a failed refresh that follows a failed
+        one; the link's counters, its last error, the signal and the pack check change with
+        each, and are what shows the outage.
+        """
+        if self._failing and not self.last_update_success:
+            self.async_update_listeners()
+
     @property
     def findings(self) -> Findings:
         """What the pack checks found after the latest poll."""
@@ -255,24 +269,26 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         """Raise or clear the repair issues from the findings of this poll."""
         entry = self.config_entry
         target = IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker)
-        async_update_issues(self.hass, target, findings)
+        async_update_issues(self.hass, target, findings, clear=self.checks.judged)
 
     async def async_survey(self) -> None:
-        """Survey the module's registers once, between polls and writes; keep the result.
+        """Survey the module's registers once and keep the result.
 
+        Polls and writes go on between the survey's requests (the client takes one request at a
+        time), so a module that answers slowly or badly does not hold them; the survey itself is
+        bounded in time (``SURVEY_TIME_LIMIT``), and its result says what was left out.
         Raises a translated ``HomeAssistantError`` when the module does not answer (asleep, out of
         reach) or cannot be surveyed; the last survey is then kept.
         """
-        async with self._busy:
-            try:
-                ranges = await self.client.survey()
-            except DalyError as err:
-                no_answer = isinstance(err, DalyTimeoutError | DalyConnectionError)
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN,
-                    translation_key="survey_no_answer" if no_answer else "survey_failed",
-                    translation_placeholders={"error": redact(str(err), self.link)},
-                ) from err
+        try:
+            ranges = await self.client.survey()
+        except DalyError as err:
+            no_answer = isinstance(err, DalyTimeoutError | DalyConnectionError)
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="survey_no_answer" if no_answer else "survey_failed",
+                translation_placeholders={"error": redact(str(err), self.link)},
+            ) from err
         self.last_survey = Survey(dt_util.utcnow(), ranges)
 
     async def async_write(

@@ -4,6 +4,11 @@ The coordinator hands over plain data after every poll (the entry's id, title an
 the findings of ``checks``); nothing here reads the coordinator. Placeholders hold what the
 user acts on (which cells, the range, the setting, the registers in doubt), never a live
 reading, so a drifting value does not rewrite an issue on every poll.
+
+An issue lives as long as its finding, not as long as the entry is loaded: the checks' memory
+(``async_pack_checks``) outlives reloads and setup retries, so a reload neither withdraws an
+issue nor raises it anew, and one the user ignored stays ignored until its finding changes.
+After a restart the memory resumes the findings whose issues the registry still holds.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from typing import Final
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util.hass_dict import HassKey
 
-from .checks import DOUBT_AFTER, Findings, Reason
+from .checks import DOUBT_AFTER, VERIFY_BALANCING, Findings, PackChecks, Reason
 from .const import DOMAIN
 from .protocol.record import Record
 from .protocol.redact import redact
@@ -24,7 +30,7 @@ ISSUE_STRING_COUNT: Final = Reason.STRING_COUNT.value
 ISSUE_PACK_VOLTAGE_LOW: Final = Reason.PACK_VOLTAGE_LOW.value
 ISSUE_BALANCE_VOLTAGE: Final = Reason.BALANCE_VOLTAGE.value
 ISSUE_STOPPED_ANSWERING: Final = Reason.STOPPED_ANSWERING.value
-ISSUE_VERIFY_BALANCING: Final = "verify_balancing"
+ISSUE_VERIFY_BALANCING: Final = VERIFY_BALANCING
 ISSUES: Final = (*(reason.value for reason in Reason), ISSUE_VERIFY_BALANCING)
 #: Raised as errors: the pack or its wiring is at risk. The rest are warnings: a setting, a
 #: silent module, a register whose meaning is inferred (string count) or in doubt (balancing).
@@ -88,29 +94,68 @@ def _placeholders(findings: Findings, target: IssueTarget) -> dict[str, dict[str
     }
 
 
+#: The pack checks' memory of each entry, by entry id.
+_MEMORY: HassKey[dict[str, PackChecks]] = HassKey(f"{DOMAIN}_pack_checks")
+
+
 @callback
-def async_update_issues(hass: HomeAssistant, target: IssueTarget, findings: Findings) -> None:
-    """Raise or clear every issue of ``target`` from the latest findings."""
+def async_pack_checks(hass: HomeAssistant, entry_id: str) -> PackChecks:
+    """The pack checks' memory of the entry, kept through reloads and setup retries.
+
+    A new one (after a restart) resumes the findings whose issues the registry still holds.
+    """
+    memory = hass.data.setdefault(_MEMORY, {})
+    if (checks := memory.get(entry_id)) is None:
+        registry = ir.async_get(hass)
+        held = (issue for issue in ISSUES if registry.async_get_issue(DOMAIN, issue_id(entry_id, issue)) is not None)
+        checks = memory[entry_id] = PackChecks(resumed=held)
+    return checks
+
+
+@callback
+def async_update_issues(hass: HomeAssistant, target: IssueTarget, findings: Findings, *, clear: bool = True) -> None:
+    """Raise or clear every issue of ``target`` from the latest findings.
+
+    ``clear`` False (the findings do not yet cover the measured conditions) only raises.
+    """
+    registry = ir.async_get(hass)
     for issue, placeholders in _placeholders(findings, target).items():
+        key = issue_id(target.entry_id, issue)
         if placeholders is None:
-            ir.async_delete_issue(hass, DOMAIN, issue_id(target.entry_id, issue))
+            if clear:
+                ir.async_delete_issue(hass, DOMAIN, key)
             continue
+        shown = {name: redact(value, target.link) for name, value in {"title": target.title, **placeholders}.items()}
+        known = registry.async_get_issue(DOMAIN, key)
+        if known is not None and known.dismissed_version is not None and _changed(known, shown):
+            # Another finding than the one the user ignored: show it.
+            ir.async_delete_issue(hass, DOMAIN, key)
         ir.async_create_issue(
             hass,
             DOMAIN,
-            issue_id(target.entry_id, issue),
+            key,
             is_fixable=False,
             is_persistent=False,
             severity=ir.IssueSeverity.ERROR if issue in _ERRORS else ir.IssueSeverity.WARNING,
             translation_key=issue,
-            translation_placeholders={
-                key: redact(value, target.link) for key, value in {"title": target.title, **placeholders}.items()
-            },
+            translation_placeholders=shown,
         )
 
 
+def _changed(known: ir.IssueEntry, shown: dict[str, str]) -> bool:
+    """Whether ``shown`` says another finding than ``known`` (the entry's title aside).
+
+    An issue restored after a restart carries no placeholders: it is taken as unchanged.
+    """
+    before = known.translation_placeholders
+    if before is None:
+        return False
+    return {**before, "title": ""} != {**shown, "title": ""}
+
+
 @callback
-def async_delete_issues(hass: HomeAssistant, entry_id: str) -> None:
-    """Remove the entry's issues (on unload: nothing would clear them any more)."""
+def async_forget(hass: HomeAssistant, entry_id: str) -> None:
+    """Remove the entry's issues and the checks' memory (the entry is removed or disabled)."""
+    hass.data.get(_MEMORY, {}).pop(entry_id, None)
     for issue in ISSUES:
         ir.async_delete_issue(hass, DOMAIN, issue_id(entry_id, issue))

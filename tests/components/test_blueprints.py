@@ -77,6 +77,52 @@ def test_blueprints_name_their_inputs_and_this_integration(name: str) -> None:
             assert all(f["integration"] == DOMAIN for f in spec["selector"]["entity"]["filter"]), key
 
 
+def _inputs(name: str) -> dict[str, Any]:
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_constructor("!input", lambda loader, node: loader.construct_scalar(node))
+    inputs: dict[str, Any] = yaml.load((BLUEPRINTS / name).read_text(encoding="utf-8"), Loader=_Loader)["blueprint"][
+        "input"
+    ]
+    return inputs
+
+
+def _offered(hass: HomeAssistant, entry: MockConfigEntry, selector: dict[str, Any]) -> list[str]:
+    """The entities of ``entry`` an entity selector offers (its filter: integration, domain, device class)."""
+    offered = []
+    for entity in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id):
+        if entity.disabled:
+            continue
+        device_class = entity.device_class or entity.original_device_class
+        for spec in selector["entity"]["filter"]:
+            domains = spec.get("domain", entity.domain)
+            classes = spec.get("device_class", device_class)
+            if (
+                spec.get("integration", entity.platform) == entity.platform
+                and entity.domain in (domains if isinstance(domains, list) else [domains])
+                and device_class in (classes if isinstance(classes, list) else [classes])
+            ):
+                offered.append(entity.entity_id)
+                break
+    return offered
+
+
+async def test_stopped_answering_offers_only_entities_that_turn_unavailable(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: SimulatorServer
+) -> None:
+    """Every entity the blueprint lets the user pick turns unavailable when the module stops
+    answering; the pack check and the link's sensors stay available then, so they are not offered."""
+    offered = _offered(
+        hass, init_integration, _inputs("balancer_stopped_answering.yaml")["balancer_entity"]["selector"]
+    )
+    assert _entity_id(hass, init_integration, "sensor", "pack_voltage") in offered
+    await sim_server.close()
+    await init_integration.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+    assert {entity: hass.states.get(entity).state for entity in offered} == dict.fromkeys(offered, STATE_UNAVAILABLE)
+
+
 async def test_cell_delta_alert_notifies_once_the_difference_stays_high(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,

@@ -22,7 +22,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, CONF_PORT, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -36,8 +36,11 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
+from custom_components.daly_active_balance.issues import ISSUE_STOPPED_ANSWERING
 from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, parse
 from daly_tools.simulator import (
+    Fault,
+    FaultPlan,
     Reply,
     SimulatedBalancer,
     SimulatorServer,
@@ -466,6 +469,83 @@ async def test_garbage_and_wrong_answers_are_told_apart_from_silence(
         if how != "silent":
             assert "asleep" not in str(error)
         del simulator.receive
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.close()
+
+
+# --- health while the module does not answer usably --------------------------------------------
+
+
+def _entity(hass: HomeAssistant, entry: MockConfigEntry, platform: str, key: str) -> str:
+    found = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{entry.unique_id}_{key}")
+    assert found is not None, key
+    return found
+
+
+@pytest.mark.usefixtures("usb")
+async def test_link_sensors_follow_every_failed_poll(hass: HomeAssistant, simulator: SimulatedBalancer) -> None:
+    """Home Assistant's coordinator tells its entities of the first failed poll of a run only; the
+    link's sensors still show every poll's outcome: the share after ten failures, each error."""
+    server = await serve_tcp(simulator)
+    try:
+        entry = serial_entry(hass, server.url)
+        coordinator = await setup_entry(hass, entry)
+        coordinator.client.link.retries = 0
+        share = _entity(hass, entry, Platform.SENSOR, "poll_success")
+        last_error = _entity(hass, entry, Platform.SENSOR, "last_error")
+        assert hass.states.get(share).state == "100.0"
+        for failed in range(1, 11):
+            how = "silent" if failed % 2 else "garbage"
+            answer_badly(simulator, how)
+            await refresh(coordinator)
+            await hass.async_block_till_done()
+            assert float(hass.states.get(share).state) == round(100 / (1 + failed), 1), failed
+            shown = hass.states.get(last_error).state
+            assert shown.startswith("DalyTimeoutError" if how == "silent" else "UnreadableAnswerError"), (failed, shown)
+        assert hass.states.get(share).state == "9.1"
+        del simulator.receive
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        await server.close()
+
+
+@pytest.mark.usefixtures("usb")
+@pytest.mark.parametrize("how", ["corrupt", "garbage", "wrong_count"])
+async def test_a_module_whose_answers_are_all_unusable_stopped_answering(
+    hass: HomeAssistant, simulator: SimulatedBalancer, how: str
+) -> None:
+    """Answers that are never usable (bad CRC, noise, the wrong register count) are no answers:
+    the pack check turns on for "stopped answering" and the repair is raised; a good answer
+    clears both."""
+    server = await serve_tcp(simulator)
+    try:
+        entry = serial_entry(hass, server.url)
+        coordinator = await setup_entry(hass, entry)
+        coordinator.client.link.retries = 0
+        pack_check = _entity(hass, entry, Platform.BINARY_SENSOR, "pack_check")
+        stopped = f"{ISSUE_STOPPED_ANSWERING}_{entry.entry_id}"
+        if how == "corrupt":
+            simulator.faults = FaultPlan(rate=1.0, kinds=(Fault.CORRUPT,), seed=1)
+        else:
+            answer_badly(simulator, how)
+        await refresh(coordinator, 10)
+        await hass.async_block_till_done()
+        assert not coordinator.last_update_success
+        state = hass.states.get(pack_check)
+        assert (state.state, state.attributes["reasons"]) == ("on", [ISSUE_STOPPED_ANSWERING])
+        assert ir.async_get(hass).async_get_issue(DOMAIN, stopped) is not None
+
+        simulator.faults = FaultPlan()
+        vars(simulator).pop("receive", None)
+        # Polls come an interval apart, not back to back: the last failed request's answer is
+        # no longer owed (else the next answer would be taken for it, and dropped as late).
+        await asyncio.sleep(2 * SHORT)
+        await refresh(coordinator)
+        await hass.async_block_till_done()
+        assert coordinator.last_update_success, coordinator.last_exception
+        assert hass.states.get(pack_check).state == "off", coordinator.findings
+        assert ir.async_get(hass).async_get_issue(DOMAIN, stopped) is None
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await server.close()

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryDisabler, ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
@@ -251,21 +251,171 @@ async def test_a_few_lost_polls_raise_nothing(
     assert issue(hass, init_integration, ISSUE_STOPPED_ANSWERING) is None
 
 
-async def test_issues_removed_on_unload(
+async def test_issues_outlive_a_reload_and_go_with_the_entry(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """An unloaded entry leaves no issue behind: nothing could clear it any more."""
+    """A reload keeps the issues whose findings still hold, ignored ones ignored: they are not
+    raised anew; removing the entry takes its issues with it."""
     simulator.set_cell_voltage(1, 0.0)
     simulator.write_word(BY_KEY["string_count"].address, 12)
     await polls(hass, freezer, RAISE_AFTER)
     assert raised(hass, init_integration) == {ISSUE_CELL_OUT_OF_RANGE, ISSUE_STRING_COUNT}
+    ir.async_ignore_issue(hass, DOMAIN, f"{ISSUE_STRING_COUNT}_{init_integration.entry_id}", True)
+    seen = registry_events(hass, init_integration, ISSUE_STRING_COUNT)
 
-    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    await polls(hass, freezer, 1)
+    assert raised(hass, init_integration) == {ISSUE_CELL_OUT_OF_RANGE, ISSUE_STRING_COUNT}
+    string_count = issue(hass, init_integration, ISSUE_STRING_COUNT)
+    assert string_count is not None
+    assert string_count.dismissed_version is not None  # still ignored
+    assert seen == []  # neither removed nor raised anew
+
+    # Another finding (another count) is a new issue: shown again.
+    simulator.write_word(BY_KEY["string_count"].address, 14)
+    await polls(hass, freezer, 1)
+    string_count = issue(hass, init_integration, ISSUE_STRING_COUNT)
+    assert string_count is not None
+    assert string_count.translation_placeholders is not None
+    assert string_count.translation_placeholders["configured"] == "14"
+    assert string_count.dismissed_version is None
+
+    assert await hass.config_entries.async_remove(init_integration.entry_id)
     await hass.async_block_till_done()
     assert raised(hass, init_integration) == set()
+
+
+async def test_disabling_the_entry_withdraws_its_issues(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A disabled entry polls no more, so nothing would clear its issues: they go with it."""
+    simulator.set_cell_voltage(1, 0.0)
+    await polls(hass, freezer, RAISE_AFTER)
+    assert raised(hass, init_integration) == {ISSUE_CELL_OUT_OF_RANGE}
+    assert await hass.config_entries.async_set_disabled_by(init_integration.entry_id, ConfigEntryDisabler.USER)
+    await hass.async_block_till_done()
+    assert raised(hass, init_integration) == set()
+
+
+async def reload_unanswered(hass: HomeAssistant, freezer: FrozenDateTimeFactory, entry: MockConfigEntry) -> None:
+    """Reload ``entry`` while its module is silent: setup fails after its timeouts, and retries."""
+    reload = hass.async_create_task(hass.config_entries.async_reload(entry.entry_id))
+    await run_out_timeouts(hass, freezer, reload.done)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+def setup_ends(entry: MockConfigEntry) -> list[ConfigEntryState]:
+    """The states ``entry``'s setups end in (retrying or loaded), as they come."""
+    ended: list[ConfigEntryState] = []
+
+    @callback
+    def changed() -> None:
+        if entry.state in (ConfigEntryState.SETUP_RETRY, ConfigEntryState.LOADED):
+            ended.append(entry.state)
+
+    entry.async_on_state_change(changed)
+    return ended
+
+
+async def retry_setup(hass: HomeAssistant, freezer: FrozenDateTimeFactory, ended: list[ConfigEntryState]) -> None:
+    """Let Home Assistant's next setup retry run to its end (its requests time out on the test clock)."""
+    before = len(ended)
+    freezer.tick(timedelta(seconds=90))  # past the longest of the retry delays
+    async_fire_time_changed(hass)
+    await run_out_timeouts(hass, freezer, lambda: len(ended) > before)
+
+
+async def test_stopped_answering_outlives_a_reload_while_silent(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A module that is silent keeps its "stopped answering" warning through a reload, whose
+    setup then fails and retries, still ignored if it was; its first answer clears it."""
+    coordinator = init_integration.runtime_data
+    simulator.write_word(BY_KEY["sleep_time"].address, SLEEP_NEVER)
+    simulator.silent = True
+    for _ in range(RAISE_AFTER):
+        await poll_unanswered(hass, freezer, coordinator)
+    assert raised(hass, init_integration) == {ISSUE_STOPPED_ANSWERING}
+    ir.async_ignore_issue(hass, DOMAIN, f"{ISSUE_STOPPED_ANSWERING}_{init_integration.entry_id}", True)
+
+    await reload_unanswered(hass, freezer, init_integration)
+    assert raised(hass, init_integration) == {ISSUE_STOPPED_ANSWERING}
+    ended = setup_ends(init_integration)
+    for _ in range(2):
+        await retry_setup(hass, freezer, ended)
+        assert ended[-1] is ConfigEntryState.SETUP_RETRY
+        found = issue(hass, init_integration, ISSUE_STOPPED_ANSWERING)
+        assert found is not None
+        assert found.dismissed_version is not None
+
+    simulator.silent = False
+    await retry_setup(hass, freezer, ended)
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert raised(hass, init_integration) == set()
+
+
+async def test_a_module_silent_from_the_start_is_reported_after_a_few_setups(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, simulator: SimulatedBalancer, config_entry: MockConfigEntry
+) -> None:
+    """Home Assistant started while the module is silent: setup fails and retries, and after
+    RAISE_AFTER failed setups in a row the warning is raised, as after as many failed polls."""
+    simulator.silent = True
+    ended = setup_ends(config_entry)
+    setup = hass.async_create_task(hass.config_entries.async_setup(config_entry.entry_id))
+    await run_out_timeouts(hass, freezer, setup.done)
+    for _ in range(RAISE_AFTER - 1):
+        assert issue(hass, config_entry, ISSUE_STOPPED_ANSWERING) is None
+        await retry_setup(hass, freezer, ended)
+    assert ended == [ConfigEntryState.SETUP_RETRY] * RAISE_AFTER
+    assert raised(hass, config_entry) == {ISSUE_STOPPED_ANSWERING}
+
+    simulator.silent = False
+    await retry_setup(hass, freezer, ended)
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert raised(hass, config_entry) == set()
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_a_warning_from_before_a_restart_is_kept_while_the_module_is_silent(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, simulator: SimulatedBalancer, config_entry: MockConfigEntry
+) -> None:
+    """After a restart the issue registry still holds the (ignored) warning: a setup that finds
+    the module silent keeps it as it is."""
+    issue_id = f"{ISSUE_STOPPED_ANSWERING}_{config_entry.entry_id}"
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_STOPPED_ANSWERING,
+        translation_placeholders={"title": TITLE},
+    )
+    ir.async_ignore_issue(hass, DOMAIN, issue_id, True)
+    simulator.silent = True
+    setup = hass.async_create_task(hass.config_entries.async_setup(config_entry.entry_id))
+    await run_out_timeouts(hass, freezer, setup.done)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    found = issue(hass, config_entry, ISSUE_STOPPED_ANSWERING)
+    assert found is not None
+    assert found.dismissed_version is not None
+
+    ended = setup_ends(config_entry)
+    simulator.silent = False
+    await retry_setup(hass, freezer, ended)
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert raised(hass, config_entry) == set()
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 # --- hysteresis: readings at a limit, and drifting readings -------------------------------------

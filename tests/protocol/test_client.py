@@ -33,6 +33,7 @@ from custom_components.daly_active_balance.protocol.models import ProtocolFamily
 from custom_components.daly_active_balance.protocol.registers import BALANCER, BY_KEY, LIVE
 from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
 
+from ..leaks import until
 from .fakes import ScriptedTransport, SimTransport
 
 
@@ -422,6 +423,33 @@ async def test_survey_reads_every_register_once_and_goes_on_past_failures() -> N
         if part.error is None:
             assert part.words == tuple(a + 1000 for a in range(part.start, part.start + part.count))
     assert ranges[-1].words  # the range after the silent one was read
+
+
+async def test_survey_starts_no_request_after_its_time_limit() -> None:
+    """A survey that runs out of time stops asking; the ranges left are recorded as not
+    surveyed, naming the limit, so the result still covers every address once."""
+    transport, reads = _surveyed()
+    client = DalyClient(transport, timeout=0.05, retries=0)
+    ranges = await client.survey(time_limit=0.0)
+
+    assert set(reads) == {(BALANCER.start, BALANCER.count)}  # detection and wake-up, nothing after the limit
+    assert [(part.start, part.count) for part in ranges] == [
+        (start, min(client_module.SURVEY_READ, client_module.SURVEY_END - start))
+        for start in range(0, client_module.SURVEY_END, client_module.SURVEY_READ)
+    ]
+    assert {part.error for part in ranges} == {"not surveyed: the survey's time limit of 0 s ran out"}
+
+
+async def test_survey_lets_other_requests_in_between_its_own() -> None:
+    """The survey holds the client for one request at a time: a poll started during it is
+    answered before the survey ends."""
+    transport, reads = _surveyed()
+    client = DalyClient(transport, timeout=0.05, retries=0)
+    survey = asyncio.create_task(client.survey())
+    assert await until(lambda: len(reads) >= 2)
+    await client.poll()
+    assert not survey.done()
+    await survey
 
 
 async def test_survey_of_a_module_that_falls_asleep_ends_with_the_timeout() -> None:

@@ -55,6 +55,9 @@ _LOGGER = logging.getLogger(__name__)
 SURVEY_END: Final = 0x0100
 #: ...at most this many registers at a time (the most the app reads at once, reference §3.1.1).
 SURVEY_READ: Final = 62
+#: Seconds after which a survey starts no more requests (a module answering noise or exceptions
+#: to every unknown register would otherwise keep it going for minutes on a slow link).
+SURVEY_TIME_LIMIT: Final = 120.0
 
 
 class Poll(Record):
@@ -310,39 +313,56 @@ class DalyClient:
             finally:
                 await self.transport.release()
 
-    async def survey(self) -> tuple[SurveyRange, ...]:
+    async def survey(self, *, time_limit: float = SURVEY_TIME_LIMIT) -> tuple[SurveyRange, ...]:
         """Read every register from 0x0000 to 0x00FF the module answers, once; nothing is written.
 
         A range answered with an exception is split in halves to find what answers (an exception
         comes at once, so that is cheap); a range that times out or gets an unusable answer is
         recorded as such, once the module has shown it still answers: when it does not, it fell
         asleep or out of reach and the survey ends with that error.
+
+        Each request holds the client on its own, so polls and writes go on between them. No
+        request starts after ``time_limit`` seconds: what is left is recorded as not surveyed,
+        its error naming the limit.
         """
-        async with self._lock:
-            try:
-                if await self._ensure_family() is ProtocolFamily.A5:
-                    raise DalyError("this module speaks the legacy A5 protocol, which has no registers to survey")
-                await self._read_words(BALANCER.start, BALANCER.count)  # a sleeping module wakes on it
-                ranges: list[SurveyRange] = []
-                for start in range(0, SURVEY_END, SURVEY_READ):
-                    ranges += await self._survey_range(start, min(SURVEY_READ, SURVEY_END - start))
-                return tuple(ranges)
-            finally:
+        deadline = asyncio.get_running_loop().time() + time_limit
+        try:
+            async with self._lock:
+                family = await self._ensure_family()
+            if family is ProtocolFamily.A5:
+                raise DalyError("this module speaks the legacy A5 protocol, which has no registers to survey")
+            await self._survey_read(BALANCER.start, BALANCER.count)  # a sleeping module wakes on it
+            ranges: list[SurveyRange] = []
+            for start in range(0, SURVEY_END, SURVEY_READ):
+                ranges += await self._survey_range(start, min(SURVEY_READ, SURVEY_END - start), deadline, time_limit)
+            return tuple(ranges)
+        finally:
+            async with self._lock:
                 await self.transport.release()
 
-    async def _survey_range(self, start: int, count: int) -> list[SurveyRange]:
+    async def _survey_read(self, start: int, count: int) -> tuple[int, ...]:
+        async with self._lock:
+            return await self._read_words(start, count)
+
+    async def _survey_range(self, start: int, count: int, deadline: float, time_limit: float) -> list[SurveyRange]:
+        if asyncio.get_running_loop().time() >= deadline:
+            return [
+                SurveyRange(start, count, error=f"not surveyed: the survey's time limit of {time_limit:g} s ran out")
+            ]
         try:
-            return [SurveyRange(start, count, await self._read_words(start, count))]
+            return [SurveyRange(start, count, await self._survey_read(start, count))]
         except ExceptionResponseError as err:
             if count == 1:
                 return [SurveyRange(start, count, error=str(err))]
             half = count // 2
-            parts = await self._survey_range(start, half) + await self._survey_range(start + half, count - half)
+            parts = await self._survey_range(start, half, deadline, time_limit) + await self._survey_range(
+                start + half, count - half, deadline, time_limit
+            )
             if all(part.error == str(err) for part in parts):
                 return [SurveyRange(start, count, error=str(err))]  # nothing in it answers
             return parts
         except (DalyTimeoutError, BadAnswerError) as err:
-            await self._read_words(BALANCER.start, BALANCER.count)  # raises when the module is gone
+            await self._survey_read(BALANCER.start, BALANCER.count)  # raises when the module is gone
             return [SurveyRange(start, count, error=f"{type(err).__name__}: {err}")]
 
     # --- writing ----------------------------------------------------------------------------
