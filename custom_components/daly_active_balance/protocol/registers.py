@@ -33,6 +33,12 @@ RAW_ABSENT: Final = 0xFFFF
 SLEEP_NEVER: Final = 65535
 #: The sleep time the manual gives as the factory setting (s).
 SLEEP_DEFAULT: Final = 3600
+#: The shortest sleep time a write may set (s). The request that wakes the module is lost
+#: (reference §7 item 9), so a client reaches it only with the request after that: a retry a
+#: timeout later (2.25 s with the client's defaults), or a write's read-back. A module that
+#: sleeps again sooner answers nothing, ever, and no write can set it back. 10 s leaves room for
+#: a slower link's longer timeout.
+SLEEP_MIN: Final = 10
 
 
 class Confidence(StrEnum):
@@ -501,10 +507,9 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x008A,
         unit="s",
         writable=True,
-        # What the firmware does with 0 is documented nowhere (the manual names only the 3600 s
-        # default and 65535 = never; the protocol reference gives a 1 s step and no minimum):
-        # 0 is refused rather than risk a module that sleeps at once and cannot be reached.
-        minimum=1,
+        # The manual names only the 3600 s default and 65535 = never; the protocol reference
+        # gives a 1 s step and no minimum. Below SLEEP_MIN no client could reach the module.
+        minimum=SLEEP_MIN,
         maximum=SLEEP_NEVER,
         step=1,
         absent=frozenset(),  # 0xFFFF = 65535 is "never", not absent
