@@ -102,7 +102,7 @@ async def test_cell_out_of_range(
     assert found.translation_placeholders == {
         "title": TITLE,
         "cells": "7",
-        "chemistry": BatteryType.LIFEPO4.value,
+        "chemistry": "LiFePO4",  # as the battery type select shows it
         "minimum": f"{chemistry.plausible_min:.2f}",
         "maximum": f"{chemistry.plausible_max:.2f}",
     }
@@ -134,7 +134,7 @@ async def test_cell_range_follows_chemistry(
     found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
     assert found is not None
     assert found.translation_placeholders is not None
-    assert found.translation_placeholders["chemistry"] == BatteryType.LTO.value
+    assert found.translation_placeholders["chemistry"] == "LTO"
     assert found.translation_placeholders["cells"] == "2"
 
 
@@ -404,7 +404,7 @@ async def test_battery_type_change_raises_the_turn_on_voltage_issue(
     assert found.translation_placeholders == {
         "title": TITLE,
         "value": "3.30",
-        "chemistry": BatteryType.LTO.value,
+        "chemistry": "LTO",
         "minimum": "1.80",
         "maximum": "2.80",
     }
