@@ -72,7 +72,7 @@ def _placeholders(findings: Findings, target: IssueTarget, chemistry_name: str) 
         ISSUE_STRING_COUNT: {"configured": str(findings.string_count[0]), "reported": str(findings.string_count[1])}
         if findings.string_count is not None
         else None,
-        ISSUE_PACK_VOLTAGE_LOW: {"minimum": f"{MIN_PACK_VOLTAGE:.0f}"} if findings.pack_voltage_low else None,
+        ISSUE_PACK_VOLTAGE_LOW: {"minimum": f"{MIN_PACK_VOLTAGE:g}"} if findings.pack_voltage_low else None,
         ISSUE_BALANCE_VOLTAGE: {
             "value": f"{start.value:.2f}",
             "chemistry": chemistry_name,

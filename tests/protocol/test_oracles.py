@@ -37,6 +37,7 @@ from custom_components.daly_active_balance.protocol.registers import (
     IDENTITY,
     LIVE,
     MIN_PACK_VOLTAGE,
+    MIN_PACK_VOLTAGE_DUAL_UART,
     PASSWORD,
     SETTINGS,
     SLEEP_DEFAULT,
@@ -480,7 +481,9 @@ def test_chemistry_facts() -> None:
     assert CHEMISTRY[BatteryType.LTO] == Chemistry(1.5, 2.9, 1.8, 2.8)
     assert balance_voltage_range("lifepo4") == (2.8, 3.65)
     assert balance_voltage_range("lead_acid") == (1.8, 4.2)
-    assert MIN_PACK_VOLTAGE == 10.0
+    # The manual's precaution 6: "battery packs lower than 2V" (1.5 V for the Dual UART model).
+    assert MIN_PACK_VOLTAGE == 2.0
+    assert MIN_PACK_VOLTAGE_DUAL_UART == 1.5
 
 
 def test_register_units_and_flags() -> None:

@@ -94,8 +94,14 @@ CHEMISTRY: Final[Mapping[BatteryType, Chemistry]] = {
     BatteryType.LTO: Chemistry(1.5, 2.9, 1.8, 2.8),
 }
 
-#: The module is forbidden below this pack voltage (seed manual, product catalogue note).
-MIN_PACK_VOLTAGE: Final = 10.0
+#: The module is forbidden below this pack voltage: the manual's precaution 6 forbids it on
+#: "battery packs lower than 2V" (UART/RS485 model; 1.5 V for the Dual UART model). The pack
+#: check uses the UART/RS485 model's, which it cannot tell from the Dual UART one. An earlier
+#: 10 V here, from a product catalogue note, contradicted the manual's own 3~24S: a 3S LiFePO4
+#: pack at its nominal 3.2 V per cell (9.6 V), and every 3S and 4S LTO pack, are below it.
+#: The simulator and the pack check both read these.
+MIN_PACK_VOLTAGE: Final = 2.0
+MIN_PACK_VOLTAGE_DUAL_UART: Final = 1.5
 #: Supported string counts (seed manual: 3~24S).
 MIN_CELLS: Final = 3
 MAX_CELLS: Final = 24
