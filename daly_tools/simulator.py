@@ -42,6 +42,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     BY_KEY,
     MAX_CELLS,
     MIN_CELLS,
+    MIN_PACK_VOLTAGE,
+    MIN_PACK_VOLTAGE_DUAL_UART,
     RAW_ABSENT,
     REGISTERS,
     SETTINGS,
@@ -97,10 +99,13 @@ _PULL_PER_S: Final = 0.05
 #: window is fixed here; the difference uses 0x00A4 like the UART/RS485 model [INF].
 DUAL_WINDOW_MV: Final = (3000, 3700)
 DUAL_DELTA_MV: Final = 50
-#: Below these pack voltages the module does not balance (seed manual precaution 6: 2 V for the
-#: UART/RS485 model, 1.5 V for the Dual UART model). [?] The manual says "battery packs lower
-#: than 2V"; read literally that is the pack (sum of cells), which is what is modelled.
-MIN_PACK_MV: Final = {"uart_rs485": 2000, "dual_uart": 1500}
+#: Below these pack voltages the module does not balance (the register table's, from the manual's
+#: precaution 6). [?] The manual says "battery packs lower than 2V"; read literally that is the
+#: pack (sum of cells), which is what is modelled.
+MIN_PACK_MV: Final = {
+    "uart_rs485": round(MIN_PACK_VOLTAGE * 1000),
+    "dual_uart": round(MIN_PACK_VOLTAGE_DUAL_UART * 1000),
+}
 #: Transfer current while balancing (a 1 A module), and what it does to the cells: the highest
 #: cell falls and the lowest rises by this many mV per second, so the difference shrinks by
 #: about 6 mV per minute (the cells' capacity is not modelled).

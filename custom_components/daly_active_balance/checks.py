@@ -2,7 +2,7 @@
 
 * a cell outside its chemistry's plausible range, or at 0 V: a wiring or sampling-cable fault;
 * the string count the module is set to differs from the cells it reports;
-* a pack below 10 V, where the manual forbids the module;
+* a pack below the manual's minimum (2 V), where it forbids the module;
 * a balance turn-on voltage outside the battery type's range (after the type was changed):
   balancing can never start;
 * the module stopped answering;

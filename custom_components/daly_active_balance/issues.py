@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.translation import async_translate_state
 from homeassistant.util.hass_dict import HassKey
 
 from .checks import DOUBT_AFTER, VERIFY_BALANCING, Findings, PackChecks, Reason
@@ -35,6 +37,8 @@ ISSUES: Final = (*(reason.value for reason in Reason), ISSUE_VERIFY_BALANCING)
 #: Raised as errors: the pack or its wiring is at risk. The rest are warnings: a setting, a
 #: silent module, a register whose meaning is inferred (string count) or in doubt (balancing).
 _ERRORS: Final = frozenset({ISSUE_CELL_OUT_OF_RANGE, ISSUE_PACK_VOLTAGE_LOW})
+#: The battery type select's translation key (select.py), whose option names the issues use.
+BATTERY_TYPE_TRANSLATION_KEY: Final = "battery_type"
 
 
 class IssueTarget(Record):
@@ -57,7 +61,7 @@ def issue_id(entry_id: str, issue: str) -> str:
     return f"{issue}_{entry_id}"
 
 
-def _placeholders(findings: Findings, target: IssueTarget) -> dict[str, dict[str, str] | None]:
+def _placeholders(findings: Findings, target: IssueTarget, chemistry_name: str) -> dict[str, dict[str, str] | None]:
     """Each issue's placeholders, or None where its finding does not hold."""
     chemistry = findings.chemistry
     facts = CHEMISTRY[chemistry]
@@ -65,7 +69,7 @@ def _placeholders(findings: Findings, target: IssueTarget) -> dict[str, dict[str
     return {
         ISSUE_CELL_OUT_OF_RANGE: {
             "cells": ", ".join(map(str, findings.cells)),
-            "chemistry": chemistry.value,
+            "chemistry": chemistry_name,
             "minimum": f"{facts.plausible_min:.2f}",
             "maximum": f"{facts.plausible_max:.2f}",
         }
@@ -74,10 +78,10 @@ def _placeholders(findings: Findings, target: IssueTarget) -> dict[str, dict[str
         ISSUE_STRING_COUNT: {"configured": str(findings.string_count[0]), "reported": str(findings.string_count[1])}
         if findings.string_count is not None
         else None,
-        ISSUE_PACK_VOLTAGE_LOW: {"minimum": f"{MIN_PACK_VOLTAGE:.0f}"} if findings.pack_voltage_low else None,
+        ISSUE_PACK_VOLTAGE_LOW: {"minimum": f"{MIN_PACK_VOLTAGE:g}"} if findings.pack_voltage_low else None,
         ISSUE_BALANCE_VOLTAGE: {
             "value": f"{start.value:.2f}",
-            "chemistry": chemistry.value,
+            "chemistry": chemistry_name,
             "minimum": f"{start.minimum:.2f}",
             "maximum": f"{start.maximum:.2f}",
         }
@@ -119,7 +123,12 @@ def async_update_issues(hass: HomeAssistant, target: IssueTarget, findings: Find
     ``clear`` False (the findings do not yet cover the measured conditions) only raises.
     """
     registry = ir.async_get(hass)
-    for issue, placeholders in _placeholders(findings, target).items():
+    # The battery type as its select shows it ("Li-ion (NMC)", not "li_ion"), in Home Assistant's
+    # language (setting the integration up loaded its translations).
+    chemistry_name = async_translate_state(
+        hass, findings.chemistry.value, Platform.SELECT, DOMAIN, BATTERY_TYPE_TRANSLATION_KEY, None
+    )
+    for issue, placeholders in _placeholders(findings, target, chemistry_name).items():
         key = issue_id(target.entry_id, issue)
         if placeholders is None:
             if clear:

@@ -19,8 +19,10 @@ from homeassistant.components.number import (
 )
 from homeassistant.const import EntityCategory, UnitOfElectricPotential
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import DOMAIN
 from .coordinator import DalyConfigEntry, DalyData
 from .entity import (
     DalySettingEntity,
@@ -46,6 +48,9 @@ class DalyNumberEntityDescription(NumberEntityDescription, DalySettingEntityDesc
     range_fn: Callable[[Settings], tuple[float, float]] | None = None
     #: Shown value = register value × factor (a display unit other than the table's).
     factor: float = 1.0
+    #: A value shorter than the time between polls is refused (the sleep time: a module that
+    #: falls asleep before every poll loses each poll's first request and answers only its retry).
+    outlast_polls: bool = False
 
     def to_native(self, value: float) -> float:
         """A value in the register's unit as shown (no float noise from the factor)."""
@@ -68,6 +73,7 @@ def _setting(
     factor: float = 1.0,
     unit: str | None = None,
     range_fn: Callable[[Settings], tuple[float, float]] | None = None,
+    outlast_polls: bool = False,
 ) -> DalyNumberEntityDescription:
     """A setting whose range, step, unit and default visibility come from its register."""
     reg = setting.register
@@ -90,6 +96,7 @@ def _setting(
         native_unit_of_measurement=unit or reg.unit,
         factor=factor,
         range_fn=range_fn,
+        outlast_polls=outlast_polls,
         value_fn=value_fn,
         # Writes exist only in the D2 protocol; a legacy A5 module gets no setting entities.
         exists_fn=lambda data: data.status.protocol is ProtocolFamily.D2 and value_fn(data.settings) is not None,
@@ -122,6 +129,7 @@ NUMBERS: tuple[DalyNumberEntityDescription, ...] = (
         device_class=NumberDeviceClass.DURATION,
         mode=NumberMode.BOX,
         value_fn=lambda settings: settings.sleep_time,
+        outlast_polls=True,
     ),
     # [INF] 0x0083 is inferred to be the app's "number of strings": disabled by default.
     _setting("string_count", STRING_COUNT, value_fn=lambda settings: settings.string_count),
@@ -182,4 +190,15 @@ class DalyNumber(DalySettingEntity, NumberEntity):
     @override
     async def async_set_native_value(self, value: float) -> None:
         """Write the value to the module (verified; raises a translated error)."""
+        interval = self.coordinator.update_interval
+        if self.entity_description.outlast_polls and interval is not None and value < interval.total_seconds():
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="sleep_time_shorter_than_polls",
+                translation_placeholders={
+                    "setting": self.name if isinstance(self.name, str) else self.entity_description.key,
+                    "value": f"{value:g}",
+                    "interval": f"{interval.total_seconds():g}",
+                },
+            )
         await self.async_write(self.entity_description.to_register(value))

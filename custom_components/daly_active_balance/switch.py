@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, override
+from typing import Any, Final, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.components.switch.const import SwitchDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
 
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
@@ -24,6 +25,9 @@ from .entity import (
 from .protocol.models import ProtocolFamily
 from .protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER
 from .writes import BALANCER_ENABLED, SLEEP_TIME
+
+#: The restore data's key of the sleep time "Never sleep" off gives back.
+LAST_SLEEP_TIME: Final = "last_sleep_time"
 
 # One write at a time: the module answers one request at a time anyway.
 PARALLEL_UPDATES = 1
@@ -55,8 +59,8 @@ SWITCHES: tuple[DalySwitchEntityDescription, ...] = (
         is_on_fn=lambda data: data.status.balancer_enabled,
         exists_fn=_d2_with(lambda data: data.status.balancer_enabled),
     ),
-    # The sleep time's special value 65535 as a switch of its own: on writes it, off writes the
-    # manual's factory setting (3600 s). The "Sleep time" number shows and sets the seconds.
+    # The sleep time's special value 65535 as a switch of its own: on writes it, off gives back
+    # the user's sleep time (DalyNeverSleepSwitch). The "Sleep time" number shows and sets it.
     DalySwitchEntityDescription(
         key="never_sleep",
         translation_key="never_sleep",
@@ -64,6 +68,7 @@ SWITCHES: tuple[DalySwitchEntityDescription, ...] = (
         entity_category=EntityCategory.CONFIG,
         is_on_fn=lambda data: None if data.settings.sleep_time is None else data.settings.sleep_time == SLEEP_NEVER,
         on_value=SLEEP_NEVER,
+        # Only when Home Assistant never saw another sleep time: the manual's factory setting.
         off_value=SLEEP_DEFAULT,
         exists_fn=_d2_with(lambda data: data.settings.sleep_time),
     ),
@@ -82,10 +87,16 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the balancer switch, and the keep-connected option for Bluetooth entries."""
-    async_add_present_entities(entry, SWITCHES, DalySwitch, async_add_entities)
+    async_add_present_entities(entry, SWITCHES, _switch, async_add_entities)
     coordinator = entry.runtime_data
     if coordinator.is_ble:
         async_add_entities([DalyKeepConnectedSwitch(coordinator, KEEP_CONNECTED)])
+
+
+def _switch(coordinator: DalyCoordinator, description: DalySwitchEntityDescription) -> DalySwitch:
+    if description.setting is SLEEP_TIME:
+        return DalyNeverSleepSwitch(coordinator, description)
+    return DalySwitch(coordinator, description)
 
 
 class DalySwitch(DalySettingEntity, SwitchEntity):
@@ -117,6 +128,61 @@ class DalySwitch(DalySettingEntity, SwitchEntity):
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off (verified; raises a translated error)."""
         await self.async_write(self.entity_description.off_value)
+
+
+def _sleep_time_to_restore(value: object) -> int | None:
+    """``value`` if it is a sleep time that "Never sleep" off may write back, else None."""
+    reg = SLEEP_TIME.register
+    if not isinstance(value, int) or isinstance(value, bool) or value == SLEEP_NEVER:
+        return None
+    assert reg.minimum is not None and reg.maximum is not None
+    # One the table refuses now (set by the phone app, or before its minimum was raised) would
+    # only fail: the manual's default is written instead.
+    return value if reg.minimum <= value <= reg.maximum else None
+
+
+class DalyNeverSleepSwitch(DalySwitch, RestoreEntity):
+    """Never sleep: on writes 65535, off the last other sleep time Home Assistant saw.
+
+    That sleep time is the user's: off must give it back, not the factory setting. It is kept
+    across restarts in the entity's restore data; the manual's default (3600 s) is written only
+    when Home Assistant never saw one. Off while off writes nothing (a script or an "all off"
+    group must not touch the user's sleep time).
+    """
+
+    _last_sleep_time: int | None = None
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Take the sleep time kept before a restart, unless the module shows a newer one."""
+        await super().async_added_to_hass()
+        if (stored := await self.async_get_last_extra_data()) is not None:
+            self._last_sleep_time = _sleep_time_to_restore(stored.as_dict().get(LAST_SLEEP_TIME))
+        self._remember()
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        self._remember()
+        super()._handle_coordinator_update()
+
+    def _remember(self) -> None:
+        if (sleep_time := _sleep_time_to_restore(self.coordinator.data.settings.sleep_time)) is not None:
+            self._last_sleep_time = sleep_time
+
+    @property
+    @override
+    def extra_restore_state_data(self) -> RestoredExtraData:
+        """The sleep time off gives back, kept across restarts."""
+        return RestoredExtraData({LAST_SLEEP_TIME: self._last_sleep_time})
+
+    @override
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Write back the user's sleep time (verified), unless it is in force already."""
+        if self.is_on is False:
+            return
+        off = self._last_sleep_time
+        await self.async_write(self.entity_description.off_value if off is None else off)
 
 
 class DalyKeepConnectedSwitch(DalyLocalEntity, SwitchEntity):

@@ -176,7 +176,7 @@ async def test_diagnostics_list_active_issues(
         "cell_out_of_range": {
             "title": "DALY balancer 16S",
             "cells": "3",
-            "chemistry": "lifepo4",
+            "chemistry": "LiFePO4",  # as the battery type select shows it
             "minimum": "2.00",
             "maximum": "3.80",
         }

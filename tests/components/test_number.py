@@ -10,6 +10,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL
 from custom_components.daly_active_balance.protocol.registers import (
     CHEMISTRY,
     SLEEP_NEVER,
@@ -134,6 +135,9 @@ async def test_balance_voltage_range_follows_chemistry(
         ("string_count", 25),
         ("string_count", 2),
         ("sleep_time", 0),  # what the firmware does with 0 is unknown (issue 14)
+        # Asleep again before the client's retry: no poll, no write could reach it (issue 21).
+        ("sleep_time", 1),
+        ("sleep_time", 2),
     ],
 )
 async def test_out_of_range_refused(
@@ -169,3 +173,26 @@ async def test_ignored_write_raises(
     assert caught.value.translation_key == "write_not_accepted"
     assert simulator.value("sleep_time") == before
     assert float(hass.states.get(number).state) == before
+
+
+@pytest.mark.parametrize("entry_options", [{CONF_UPDATE_INTERVAL: 60}])
+async def test_sleep_time_shorter_than_the_poll_interval_refused(
+    entity_id: EntityIdFinder,
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Issue 21: a module that sleeps between polls misses them; the error says so, and why."""
+    number = entity_id(Platform.NUMBER, "sleep_time")
+    with pytest.raises(ServiceValidationError) as caught:
+        await set_number(hass, number, 59)
+    assert caught.value.translation_key == "sleep_time_shorter_than_polls"
+    assert caught.value.translation_placeholders == {"setting": "Sleep time", "value": "59", "interval": "60"}
+    assert str(caught.value) == (
+        "A Sleep time of 59 s is shorter than the time between polls (60 s): the balancer would fall "
+        "asleep before every poll and miss it. Set at least 60 s, or poll more often in the "
+        "integration's options. Nothing was sent"
+    )
+    assert simulator.stats.writes == 0
+    await set_number(hass, number, 60)
+    assert simulator.value("sleep_time") == 60

@@ -32,7 +32,6 @@ from custom_components.daly_active_balance.issues import (
 from custom_components.daly_active_balance.protocol.registers import (
     BY_KEY,
     CHEMISTRY,
-    MIN_PACK_VOLTAGE,
     SLEEP_NEVER,
     BatteryType,
 )
@@ -102,7 +101,7 @@ async def test_cell_out_of_range(
     assert found.translation_placeholders == {
         "title": TITLE,
         "cells": "7",
-        "chemistry": BatteryType.LIFEPO4.value,
+        "chemistry": "LiFePO4",  # as the battery type select shows it
         "minimum": f"{chemistry.plausible_min:.2f}",
         "maximum": f"{chemistry.plausible_max:.2f}",
     }
@@ -134,7 +133,7 @@ async def test_cell_range_follows_chemistry(
     found = issue(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
     assert found is not None
     assert found.translation_placeholders is not None
-    assert found.translation_placeholders["chemistry"] == BatteryType.LTO.value
+    assert found.translation_placeholders["chemistry"] == "LTO"
     assert found.translation_placeholders["cells"] == "2"
 
 
@@ -161,6 +160,21 @@ async def test_string_count_mismatch(
     assert issue(hass, init_integration, ISSUE_STRING_COUNT) is None
 
 
+@pytest.mark.parametrize("sim_config", [SimulatorConfig(cells=3, seed=1)])
+async def test_a_supported_pack_under_10_volts_raises_nothing(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Issue 21: a 3S LiFePO4 pack at its nominal 3.2 V per cell (9.6 V) is one the manual
+    supports (3~24S): the manual's minimum is 2 V, not 10 V."""
+    for cell in range(1, 4):
+        simulator.set_cell_voltage(cell, 3.2)
+    await polls(hass, freezer, RAISE_AFTER + 1)
+    assert raised(hass, init_integration) == set()
+
+
 @pytest.mark.parametrize("sim_config", [SimulatorConfig(cells=4, seed=1)])
 async def test_pack_voltage_low(
     hass: HomeAssistant,
@@ -168,18 +182,19 @@ async def test_pack_voltage_low(
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """A 4S LiFePO4 pack drawn down to 2.4 V per cell (9.6 V) is below the module's minimum."""
+    """A 4S pack that reads 1.6 V (0.4 V per cell: a missing B- or a dead pack) is below the
+    module's minimum."""
     assert issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW) is None
     for cell in range(1, 5):
-        simulator.set_cell_voltage(cell, 2.4)
+        simulator.set_cell_voltage(cell, 0.4)
     await polls(hass, freezer, RAISE_AFTER)
 
     found = issue(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW)
     assert found is not None
     assert found.translation_key == ISSUE_PACK_VOLTAGE_LOW
-    assert found.translation_placeholders == {"title": TITLE, "minimum": f"{MIN_PACK_VOLTAGE:.0f}"}
-    # 2.4 V is a plausible LiFePO4 cell: only the pack issue is raised.
-    assert raised(hass, init_integration) == {ISSUE_PACK_VOLTAGE_LOW}
+    assert found.translation_placeholders == {"title": TITLE, "minimum": "2"}
+    # Such cells are implausible for any chemistry too.
+    assert raised(hass, init_integration) == {ISSUE_PACK_VOLTAGE_LOW, ISSUE_CELL_OUT_OF_RANGE}
 
     for cell in range(1, 5):
         simulator.release_cell(cell)
@@ -497,22 +512,23 @@ async def test_pack_voltage_near_the_minimum_does_not_flap(
     simulator: SimulatedBalancer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """A 4S pack around 10 V: raised once it stays below, kept while it hovers just above, and
-    cleared once it is clearly above; its placeholders do not follow the reading."""
+    """A 4S pack around the 2 V minimum (the pack register counts 0.1 V): raised once it stays
+    below, kept while it hovers just above, and cleared once it is clearly above; its
+    placeholders do not follow the reading."""
     events = registry_events(hass, init_integration, ISSUE_PACK_VOLTAGE_LOW)
-    for cell_volts in (2.49, 2.51) * 3:  # pack 9.96 / 10.04 V
+    for cell_volts in (0.5, 0.525) * 3:  # pack 2.0 / 2.1 V
         for cell in range(1, 5):
             simulator.set_cell_voltage(cell, cell_volts)
         await polls(hass, freezer, 1)
     assert events == []
 
-    for cell_volts in (2.45, 2.40, 2.35, 2.3):
+    for cell_volts in (0.475, 0.45, 0.425, 0.4):  # 1.9 … 1.6 V
         for cell in range(1, 5):
             simulator.set_cell_voltage(cell, cell_volts)
         await polls(hass, freezer, 1)
     assert events == ["create"]
     for cell in range(1, 5):
-        simulator.set_cell_voltage(cell, 2.51)  # 10.04 V: above the minimum, not by the margin
+        simulator.set_cell_voltage(cell, 0.55)  # 2.2 V: above the minimum, not by the margin
     await polls(hass, freezer, CLEAR_AFTER + 1)
     assert events == ["create"]
     for cell in range(1, 5):
@@ -554,7 +570,7 @@ async def test_battery_type_change_raises_the_turn_on_voltage_issue(
     assert found.translation_placeholders == {
         "title": TITLE,
         "value": "3.30",
-        "chemistry": BatteryType.LTO.value,
+        "chemistry": "LTO",
         "minimum": "1.80",
         "maximum": "2.80",
     }

@@ -5,12 +5,14 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.protocol.registers import CHEMISTRY, BatteryType
+from custom_components.daly_active_balance.const import DOMAIN
+from custom_components.daly_active_balance.issues import ISSUE_BALANCE_VOLTAGE, issue_id
+from custom_components.daly_active_balance.protocol.registers import CHEMISTRY, BatteryType, register
 from daly_tools.simulator import SimulatedBalancer
 
 from .conftest import EntityIdFinder, select_option
@@ -89,3 +91,29 @@ async def test_ignored_write_raises(hass: HomeAssistant, simulator: SimulatedBal
     assert caught.value.translation_key == "write_not_accepted"
     assert simulator.value("battery_type") == BatteryType.LIFEPO4
     assert hass.states.get(battery_type).state == BatteryType.LIFEPO4
+
+
+@pytest.mark.parametrize(("language", "shown"), [("en", "Li-ion (NMC)"), ("de", "Li-Ion (NMC)")])
+async def test_repair_names_the_battery_type_as_the_select_shows_it(
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    config_entry: MockConfigEntry,
+    entity_id: EntityIdFinder,
+    language: str,
+    shown: str,
+) -> None:
+    """Issue 21 item 13: the repair says "Li-ion (NMC)" as the select does, not the key "li_ion"."""
+    hass.config.language = language
+    simulator.write_word(register("balance_start_voltage").address, 2900)  # fine for LiFePO4 only
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        select = entity_id(Platform.SELECT, "battery_type")
+        await select_option(hass, select, BatteryType.LI_ION)
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(config_entry.entry_id, ISSUE_BALANCE_VOLTAGE))
+        assert issue is not None
+        assert issue.translation_placeholders is not None
+        assert issue.translation_placeholders["chemistry"] == shown
+    finally:
+        await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()

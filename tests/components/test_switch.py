@@ -16,12 +16,14 @@ from homeassistant.const import (
     STATE_ON,
     Platform,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import slugify
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    mock_restore_cache_with_extra_data,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -33,6 +35,7 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
+from custom_components.daly_active_balance.protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER, register
 from custom_components.daly_active_balance.protocol.transport import Transport
 from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
 from daly_tools.simulator import SimulatedBalancer, SimulatorServer
@@ -282,3 +285,74 @@ async def test_never_sleep_writes_the_sleep_time(
     assert simulator.value("sleep_time") == 3600
     assert hass.states.get(never).state == STATE_OFF
     assert simulator.stats.writes == 2
+
+
+#: The sleep time a user set (not the manual's default): what "Never sleep" off must give back.
+USER_SLEEP = 600
+SLEEP_ADDRESS = register("sleep_time").address
+
+
+@pytest.fixture
+def user_sleep_time(simulator: SimulatedBalancer) -> int:
+    """The module holds the user's own sleep time before Home Assistant first reads it."""
+    simulator.write_word(SLEEP_ADDRESS, USER_SLEEP)
+    return USER_SLEEP
+
+
+async def test_never_sleep_off_when_off_writes_nothing(
+    hass: HomeAssistant,
+    user_sleep_time: int,
+    entity_id: EntityIdFinder,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Off on a switch that is off (a script, an "all off" group) keeps the user's sleep time."""
+    never = entity_id(Platform.SWITCH, "never_sleep")
+    assert hass.states.get(never).state == STATE_OFF
+    await turn_switch(hass, never, on=False)
+    assert simulator.stats.writes == 0
+    assert simulator.value("sleep_time") == user_sleep_time
+    assert hass.states.get(never).state == STATE_OFF
+
+
+async def test_never_sleep_off_gives_back_the_users_sleep_time(
+    hass: HomeAssistant,
+    user_sleep_time: int,
+    entity_id: EntityIdFinder,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """On, then off: the sleep time the module had before (the user's), not the manual's default."""
+    never = entity_id(Platform.SWITCH, "never_sleep")
+    await turn_switch(hass, never, on=True)
+    assert simulator.value("sleep_time") == SLEEP_NEVER
+    await turn_switch(hass, never, on=False)
+    assert simulator.value("sleep_time") == user_sleep_time
+    assert hass.states.get(never).state == STATE_OFF
+
+
+@pytest.mark.parametrize(("stored", "restored"), [({"last_sleep_time": 900}, 900), (None, SLEEP_DEFAULT)])
+async def test_never_sleep_off_after_a_restart(
+    hass: HomeAssistant,
+    entity_id: EntityIdFinder,
+    simulator: SimulatedBalancer,
+    config_entry: MockConfigEntry,
+    stored: dict[str, Any] | None,
+    restored: int,
+) -> None:
+    """A module that never sleeps since before Home Assistant started: off gives back the last
+    sleep time Home Assistant saw before the restart, or the manual's default if it saw none."""
+    simulator.write_word(SLEEP_ADDRESS, SLEEP_NEVER)
+    never = f"switch.{slugify(config_entry.title)}_never_sleep"
+    if stored is not None:
+        mock_restore_cache_with_extra_data(hass, [(State(never, STATE_ON), stored)])
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        assert entity_id(Platform.SWITCH, "never_sleep") == never
+        assert hass.states.get(never).state == STATE_ON
+        await turn_switch(hass, never, on=False)
+        assert simulator.value("sleep_time") == restored
+    finally:
+        await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+import re
 
 import pytest
 
@@ -194,6 +195,43 @@ async def test_card_draws_every_cell_and_follows_the_module(
         await expect(other.locator(CARD).locator(".cell")).to_have_count(sim.config.cells)
     finally:
         await german.close()
+
+    # Readings as Home Assistant shows them everywhere else: the user's number format (profile,
+    # here a decimal comma) and each entity's display precision (two decimals for cell 9).
+    await ui.call_ws(
+        page,
+        {
+            "type": "config/entity_registry/update",
+            "entity_id": f"sensor.{ui.slug(device_name)}_cell_9_voltage",
+            "options_domain": "sensor",
+            "options": {"display_precision": 2},
+        },
+    )
+    await ui.call_ws(
+        page,
+        {
+            "type": "frontend/set_user_data",
+            "key": "language",
+            "value": {"language": "en", "number_format": "decimal_comma"},
+        },
+    )
+    await expect(lowest_bar.locator(".value")).to_have_text("3,05", timeout=FOLLOW_TIMEOUT)
+    await expect(card.locator(".fact.low .reading")).to_have_text("9 · 3,05 V")
+    await expect(card.locator(".cell").first.locator(".value")).to_have_text(re.compile(r"^\d,\d{3}$"))
+    await expect(card.locator(".fact.pack .reading")).to_have_text(re.compile(r"^\d+,\d V$"))
+    await ui.call_ws(page, {"type": "frontend/set_user_data", "key": "language", "value": {"language": "en"}})
+
+    # A device of another integration (a hand-written YAML card): the card says it is not a
+    # DALY balancer instead of calling it unavailable.
+    other_device = await page.evaluate(
+        "(id) => Object.values(document.querySelector('home-assistant').hass.devices)"
+        ".filter((device) => device.id !== id && device.name).map((device) => [device.id, device.name])[0]",
+        device,
+    )
+    assert other_device, "Home Assistant has a device of another integration"
+    other_id, other_name = other_device
+    await ui.show_cards_dashboard(page, home_assistant.url, [{"type": f"custom:{CARD}", "device_id": other_id}])
+    await expect(page.locator(CARD).get_by_text(f"{other_name} is not a DALY balancer")).to_be_visible()
 
     assert console.errors == []
     # The one error logged is the silence this test caused.

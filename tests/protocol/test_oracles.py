@@ -37,6 +37,7 @@ from custom_components.daly_active_balance.protocol.registers import (
     IDENTITY,
     LIVE,
     MIN_PACK_VOLTAGE,
+    MIN_PACK_VOLTAGE_DUAL_UART,
     PASSWORD,
     SETTINGS,
     SLEEP_DEFAULT,
@@ -480,7 +481,9 @@ def test_chemistry_facts() -> None:
     assert CHEMISTRY[BatteryType.LTO] == Chemistry(1.5, 2.9, 1.8, 2.8)
     assert balance_voltage_range("lifepo4") == (2.8, 3.65)
     assert balance_voltage_range("lead_acid") == (1.8, 4.2)
-    assert MIN_PACK_VOLTAGE == 10.0
+    # The manual's precaution 6: "battery packs lower than 2V" (1.5 V for the Dual UART model).
+    assert MIN_PACK_VOLTAGE == 2.0
+    assert MIN_PACK_VOLTAGE_DUAL_UART == 1.5
 
 
 def test_register_units_and_flags() -> None:
@@ -550,8 +553,8 @@ def test_display_precision_follows_the_scale() -> None:
         ("string_count", 24.5, 24),  # half to even
         ("balance_start_voltage", 1.7995, 1800),  # 1799.5 rounds to 1800 (half to even)
         ("balance_start_delta", 0.5005, 500),
-        ("sleep_time", 1, 1),  # 0 is refused: what the firmware does with it is undocumented
-        ("sleep_time", 1.4, 1),
+        ("sleep_time", 10, 10),  # shorter: asleep again before a client's retry (SLEEP_MIN)
+        ("sleep_time", 9.6, 10),
         ("sleep_time", 65534, 65534),
         ("sleep_time", 65535, 65535),  # never
         ("battery_type", "lifepo4", 0),
@@ -581,6 +584,8 @@ def test_write_limits_accept_the_edges(key: str, value: Any, raw: int) -> None:
         ("balance_start_voltage", 4.2006),  # rounds to 4201 mV
         ("balance_start_delta", 0.0045),  # 4.5 rounds to 4 mV (half to even)
         ("sleep_time", -1),
+        ("sleep_time", 9),
+        ("sleep_time", 9.4),  # rounds to 9
         ("sleep_time", 65536),
         ("sleep_time", float("nan")),
         ("sleep_time", float("inf")),

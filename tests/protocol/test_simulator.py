@@ -286,7 +286,7 @@ def test_a5_only_module_ignores_d2() -> None:
         ("string_count", 3),
         ("string_count", 24),
         ("battery_type", "lto"),
-        ("sleep_time", 1),
+        ("sleep_time", 10),
         ("sleep_time", 65535),
         ("balancer_enabled", False),
     ],

@@ -20,6 +20,7 @@ const STRINGS = {
     pick_device: "Pick a DALY balancer in the card's settings.",
     device_missing: "This DALY balancer is not in Home Assistant any more.",
     unavailable: "{name} is unavailable: no current readings.",
+    not_daly: "{name} is not a DALY balancer: pick one in the card's settings.",
     pack: "Pack",
     delta: "Delta",
     turn_on: "turn-on {value}",
@@ -45,6 +46,7 @@ const STRINGS = {
     pick_device: "Wähle in den Einstellungen der Karte einen DALY-Balancer.",
     device_missing: "Dieser DALY-Balancer ist nicht mehr in Home Assistant.",
     unavailable: "{name} ist nicht verfügbar: keine aktuellen Messwerte.",
+    not_daly: "{name} ist kein DALY-Balancer: Wähle in den Einstellungen der Karte einen.",
     pack: "Pack",
     delta: "Differenz",
     turn_on: "Einschaltschwelle {value}",
@@ -84,6 +86,68 @@ function escape(text) {
 
 function fire(node, type, detail) {
   node.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+}
+
+/**
+ * The locales whose numbers look like the user's number format (profile → Number format), as
+ * Home Assistant's frontend maps them (numberFormatToLocale); the language's when it follows it.
+ */
+function numberLocale(hass) {
+  const locale = hass.locale || {};
+  switch (locale.number_format) {
+    case "comma_decimal":
+      return ["en-US", "en"];
+    case "decimal_comma":
+      return ["de", "es", "it"];
+    case "space_comma":
+      return ["fr", "sv", "cs"];
+    case "quote_decimal":
+      return ["de-CH"];
+    case "system":
+      return undefined;
+    default:
+      return locale.language || hass.language || "en";
+  }
+}
+
+/** A number the card computed itself, in the user's number format with ``digits`` decimals. */
+function formatNumber(hass, value, digits) {
+  const options = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+  if (hass.locale?.number_format === "none") options.useGrouping = false;
+  return new Intl.NumberFormat(numberLocale(hass), options).format(value);
+}
+
+/**
+ * An entity's state as Home Assistant shows it everywhere else: the user's number format, the
+ * entity's display precision and unit. ``{value, unit}``; null when it has no reading.
+ */
+function reading(hass, stateObj) {
+  if (!stateObj || UNAVAILABLE.has(stateObj.state)) return null;
+  const unit = stateObj.attributes.unit_of_measurement || "";
+  if (hass.formatEntityStateToParts) {
+    const parts = hass.formatEntityStateToParts(stateObj);
+    const of = (type) =>
+      parts
+        .filter((part) => part.type === type)
+        .map((part) => part.value)
+        .join("");
+    return { value: of("value"), unit: of("unit") || (parts.length > 1 ? "" : unit) };
+  }
+  if (hass.formatEntityState) {
+    // Older frontends: the whole text, the unit at its end.
+    const text = hass.formatEntityState(stateObj);
+    return unit && text.endsWith(unit) ? { value: text.slice(0, -unit.length).trim(), unit } : { value: text, unit: "" };
+  }
+  const value = Number(stateObj.state);
+  if (!Number.isFinite(value)) return { value: stateObj.state, unit };
+  const decimals = (stateObj.state.split(".")[1] || "").length;
+  return { value: formatNumber(hass, value, decimals), unit };
+}
+
+/** ``reading`` as one text ("3,310 V"). */
+function readingText(hass, stateObj) {
+  const shown = reading(hass, stateObj);
+  return shown === null ? "" : `${shown.value}${shown.unit ? ` ${shown.unit}` : ""}`;
 }
 
 /** A state's number in the unit given (V or mV), whatever unit the user picked; null if none. */
@@ -192,7 +256,7 @@ class DalyBalancerCard extends HTMLElement {
     // Draw again only when something the card shows changed (hass changes on every state).
     const watched = Object.values(entities).flat();
     const device = hass.devices?.[config.device_id];
-    const signature = [config, device, hass.entities, hass.locale?.language, ...watched.map((id) => hass.states[id])];
+    const signature = [config, device, hass.entities, hass.locale, ...watched.map((id) => hass.states[id])];
     if (this._drawn && signature.length === this._drawn.length && signature.every((v, i) => v === this._drawn[i])) {
       return;
     }
@@ -203,6 +267,9 @@ class DalyBalancerCard extends HTMLElement {
     let body;
     if (!config.device_id) body = this._message(t("pick_device"));
     else if (!device) body = this._message(t("device_missing"), true);
+    else if (!hass.entities) body = "";  // the entity registry has not arrived yet
+    // A device of another integration (the card's settings allow any device id in YAML).
+    else if (!watched.length) body = this._message(t("not_daly", { name }), true);
     else body = this._module(hass, entities, name, t);
     this.shadowRoot.innerHTML = `<style>${STYLE}</style>
       <ha-card>
@@ -224,9 +291,7 @@ class DalyBalancerCard extends HTMLElement {
       .sort((a, b) => a.number - b.number);
     if (!cells.length) return this._message(t("unavailable", { name }), true);
 
-    const lang = language(hass);
-    const format = (value, digits) =>
-      value.toLocaleString(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    const shown = (id) => readingText(hass, state(id));
     const volts = cells.map((cell) => cell.volts);
     const low = volts.indexOf(Math.min(...volts));
     const high = volts.indexOf(Math.max(...volts));
@@ -264,11 +329,11 @@ class DalyBalancerCard extends HTMLElement {
           classes.push("balancing");
           notes.push(t("balancing_cell"));
         }
-        const label = `${t("cell", { cell: cell.number })}: ${format(cell.volts, 3)} V${notes.length ? `, ${notes.join(", ")}` : ""}`;
+        const label = `${t("cell", { cell: cell.number })}: ${shown(cell.id)}${notes.length ? `, ${notes.join(", ")}` : ""}`;
         const mark = startVolts === null ? "" : `<span class="start" style="bottom:${(share(startVolts) * 100).toFixed(1)}%"></span>`;
         return `<button class="${classes.join(" ")}" data-entity="${escape(cell.id)}" data-cell="${cell.number}"
             data-voltage="${cell.volts}" title="${escape(label)}" aria-label="${escape(label)}">
-          <span class="value">${format(cell.volts, 3)}</span>
+          <span class="value">${escape(reading(hass, state(cell.id)).value)}</span>
           <span class="track"><span class="fill" style="height:${(share(cell.volts) * 100).toFixed(1)}%"></span>${mark}</span>
           <span class="number">${cell.number}</span>
         </button>`;
@@ -278,15 +343,18 @@ class DalyBalancerCard extends HTMLElement {
     const facts = [];
     const pack = one("pack_voltage");
     const packVolts = measured(state(pack), "V");
-    if (packVolts !== null) facts.push(this._fact(pack, t("pack"), `${format(packVolts, 2)} V`));
+    if (packVolts !== null) facts.push(this._fact(pack, t("pack"), shown(pack), "pack"));
     const deltaId = one("cell_delta");
-    const delta = measured(state(deltaId), "mV") ?? (volts[high] - volts[low]) * 1000;
-    const turnOn = measured(state(one("balance_start_delta")), "mV");
+    const deltaMv = measured(state(deltaId), "mV");
+    const delta = deltaMv ?? (volts[high] - volts[low]) * 1000;
+    const deltaText = deltaMv === null ? `${formatNumber(hass, delta, 0)} mV` : shown(deltaId);
+    const turnOnId = one("balance_start_delta");
+    const turnOn = measured(state(turnOnId), "mV");
     const level = turnOn === null ? "" : delta >= turnOn ? "over" : "under";
-    const limit = turnOn === null ? "" : `<small>${escape(t("turn_on", { value: `${format(turnOn, 0)} mV` }))}</small>`;
-    facts.push(this._fact(deltaId || cells[high].id, t("delta"), `${format(delta, 0)} mV`, `delta ${level}`, limit));
-    facts.push(this._fact(cells[low].id, t("lowest"), `${cells[low].number} · ${format(volts[low], 3)} V`, "low"));
-    facts.push(this._fact(cells[high].id, t("highest"), `${cells[high].number} · ${format(volts[high], 3)} V`, "high"));
+    const limit = turnOn === null ? "" : `<small>${escape(t("turn_on", { value: shown(turnOnId) }))}</small>`;
+    facts.push(this._fact(deltaId || cells[high].id, t("delta"), deltaText, `delta ${level}`, limit));
+    facts.push(this._fact(cells[low].id, t("lowest"), `${cells[low].number} · ${shown(cells[low].id)}`, "low"));
+    facts.push(this._fact(cells[high].id, t("highest"), `${cells[high].number} · ${shown(cells[high].id)}`, "high"));
 
     return `<div class="facts">${facts.join("")}</div>
       ${this._status(hass, entities, t)}

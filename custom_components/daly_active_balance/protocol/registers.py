@@ -33,6 +33,12 @@ RAW_ABSENT: Final = 0xFFFF
 SLEEP_NEVER: Final = 65535
 #: The sleep time the manual gives as the factory setting (s).
 SLEEP_DEFAULT: Final = 3600
+#: The shortest sleep time a write may set (s). The request that wakes the module is lost
+#: (reference §7 item 9), so a client reaches it only with the request after that: a retry a
+#: timeout later (2.25 s with the client's defaults), or a write's read-back. A module that
+#: sleeps again sooner answers nothing, ever, and no write can set it back. 10 s leaves room for
+#: a slower link's longer timeout.
+SLEEP_MIN: Final = 10
 
 
 class Confidence(StrEnum):
@@ -88,8 +94,15 @@ CHEMISTRY: Final[Mapping[BatteryType, Chemistry]] = {
     BatteryType.LTO: Chemistry(1.5, 2.9, 1.8, 2.8),
 }
 
-#: The module is forbidden below this pack voltage (seed manual, product catalogue note).
-MIN_PACK_VOLTAGE: Final = 10.0
+#: The module is forbidden below this pack voltage. The manual says it twice, and differently:
+#: precaution 6 disables the module on "battery packs lower than 2V" (UART/RS485 model; 1.5 V
+#: for the Dual UART model), while a note in its product catalogue says "less than 10V". The
+#: catalogue's 10 V contradicts the same page's 3~24S: a 3S LiFePO4 pack at its nominal 9.6 V,
+#: and every 3S and 4S LTO pack, sit below it. So the precaution's floor is used, and the pack
+#: check takes the UART/RS485 model's (it cannot tell the two models apart). Unconfirmed on
+#: hardware. The simulator and the pack check both read these.
+MIN_PACK_VOLTAGE: Final = 2.0
+MIN_PACK_VOLTAGE_DUAL_UART: Final = 1.5
 #: Supported string counts (seed manual: 3~24S).
 MIN_CELLS: Final = 3
 MAX_CELLS: Final = 24
@@ -501,10 +514,9 @@ REGISTERS: Final[tuple[Register, ...]] = (
         address=0x008A,
         unit="s",
         writable=True,
-        # What the firmware does with 0 is documented nowhere (the manual names only the 3600 s
-        # default and 65535 = never; the protocol reference gives a 1 s step and no minimum):
-        # 0 is refused rather than risk a module that sleeps at once and cannot be reached.
-        minimum=1,
+        # The manual names only the 3600 s default and 65535 = never; the protocol reference
+        # gives a 1 s step and no minimum. Below SLEEP_MIN no client could reach the module.
+        minimum=SLEEP_MIN,
         maximum=SLEEP_NEVER,
         step=1,
         absent=frozenset(),  # 0xFFFF = 65535 is "never", not absent
