@@ -59,7 +59,8 @@ POLL_SETTINGS_BLOCKS: Final[tuple[Block, ...]] = (*POLL_BLOCKS, SETTINGS)
 
 #: The targets of the performance issue: (key, comparison, value). Reported, never asserted.
 TARGETS: Final[dict[str, tuple[str, float | bool]]] = {
-    "import_rss_kb": ("<=", 1024),
+    # A guard, no longer a target: records and descriptions are the standard dataclasses.
+    "import_rss_kb": ("<=", 2560),
     "decode_speedup": (">=", 3.0),
     "serial_cycle_ratio": ("<=", 1.05),
     "ble_writes_per_poll": ("<=", 3.0),

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 import contextlib
+from dataclasses import asdict
 import json
 import logging
 import signal
@@ -149,9 +150,9 @@ def _jsonable(value: Any) -> Any:
 async def _read(args: argparse.Namespace) -> dict[str, Any]:
     async with DalyClient(await _transport(args), timeout=args.timeout) as client:
         probe = await client.probe()
-    identity = probe.identity.as_dict()
+    identity = asdict(probe.identity)
     identity.pop("password", None)  # a secret: never printed
-    status = probe.status.as_dict()
+    status = asdict(probe.status)
     status["max_cell"] = probe.status.max_cell
     status["min_cell"] = probe.status.min_cell
     result: dict[str, Any] = _jsonable(
@@ -159,7 +160,7 @@ async def _read(args: argparse.Namespace) -> dict[str, Any]:
             "protocol": probe.family.value,
             "identity": identity,
             "status": status,
-            "settings": probe.settings.as_dict(),
+            "settings": asdict(probe.settings),
         }
     )
     return result

@@ -71,7 +71,6 @@ from custom_components.daly_active_balance.coordinator import DalyCoordinator, D
 from custom_components.daly_active_balance.number import NUMBERS
 from custom_components.daly_active_balance.protocol.frames import Function, WriteSingle
 from custom_components.daly_active_balance.protocol.models import Settings, Status
-from custom_components.daly_active_balance.protocol.record import Record
 from custom_components.daly_active_balance.protocol.registers import (
     BALANCER,
     BY_KEY,
@@ -219,11 +218,11 @@ def _flat(value: object) -> list[object]:
     return list(value) if isinstance(value, tuple) else [value]
 
 
-def differences(published: Record, truth: Record) -> int:
+def differences[R: (Status, Settings)](published: R, truth: R) -> int:
     """How many values differ between two records (tuples count element by element)."""
     wrong = 0
-    for name in published.__slots__:
-        mine, real = _flat(getattr(published, name)), _flat(getattr(truth, name))
+    for item in dataclasses.fields(published):
+        mine, real = _flat(getattr(published, item.name)), _flat(getattr(truth, item.name))
         wrong += sum(a != b for a, b in itertools.zip_longest(mine, real, fillvalue=object()))
     return wrong
 
@@ -239,7 +238,7 @@ def status_errors(status: Status, served: Sequence[ServedRead]) -> int:
         best = min(best, differences(status, Status.from_d2(live, extended or None, balancer or None)))
         if best == 0:
             return 0
-    return int(best) if best != math.inf else len(Status.__slots__)
+    return int(best) if best != math.inf else len(dataclasses.fields(Status))
 
 
 def settings_truth(sim: SimulatedBalancer) -> Settings:
@@ -410,9 +409,9 @@ class Lane:
                 for answer in answered
             ],
             "settings_wrong": {
-                name: (getattr(data.settings, name), getattr(truth, name))
-                for name in truth.__slots__
-                if getattr(data.settings, name) != getattr(truth, name)
+                name: (getattr(data.settings, name), value)
+                for name, value in dataclasses.asdict(truth).items()
+                if getattr(data.settings, name) != value
             },
             "client": self.coordinator.client.stats.as_dict(),
         }

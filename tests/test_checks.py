@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from custom_components.daly_active_balance.checks import (
     BALANCE_CURRENT_REGISTER,
     BALANCING_REGISTER,
@@ -32,21 +34,21 @@ BALANCING = Status(
 def test_expectation_needs_every_register() -> None:
     """Without the switch, a turn-on setting or the cell list's extremes there is no expectation."""
     assert balancing_expected(BALANCING, SETTINGS) is True
-    assert balancing_expected(BALANCING.replace(balancer_enabled=None), SETTINGS) is None
-    assert balancing_expected(BALANCING, SETTINGS.replace(balance_start_delta=None)) is None
-    assert balancing_expected(BALANCING.replace(max_cell_voltage=None, cell_delta=None), SETTINGS) is None
-    assert balancing_expected(BALANCING.replace(balancer_enabled=False), SETTINGS) is False
+    assert balancing_expected(replace(BALANCING, balancer_enabled=None), SETTINGS) is None
+    assert balancing_expected(BALANCING, replace(SETTINGS, balance_start_delta=None)) is None
+    assert balancing_expected(replace(BALANCING, max_cell_voltage=None, cell_delta=None), SETTINGS) is None
+    assert balancing_expected(replace(BALANCING, balancer_enabled=False), SETTINGS) is False
 
 
 def test_unknown_reports_neither_raise_nor_clear_the_doubt() -> None:
     """A poll without the balancing register, or without an expectation, leaves the doubt as it
     is; only polls that agree clear it."""
     checks = PackChecks()
-    disagreeing = BALANCING.replace(balancing=False)
+    disagreeing = replace(BALANCING, balancing=False)
     checks.poll_answered(disagreeing, SETTINGS, 0.0)
     assert checks.poll_answered(disagreeing, SETTINGS, DOUBT_AFTER).balancing_doubt == (BALANCING_REGISTER,)
 
-    unknown = disagreeing.replace(balancer_enabled=None)
+    unknown = replace(disagreeing, balancer_enabled=None)
     for step in range(RAISE_AFTER + 1):
         assert checks.poll_answered(unknown, SETTINGS, DOUBT_AFTER + step).balancing_doubt == (BALANCING_REGISTER,)
     for _ in range(CLEAR_AFTER - 1):
@@ -57,7 +59,7 @@ def test_unknown_reports_neither_raise_nor_clear_the_doubt() -> None:
 def test_balance_current_is_judged_by_its_size() -> None:
     """Either sign of the balance current reads as balancing (its sign is unknown); 0 A does not."""
     for current, doubt in ((-1.0, ()), (0.0, (BALANCE_CURRENT_REGISTER,))):
-        status = BALANCING.replace(balance_current=current)
+        status = replace(BALANCING, balance_current=current)
         checks = PackChecks()
         checks.poll_answered(status, SETTINGS, 0.0)
         assert checks.poll_answered(status, SETTINGS, DOUBT_AFTER).balancing_doubt == doubt
@@ -67,7 +69,7 @@ def test_silence_keeps_the_measured_findings() -> None:
     """While the module is silent the measured findings stay as they were, and it is reported
     as stopped answering after RAISE_AFTER unanswered polls; an answer clears that at once."""
     checks = PackChecks()
-    low = BALANCING.replace(cell_voltages=(3.40, 0.0, 3.35, 3.35))
+    low = replace(BALANCING, cell_voltages=(3.40, 0.0, 3.35, 3.35))
     for _ in range(RAISE_AFTER):
         checks.poll_answered(low, SETTINGS, 0.0)
     for _ in range(RAISE_AFTER - 1):

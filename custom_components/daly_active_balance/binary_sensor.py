@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, override
 
 from homeassistant.components.binary_sensor import BinarySensorEntity, BinarySensorEntityDescription
@@ -17,7 +18,6 @@ from .entity import (
     DalyEntityDescription,
     async_add_present_entities,
     enabled_by_default,
-    entity_description,
 )
 from .protocol.registers import MAX_CELLS, WARNING_BITS, active_faults
 
@@ -32,7 +32,7 @@ ATTR_REASONS = "reasons"
 ATTR_CELLS = "cells"
 
 
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalyBinarySensorEntityDescription(BinarySensorEntityDescription, DalyEntityDescription):
     """A binary sensor of the module: how to read its state from the coordinator's data."""
 

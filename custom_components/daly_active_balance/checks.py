@@ -20,11 +20,11 @@ Home Assistant.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
 from .protocol.models import Settings, Status
-from .protocol.record import Record
 from .protocol.registers import (
     CHEMISTRY,
     MIN_PACK_VOLTAGE,
@@ -68,53 +68,31 @@ VERIFY_BALANCING: Final = "verify_balancing"
 _CELL_KEY: Final = f"{Reason.CELL_OUT_OF_RANGE}:"
 
 
-class OutOfRange(Record):
+@dataclass(frozen=True, slots=True)
+class OutOfRange:
     """A setting outside the range it must be in."""
 
-    __slots__ = ("value", "minimum", "maximum")
-
-    def __init__(self, value: float, minimum: float, maximum: float) -> None:
-        self.value: Final = value
-        self.minimum: Final = minimum
-        self.maximum: Final = maximum
+    value: float
+    minimum: float
+    maximum: float
 
 
-class Findings(Record):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Findings:
     """What the checks found after the latest poll (empty before the first)."""
 
-    __slots__ = (
-        "cells",
-        "chemistry",
-        "string_count",
-        "pack_voltage_low",
-        "balance_voltage",
-        "stopped_answering",
-        "balancing_doubt",
-    )
-
-    def __init__(
-        self,
-        *,
-        cells: tuple[int, ...] = (),
-        chemistry: BatteryType = BatteryType.LIFEPO4,
-        string_count: tuple[int, int] | None = None,
-        pack_voltage_low: bool = False,
-        balance_voltage: OutOfRange | None = None,
-        stopped_answering: bool = False,
-        balancing_doubt: tuple[str, ...] = (),
-    ) -> None:
-        #: Cells (1-based) outside their chemistry's plausible range or at 0 V.
-        self.cells: Final = cells
-        #: The chemistry the cells were judged by.
-        self.chemistry: Final = chemistry
-        #: (configured, measured) while the string count differs from the cells measured.
-        self.string_count: Final = string_count
-        self.pack_voltage_low: Final = pack_voltage_low
-        #: The balance turn-on voltage and the battery type's range, while it is outside that range.
-        self.balance_voltage: Final = balance_voltage
-        self.stopped_answering: Final = stopped_answering
-        #: Registers (hex addresses) whose balancing report contradicted the expectation for long.
-        self.balancing_doubt: Final = balancing_doubt
+    #: Cells (1-based) outside their chemistry's plausible range or at 0 V.
+    cells: tuple[int, ...] = ()
+    #: The chemistry the cells were judged by.
+    chemistry: BatteryType = BatteryType.LIFEPO4
+    #: (configured, measured) while the string count differs from the cells measured.
+    string_count: tuple[int, int] | None = None
+    pack_voltage_low: bool = False
+    #: The balance turn-on voltage and the battery type's range, while it is outside that range.
+    balance_voltage: OutOfRange | None = None
+    stopped_answering: bool = False
+    #: Registers (hex addresses) whose balancing report contradicted the expectation for long.
+    balancing_doubt: tuple[str, ...] = ()
 
     @property
     def reasons(self) -> list[Reason]:
@@ -147,21 +125,19 @@ def balancing_expected(status: Status, settings: Settings) -> bool | None:
     )
 
 
+@dataclass(slots=True, kw_only=True)
 class _Debounced:
-    __slots__ = ("raised", "streak", "since")
-
-    def __init__(self, *, raised: bool = False, streak: int = 0, since: float | None = None) -> None:
-        self.raised = raised
-        #: Polls in a row that pointed the other way.
-        self.streak = streak
-        #: When the current run of polls pointing the other way began (time-based conditions).
-        self.since = since
+    raised: bool = False
+    #: Polls in a row that pointed the other way.
+    streak: int = 0
+    #: When the current run of polls pointing the other way began (time-based conditions).
+    since: float | None = None
 
 
 class PackChecks:
     """The checks' memory between polls (a coordinator holds one) and the latest findings."""
 
-    __slots__ = ("findings", "judged", "_conditions", "_failed_polls", "_resumed")
+    __slots__ = ("_conditions", "_failed_polls", "_resumed", "findings", "judged")
 
     def __init__(self, resumed: Iterable[str] = ()) -> None:
         """Start afresh, or resume the findings ``resumed`` (their keys) raised before a restart.
@@ -226,7 +202,7 @@ class PackChecks:
         """
         self._failed_polls += 1
         if self._failed_polls >= RAISE_AFTER and not self.findings.stopped_answering:
-            self.findings = self.findings.replace(stopped_answering=True)
+            self.findings = replace(self.findings, stopped_answering=True)
         return self.findings
 
     def poll_answered(self, status: Status, settings: Settings, now: float) -> Findings:

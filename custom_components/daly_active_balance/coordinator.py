@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 import time
 from typing import Any, Final, override
@@ -42,7 +43,6 @@ from .protocol.errors import (
     WriteNotAcceptedError,
 )
 from .protocol.models import Identity, Settings, Status
-from .protocol.record import Record
 from .protocol.redact import redact
 from .protocol.registers import DecodedValue
 from .protocol.transport import SerialTransport, Transport
@@ -55,24 +55,20 @@ type DalyConfigEntry = ConfigEntry[DalyCoordinator]
 POLL_WINDOW: Final = timedelta(hours=1)
 
 
-class DalyData(Record):
+@dataclass(frozen=True, slots=True)
+class DalyData:
     """What the entities read: the latest status and settings."""
 
-    __slots__ = ("status", "settings")
-
-    def __init__(self, status: Status, settings: Settings) -> None:
-        self.status: Final = status
-        self.settings: Final = settings
+    status: Status
+    settings: Settings
 
 
-class Survey(Record):
+@dataclass(frozen=True, slots=True)
+class Survey:
     """The result of a register survey, and when it ran."""
 
-    __slots__ = ("time", "ranges")
-
-    def __init__(self, time: datetime, ranges: tuple[SurveyRange, ...]) -> None:
-        self.time: Final = time
-        self.ranges: Final = ranges
+    time: datetime
+    ranges: tuple[SurveyRange, ...]
 
 
 def entry_link(data: Mapping[str, Any]) -> str:

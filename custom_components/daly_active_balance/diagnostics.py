@@ -11,6 +11,7 @@ bridge URL's credentials; the rest of a serial port or URL is not secret and sta
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, Final
 
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
@@ -91,7 +92,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
     except DalyError as err:
         fresh = {"answered": False, "error": f"{type(err).__name__}: {err}"}
 
-    identity = {key: value for key, value in coordinator.identity.as_dict().items() if key not in SECRET_KEYS}
+    identity = {key: value for key, value in asdict(coordinator.identity).items() if key not in SECRET_KEYS}
     data = coordinator.data
     issues = ir.async_get(hass)
     active_issues = {
@@ -123,8 +124,8 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
             "last_poll_error": coordinator.last_error,
         },
         "identity": identity,
-        "status": data.status.as_dict() if data is not None else None,
-        "settings": coordinator.settings.as_dict() if coordinator.settings is not None else None,
+        "status": asdict(data.status) if data is not None else None,
+        "settings": asdict(coordinator.settings) if coordinator.settings is not None else None,
         "client_stats": client.stats.as_dict(),
         "issues": active_issues,
         "raw_registers": {"last_read": last_read, "fresh_read": fresh},

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import MISSING, Field, dataclass, fields
-import inspect
-from typing import Any, dataclass_transform, override
+from dataclasses import dataclass
+from typing import override
 
 from homeassistant.const import CONF_ADDRESS
 from homeassistant.core import callback
@@ -46,58 +45,7 @@ def device_info(coordinator: DalyCoordinator) -> DeviceInfo:
     return info
 
 
-@dataclass_transform(kw_only_default=True, frozen_default=True)
-def entity_description[T: EntityDescription](cls: type[T]) -> type[T]:
-    """``@dataclass(frozen=True, kw_only=True)`` for a subclass of a Home Assistant description.
-
-    The one difference: ``__init__`` is not generated. Home Assistant's description sets its own
-    fields (about 30) and this sets the subclass's. A generated ``__init__`` takes every field and
-    is compiled at each start: some 270 kB of compiler memory per class, which stays in Home
-    Assistant's process (about 240 kB of its memory for this integration's eight descriptions,
-    docs/performance.md). Nothing compares or prints descriptions, so ``__eq__`` and
-    ``__repr__`` are not generated either.
-    """
-    cls = dataclass(frozen=True, kw_only=True, init=False, eq=False, repr=False)(cls)
-    # The __init__ of the Home Assistant description this one extends (SensorEntityDescription...).
-    base_init = next(
-        vars(klass)["__init__"]
-        for klass in cls.__mro__
-        if klass.__module__.startswith("homeassistant.") and "__init__" in vars(klass)
-    )
-    taken = inspect.signature(base_init).parameters
-    own = [field for field in fields(cls) if field.name not in taken]
-    # Home Assistant's fields whose default this class (or one of ours it extends) changes.
-    redefaulted = [
-        field
-        for field in fields(cls)
-        if field.name in taken
-        and (field.default is not taken[field.name].default or field.default_factory is not MISSING)
-    ]
-    if "__post_init__" in vars(cls) or not all(field.init for field in own):
-        raise TypeError(f"{cls.__name__}: entity_description supports neither __post_init__ nor init=False fields")
-
-    def default(field: Field[Any]) -> Any:
-        if field.default is not MISSING:
-            return field.default
-        if field.default_factory is not MISSING:
-            return field.default_factory()
-        raise TypeError(f"{cls.__name__} needs {field.name}")
-
-    def __init__(self: T, **values: Any) -> None:
-        mine = {field.name: values.pop(field.name) if field.name in values else default(field) for field in own}
-        for field in redefaulted:
-            if field.name not in values:
-                values[field.name] = default(field)
-        base_init(self, **values)
-        for name, value in mine.items():
-            object.__setattr__(self, name, value)  # frozen, as Home Assistant's fields are
-
-    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = __init__  # type: ignore[assignment]
-    return cls
-
-
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalyEntityDescription(EntityDescription):
     """What every description of this integration adds: whether the module has the entity.
 
@@ -173,7 +121,7 @@ def async_add_present_entities[D: DalyEntityDescription](
         entry.async_on_unload(coordinator.async_add_listener(add_present))
 
 
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalySettingEntityDescription(DalyEntityDescription):
     """A description of an entity that writes a setting: which one (never a register key)."""
 

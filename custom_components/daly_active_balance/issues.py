@@ -13,6 +13,7 @@ After a restart the memory resumes the findings whose issues the registry still 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from homeassistant.const import Platform
@@ -23,7 +24,6 @@ from homeassistant.util.hass_dict import HassKey
 
 from .checks import DOUBT_AFTER, VERIFY_BALANCING, Findings, PackChecks, Reason
 from .const import DOMAIN
-from .protocol.record import Record
 from .protocol.redact import redact
 from .protocol.registers import CHEMISTRY, MIN_PACK_VOLTAGE
 
@@ -41,19 +41,17 @@ _ERRORS: Final = frozenset({ISSUE_CELL_OUT_OF_RANGE, ISSUE_PACK_VOLTAGE_LOW})
 BATTERY_TYPE_TRANSLATION_KEY: Final = "battery_type"
 
 
-class IssueTarget(Record):
+@dataclass(frozen=True, slots=True)
+class IssueTarget:
     """The config entry the issues belong to, as plain data."""
 
-    __slots__ = ("entry_id", "title", "link", "issue_tracker")
-
-    def __init__(self, entry_id: str, title: str, link: str, issue_tracker: str) -> None:
-        self.entry_id: Final = entry_id
-        #: The entry's title, shown in every issue's title.
-        self.title: Final = title
-        #: The address or port the entry connects to (its secrets are kept out of the placeholders).
-        self.link: Final = link
-        #: Where users report what they found (the manifest's issue tracker).
-        self.issue_tracker: Final = issue_tracker
+    entry_id: str
+    #: The entry's title, shown in every issue's title.
+    title: str
+    #: The address or port the entry connects to (its secrets are kept out of the placeholders).
+    link: str
+    #: Where users report what they found (the manifest's issue tracker).
+    issue_tracker: str
 
 
 def issue_id(entry_id: str, issue: str) -> str:

@@ -8,6 +8,7 @@ errors) and followed by a refresh.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from math import log10
 from typing import override
 
@@ -29,7 +30,6 @@ from .entity import (
     DalySettingEntityDescription,
     async_add_present_entities,
     enabled_by_default,
-    entity_description,
 )
 from .protocol.models import ProtocolFamily, Settings
 from .protocol.registers import balance_voltage_range
@@ -39,7 +39,7 @@ from .writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME, STRI
 PARALLEL_UPDATES = 1
 
 
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalyNumberEntityDescription(NumberEntityDescription, DalySettingEntityDescription):
     """A numeric setting; ``setting`` says which register it writes."""
 

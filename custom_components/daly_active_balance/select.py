@@ -7,6 +7,7 @@ the repair issue checks): the cells card scales its bars to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, override
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
@@ -20,7 +21,6 @@ from .entity import (
     DalySettingEntityDescription,
     async_add_present_entities,
     enabled_by_default,
-    entity_description,
 )
 from .protocol.models import ProtocolFamily, Settings
 from .protocol.registers import CHEMISTRY, chemistry_of
@@ -34,7 +34,7 @@ ATTR_PLAUSIBLE_MIN = "plausible_min"
 ATTR_PLAUSIBLE_MAX = "plausible_max"
 
 
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalySelectEntityDescription(SelectEntityDescription, DalySettingEntityDescription):
     """A setting with named options; the options are its register's."""
 

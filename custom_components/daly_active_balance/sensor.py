@@ -7,6 +7,7 @@ register whose meaning is only inferred or unknown gives an entity disabled by d
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import override
 
 from homeassistant.components.sensor import (
@@ -33,7 +34,6 @@ from .entity import (
     DalyLocalEntity,
     async_add_present_entities,
     enabled_by_default,
-    entity_description,
 )
 from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 
@@ -41,7 +41,7 @@ from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 PARALLEL_UPDATES = 0
 
 
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalySensorEntityDescription(SensorEntityDescription, DalyEntityDescription):
     """A sensor of the module: how to read its value from the coordinator's data."""
 
@@ -190,7 +190,7 @@ SENSORS: tuple[DalySensorEntityDescription, ...] = (
 )
 
 
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalyLinkSensorEntityDescription(SensorEntityDescription):
     """A sensor of the link's health: read from the coordinator's counters, not the module's data."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
@@ -20,7 +21,6 @@ from .entity import (
     DalySettingEntityDescription,
     async_add_present_entities,
     enabled_by_default,
-    entity_description,
 )
 from .protocol.models import ProtocolFamily
 from .protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER
@@ -33,7 +33,7 @@ LAST_SLEEP_TIME: Final = "last_sleep_time"
 PARALLEL_UPDATES = 1
 
 
-@entity_description
+@dataclass(frozen=True, kw_only=True)
 class DalySwitchEntityDescription(SwitchEntityDescription, DalySettingEntityDescription):
     """An on/off view of a setting: the values its register holds for on and for off."""
 

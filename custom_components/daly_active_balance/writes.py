@@ -9,23 +9,20 @@ fields by name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from dataclasses import dataclass, replace
 
 from .protocol.models import Settings, Status
-from .protocol.record import Record
 from .protocol.registers import DecodedValue, Register, register
 
 type Apply = Callable[[Status, Settings, DecodedValue], tuple[Status, Settings]]
 
 
-class Writable(Record):
+@dataclass(frozen=True, slots=True)
+class Writable:
     """A setting an entity writes: its register, and how a verified value enters the data."""
 
-    __slots__ = ("register", "apply")
-
-    def __init__(self, register: Register, apply: Apply) -> None:
-        self.register: Final = register
-        self.apply: Final = apply
+    register: Register
+    apply: Apply
 
 
 def _number(value: DecodedValue) -> float:
@@ -48,26 +45,26 @@ def _in_settings(update: Callable[[Settings, DecodedValue], Settings]) -> Apply:
 
 BALANCE_START_VOLTAGE = Writable(
     register("balance_start_voltage"),
-    _in_settings(lambda settings, value: settings.replace(balance_start_voltage=_number(value))),
+    _in_settings(lambda settings, value: replace(settings, balance_start_voltage=_number(value))),
 )
 BALANCE_START_DELTA = Writable(
     register("balance_start_delta"),
-    _in_settings(lambda settings, value: settings.replace(balance_start_delta=_number(value))),
+    _in_settings(lambda settings, value: replace(settings, balance_start_delta=_number(value))),
 )
 SLEEP_TIME = Writable(
     register("sleep_time"),
-    _in_settings(lambda settings, value: settings.replace(sleep_time=_whole(value))),
+    _in_settings(lambda settings, value: replace(settings, sleep_time=_whole(value))),
 )
 STRING_COUNT = Writable(
     register("string_count"),
-    _in_settings(lambda settings, value: settings.replace(string_count=_whole(value))),
+    _in_settings(lambda settings, value: replace(settings, string_count=_whole(value))),
 )
 BATTERY_TYPE = Writable(
     register("battery_type"),
-    _in_settings(lambda settings, value: settings.replace(battery_type=_text(value))),
+    _in_settings(lambda settings, value: replace(settings, battery_type=_text(value))),
 )
 #: The balancer switch lives in the status block (register 0x00CF), not in the settings.
 BALANCER_ENABLED = Writable(
     register("balancer_enabled"),
-    lambda status, settings, value: (status.replace(balancer_enabled=bool(value)), settings),
+    lambda status, settings, value: (replace(status, balancer_enabled=bool(value)), settings),
 )

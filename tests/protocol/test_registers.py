@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any
 
 import pytest
@@ -127,8 +128,8 @@ def test_registers_are_unique_and_inside_blocks() -> None:
 def test_model_fields_are_register_keys() -> None:
     derived = {"cell_count", "temperature_sensor_count", "protocol"}
     for cls in (Status, Settings, Identity):
-        for name in cls.__slots__:
-            assert name in BY_KEY or name in derived, f"{cls.__name__}.{name}"
+        for item in fields(cls):
+            assert item.name in BY_KEY or item.name in derived, f"{cls.__name__}.{item.name}"
 
 
 @pytest.mark.parametrize("raw", [0, 1, 2, 39, 40, 41, 999, 1000, 3335, 29999, 30000, 30001, 65534, 65535])
@@ -164,6 +165,18 @@ def test_scale_must_be_a_power_of_ten() -> None:
         registers.Register(key="odd", address=0, description="", confidence=Confidence.UNKNOWN, scale=0.5)
     with pytest.raises(ValueError, match="is not 1"):
         registers.Register(key="coarse", address=0, description="", confidence=Confidence.UNKNOWN, scale=10)
+
+
+def test_derived_attributes_follow_a_copy() -> None:
+    """A register's decimals and a block's registers are derived again, never copied stale."""
+    reg = BY_KEY["cell_voltages"]
+    coarser = replace(reg, scale=0.1)
+    assert (coarser.decimals, coarser.divisor) == (1, 10)
+    assert coarser == replace(reg, scale=0.1)
+    assert "decimals" not in repr(reg)
+    moved = replace(LIVE, start=SETTINGS.start, count=SETTINGS.count)
+    assert moved.registers == SETTINGS.registers
+    assert moved != SETTINGS  # another name: another block, even with the same registers
 
 
 def test_block_decode_checks_length() -> None:

@@ -15,13 +15,13 @@ in requests, 0x01 in replies; sum = (bytes 0..11) & 0xFF.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 import math
 import struct
 from typing import Final
 
 from .errors import FrameError
-from .record import Record
 
 START: Final = 0xA5
 LENGTH: Final = 13
@@ -57,15 +57,13 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
     return sum(data) & 0xFF
 
 
-class A5Frame(Record):
+@dataclass(frozen=True, slots=True)
+class A5Frame:
     """One A5 frame."""
 
-    __slots__ = ("address", "command", "data")
-
-    def __init__(self, address: int, command: int, data: bytes = bytes(DATA_LENGTH)) -> None:
-        self.address: Final = address
-        self.command: Final = command
-        self.data: Final = data
+    address: int
+    command: int
+    data: bytes = bytes(DATA_LENGTH)
 
     @property
     def is_reply(self) -> bool:
@@ -97,13 +95,11 @@ def parse(frame: bytes | bytearray | memoryview) -> A5Frame:
     return A5Frame(data[1], data[2], data[4:12])
 
 
-class A5Framing(Record):
+@dataclass(frozen=True, slots=True)
+class A5Framing:
     """A5 frames for ``FrameStream``: fixed length, sum checksum."""
 
-    __slots__ = ("start_byte",)
-
-    def __init__(self, start_byte: int = START) -> None:
-        self.start_byte: Final = start_byte
+    start_byte: int = START
 
     def length(self, head: bytearray) -> int | None:
         """Always 13 bytes; the length byte must say 8."""
@@ -125,49 +121,34 @@ class A5Framing(Record):
 # --- typed replies ----------------------------------------------------------------------------
 
 
-class Pack(Record):
+@dataclass(frozen=True, slots=True)
+class Pack:
     """0x90: pack voltage, "gather" voltage (V), current (A, + = charge), SOC (%)."""
 
-    __slots__ = ("voltage", "gather_voltage", "current", "soc")
-
-    def __init__(self, voltage: float, gather_voltage: float, current: float, soc: float) -> None:
-        self.voltage: Final = voltage
-        self.gather_voltage: Final = gather_voltage
-        self.current: Final = current
-        self.soc: Final = soc
+    voltage: float
+    gather_voltage: float
+    current: float
+    soc: float
 
 
-class Counts(Record):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counts:
     """0x94: cells, temperature sensors, charger/load state, DI/DO bits, cycles."""
 
-    __slots__ = ("cell_count", "temperature_sensor_count", "charger", "load", "dio", "cycles")
-
-    def __init__(
-        self,
-        *,
-        cell_count: int,
-        temperature_sensor_count: int,
-        charger: bool,
-        load: bool,
-        dio: int,
-        cycles: int,
-    ) -> None:
-        self.cell_count: Final = cell_count
-        self.temperature_sensor_count: Final = temperature_sensor_count
-        self.charger: Final = charger
-        self.load: Final = load
-        self.dio: Final = dio
-        self.cycles: Final = cycles
+    cell_count: int
+    temperature_sensor_count: int
+    charger: bool
+    load: bool
+    dio: int
+    cycles: int
 
 
-class BalanceThresholds(Record):
+@dataclass(frozen=True, slots=True)
+class BalanceThresholds:
     """0x5F: balance start voltage and start difference (V)."""
 
-    __slots__ = ("start_voltage", "start_delta")
-
-    def __init__(self, start_voltage: float, start_delta: float) -> None:
-        self.start_voltage: Final = start_voltage
-        self.start_delta: Final = start_delta
+    start_voltage: float
+    start_delta: float
 
 
 def _reply(frame: A5Frame, command: Command) -> bytes:

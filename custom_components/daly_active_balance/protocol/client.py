@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 import logging
 import math
 from typing import Final, Self
@@ -35,7 +36,6 @@ from .errors import (
 from .exchange import DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientStats, Exchange
 from .frames import ExceptionResponse, Function, ReadRequest, ReadResponse, WriteSingle
 from .models import Identity, ProtocolFamily, Settings, Status, cell_summary
-from .record import Record
 from .registers import (
     BALANCER,
     EXTENDED,
@@ -60,38 +60,32 @@ SURVEY_READ: Final = 62
 SURVEY_TIME_LIMIT: Final = 120.0
 
 
-class Poll(Record):
+@dataclass(frozen=True, slots=True)
+class Poll:
     """One poll cycle's results."""
 
-    __slots__ = ("status", "settings")
-
-    def __init__(self, status: Status, settings: Settings | None) -> None:
-        self.status: Final = status
-        self.settings: Final = settings
+    status: Status
+    settings: Settings | None
 
 
-class ProbeResult(Record):
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
     """What the config flow learns before creating an entry."""
 
-    __slots__ = ("family", "identity", "status", "settings")
-
-    def __init__(self, family: ProtocolFamily, identity: Identity, status: Status, settings: Settings) -> None:
-        self.family: Final = family
-        self.identity: Final = identity
-        self.status: Final = status
-        self.settings: Final = settings
+    family: ProtocolFamily
+    identity: Identity
+    status: Status
+    settings: Settings
 
 
-class SurveyRange(Record):
+@dataclass(frozen=True, slots=True)
+class SurveyRange:
     """One range of the register survey: the words read, or why none were (``error``)."""
 
-    __slots__ = ("start", "count", "words", "error")
-
-    def __init__(self, start: int, count: int, words: tuple[int, ...] = (), error: str | None = None) -> None:
-        self.start: Final = start
-        self.count: Final = count
-        self.words: Final = words
-        self.error: Final = error
+    start: int
+    count: int
+    words: tuple[int, ...] = ()
+    error: str | None = None
 
 
 class DalyClient:

@@ -15,12 +15,12 @@ The same function code means a different layout in each direction (0x03 request 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 import struct
 from typing import Final
 
 from .errors import FrameError
-from .record import Record
 from .registers import D2_ADDRESS, MAX_READ_COUNT
 
 
@@ -78,14 +78,12 @@ def crc_ok(frame: bytes | bytearray | memoryview) -> bool:
 # --- typed frames ---------------------------------------------------------------------------
 
 
-class ReadRequest(Record):
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
     """Read ``count`` registers from ``start``."""
 
-    __slots__ = ("start", "count")
-
-    def __init__(self, start: int, count: int) -> None:
-        self.start: Final = start
-        self.count: Final = count
+    start: int
+    count: int
 
     def encode(self) -> bytes:
         """The request's bytes."""
@@ -95,13 +93,11 @@ class ReadRequest(Record):
         return with_crc(struct.pack(">BBHH", D2_ADDRESS, Function.READ, self.start, self.count))
 
 
-class ReadResponse(Record):
+@dataclass(frozen=True, slots=True)
+class ReadResponse:
     """The register values answering a read (the reply does not carry the start address)."""
 
-    __slots__ = ("values",)
-
-    def __init__(self, values: tuple[int, ...]) -> None:
-        self.values: Final = values
+    values: tuple[int, ...]
 
     def encode(self) -> bytes:
         """The response's bytes."""
@@ -109,14 +105,12 @@ class ReadResponse(Record):
         return with_crc(struct.pack(f">BBB{count}H", D2_ADDRESS, Function.READ, 2 * count, *self.values))
 
 
-class WriteSingle(Record):
+@dataclass(frozen=True, slots=True)
+class WriteSingle:
     """Write one register; the module's reply is an identical frame (an echo)."""
 
-    __slots__ = ("register", "value")
-
-    def __init__(self, register: int, value: int) -> None:
-        self.register: Final = register
-        self.value: Final = value
+    register: int
+    value: int
 
     def encode(self) -> bytes:
         """The frame's bytes (request and echo alike)."""
@@ -125,14 +119,12 @@ class WriteSingle(Record):
         return with_crc(struct.pack(">BBHH", D2_ADDRESS, Function.WRITE_SINGLE, self.register, self.value))
 
 
-class WriteMultiple(Record):
+@dataclass(frozen=True, slots=True)
+class WriteMultiple:
     """Write several registers, DALY layout (no byte-count byte)."""
 
-    __slots__ = ("start", "values")
-
-    def __init__(self, start: int, values: tuple[int, ...]) -> None:
-        self.start: Final = start
-        self.values: Final = values
+    start: int
+    values: tuple[int, ...]
 
     def encode(self) -> bytes:
         """The request's bytes."""
@@ -147,28 +139,24 @@ class WriteMultiple(Record):
         )
 
 
-class WriteMultipleAck(Record):
+@dataclass(frozen=True, slots=True)
+class WriteMultipleAck:
     """The module's acknowledgement of a write-multiple."""
 
-    __slots__ = ("start", "count")
-
-    def __init__(self, start: int, count: int) -> None:
-        self.start: Final = start
-        self.count: Final = count
+    start: int
+    count: int
 
     def encode(self) -> bytes:
         """The ack's bytes."""
         return with_crc(struct.pack(">BBHH", D2_ADDRESS, Function.WRITE_MULTIPLE, self.start, self.count))
 
 
-class ExceptionResponse(Record):
+@dataclass(frozen=True, slots=True)
+class ExceptionResponse:
     """A Modbus exception reply (never seen from a DALY device, accepted all the same)."""
 
-    __slots__ = ("function", "code")
-
-    def __init__(self, function: int, code: int) -> None:
-        self.function: Final = function
-        self.code: Final = code
+    function: int
+    code: int
 
     def encode(self) -> bytes:
         """The exception frame's bytes."""

@@ -7,11 +7,14 @@ address, scale and unit stay written only in ``registers.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, Final, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-from .record import Record
 from .registers import MAX_CELLS, TEMPERATURE_SLOTS, DecodedValue
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class ProtocolFamily(StrEnum):
@@ -21,9 +24,9 @@ class ProtocolFamily(StrEnum):
     A5 = "a5"
 
 
-def _pick[T: Record](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
+def _pick[T: DataclassInstance](cls: type[T], decoded: Mapping[str, DecodedValue], **extra: Any) -> T:
     """Build ``cls`` from the decoded values whose keys are its field names."""
-    values = {name: decoded[name] for name in cls.__slots__ if name in decoded}
+    values = {field.name: decoded[field.name] for field in fields(cls) if field.name in decoded}
     values.update(extra)
     return cls(**values)
 
@@ -61,78 +64,32 @@ def cell_summary(cells: tuple[float | None, ...]) -> CellSummary:
     return CellSummary(high, low, round(sum(measured) / len(measured), 3), round(high - low, 3))
 
 
-class Status(Record):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
     """What the module measures right now (live + extended + balancer blocks)."""
 
-    __slots__ = (
-        "cell_voltages",
-        "temperatures",
-        "pack_voltage",
-        "current",
-        "max_cell_voltage",
-        "min_cell_voltage",
-        "average_cell_voltage",
-        "cell_delta",
-        "cell_count",
-        "temperature_sensor_count",
-        "balancing",
-        "balancing_cells",
-        "balance_current",
-        "mos_temperature",
-        "board_temperature",
-        "faults",
-        "balancer_enabled",
-        "register_00ce",
-        "register_00d0",
-        "protocol",
-    )
-
-    def __init__(
-        self,
-        *,
-        cell_voltages: tuple[float | None, ...],
-        temperatures: tuple[float | None, ...] = (),
-        pack_voltage: float | None = None,
-        current: float | None = None,
-        max_cell_voltage: float | None = None,
-        min_cell_voltage: float | None = None,
-        average_cell_voltage: float | None = None,
-        cell_delta: float | None = None,
-        cell_count: int = 0,
-        temperature_sensor_count: int = 0,
-        balancing: bool | None = None,
-        balancing_cells: tuple[bool, ...] | None = None,
-        balance_current: float | None = None,
-        mos_temperature: float | None = None,
-        board_temperature: float | None = None,
-        faults: tuple[int, ...] = (),
-        balancer_enabled: bool | None = None,
-        register_00ce: int | None = None,
-        register_00d0: int | None = None,
-        protocol: ProtocolFamily = ProtocolFamily.D2,
-    ) -> None:
-        #: One per cell the module reports; None where the module marks a cell absent (0xFFFF).
-        self.cell_voltages: Final = cell_voltages
-        #: One per temperature sensor; None where the slot holds no reading.
-        self.temperatures: Final = temperatures
-        self.pack_voltage: Final = pack_voltage
-        self.current: Final = current
-        self.max_cell_voltage: Final = max_cell_voltage
-        self.min_cell_voltage: Final = min_cell_voltage
-        self.average_cell_voltage: Final = average_cell_voltage
-        self.cell_delta: Final = cell_delta
-        self.cell_count: Final = cell_count
-        self.temperature_sensor_count: Final = temperature_sensor_count
-        self.balancing: Final = balancing
-        self.balancing_cells: Final = balancing_cells
-        self.balance_current: Final = balance_current
-        self.mos_temperature: Final = mos_temperature
-        self.board_temperature: Final = board_temperature
-        self.faults: Final = faults
-        self.balancer_enabled: Final = balancer_enabled
-        self.register_00ce: Final = register_00ce
-        self.register_00d0: Final = register_00d0
-        self.protocol: Final = protocol
+    #: One per cell the module reports; None where the module marks a cell absent (0xFFFF).
+    cell_voltages: tuple[float | None, ...]
+    #: One per temperature sensor; None where the slot holds no reading.
+    temperatures: tuple[float | None, ...] = ()
+    pack_voltage: float | None = None
+    current: float | None = None
+    max_cell_voltage: float | None = None
+    min_cell_voltage: float | None = None
+    average_cell_voltage: float | None = None
+    cell_delta: float | None = None
+    cell_count: int = 0
+    temperature_sensor_count: int = 0
+    balancing: bool | None = None
+    balancing_cells: tuple[bool, ...] | None = None
+    balance_current: float | None = None
+    mos_temperature: float | None = None
+    board_temperature: float | None = None
+    faults: tuple[int, ...] = ()
+    balancer_enabled: bool | None = None
+    register_00ce: int | None = None
+    register_00d0: int | None = None
+    protocol: ProtocolFamily = ProtocolFamily.D2
 
     def _measured_cells(self) -> list[tuple[float, int]]:
         return [(volts, number) for number, volts in enumerate(self.cell_voltages, start=1) if volts is not None]
@@ -206,55 +163,23 @@ class Status(Record):
         )
 
 
-class Settings(Record):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
     """The module's settings (block 0x0080…); ``None`` where the protocol family lacks one."""
 
-    __slots__ = (
-        "string_count",
-        "battery_type",
-        "sleep_time",
-        "balance_start_voltage",
-        "balance_start_delta",
-        "rated_capacity",
-        "cell_reference_voltage",
-        "cell_overvoltage_warning",
-        "cell_overvoltage_alarm",
-        "cell_undervoltage_warning",
-        "cell_undervoltage_alarm",
-        "cell_delta_warning",
-        "cell_delta_alarm",
-    )
-
-    def __init__(
-        self,
-        *,
-        string_count: int | None = None,
-        battery_type: str | None = None,
-        sleep_time: int | None = None,
-        balance_start_voltage: float | None = None,
-        balance_start_delta: float | None = None,
-        rated_capacity: float | None = None,
-        cell_reference_voltage: float | None = None,
-        cell_overvoltage_warning: float | None = None,
-        cell_overvoltage_alarm: float | None = None,
-        cell_undervoltage_warning: float | None = None,
-        cell_undervoltage_alarm: float | None = None,
-        cell_delta_warning: float | None = None,
-        cell_delta_alarm: float | None = None,
-    ) -> None:
-        self.string_count: Final = string_count
-        self.battery_type: Final = battery_type
-        self.sleep_time: Final = sleep_time
-        self.balance_start_voltage: Final = balance_start_voltage
-        self.balance_start_delta: Final = balance_start_delta
-        self.rated_capacity: Final = rated_capacity
-        self.cell_reference_voltage: Final = cell_reference_voltage
-        self.cell_overvoltage_warning: Final = cell_overvoltage_warning
-        self.cell_overvoltage_alarm: Final = cell_overvoltage_alarm
-        self.cell_undervoltage_warning: Final = cell_undervoltage_warning
-        self.cell_undervoltage_alarm: Final = cell_undervoltage_alarm
-        self.cell_delta_warning: Final = cell_delta_warning
-        self.cell_delta_alarm: Final = cell_delta_alarm
+    string_count: int | None = None
+    battery_type: str | None = None
+    sleep_time: int | None = None
+    balance_start_voltage: float | None = None
+    balance_start_delta: float | None = None
+    rated_capacity: float | None = None
+    cell_reference_voltage: float | None = None
+    cell_overvoltage_warning: float | None = None
+    cell_overvoltage_alarm: float | None = None
+    cell_undervoltage_warning: float | None = None
+    cell_undervoltage_alarm: float | None = None
+    cell_delta_warning: float | None = None
+    cell_delta_alarm: float | None = None
 
     @classmethod
     def from_decoded(cls, decoded: Mapping[str, DecodedValue]) -> Self:
@@ -262,26 +187,15 @@ class Settings(Record):
         return _pick(cls, decoded)
 
 
-class Identity(Record):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
     """Who the module is. The password is a secret: it is left out of ``repr``."""
 
-    __slots__ = ("software_version", "hardware_version", "serial_number", "production_date", "password")
-    _unshown = frozenset({"password"})
-
-    def __init__(
-        self,
-        *,
-        software_version: str | None = None,
-        hardware_version: str | None = None,
-        serial_number: str | None = None,
-        production_date: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        self.software_version: Final = software_version
-        self.hardware_version: Final = hardware_version
-        self.serial_number: Final = serial_number
-        self.production_date: Final = production_date
-        self.password: Final = password
+    software_version: str | None = None
+    hardware_version: str | None = None
+    serial_number: str | None = None
+    production_date: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_decoded(cls, *blocks: Mapping[str, DecodedValue]) -> Self:

@@ -13,13 +13,13 @@ DALY *BMS*), ``INFERRED`` (a hypothesis) and ``UNKNOWN`` (meaning not known at a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 import math
 import struct
 from typing import Final
 
 from .errors import ValueOutOfRangeError
-from .record import Record
 
 #: The D2 protocol's fixed slave address (not tied to a board number).
 D2_ADDRESS: Final = 0xD2
@@ -70,7 +70,8 @@ class BatteryType(StrEnum):
     LTO = "lto"
 
 
-class Chemistry(Record):
+@dataclass(frozen=True, slots=True)
+class Chemistry:
     """Voltage facts per chemistry (volts).
 
     ``plausible_*`` bound a cell that is wired and sampled correctly. The seed manual's wiring
@@ -79,13 +80,10 @@ class Chemistry(Record):
     adds a margin. ``balance_*`` bound the balance turn-on voltage that makes sense.
     """
 
-    __slots__ = ("plausible_min", "plausible_max", "balance_min", "balance_max")
-
-    def __init__(self, plausible_min: float, plausible_max: float, balance_min: float, balance_max: float) -> None:
-        self.plausible_min: Final = plausible_min
-        self.plausible_max: Final = plausible_max
-        self.balance_min: Final = balance_min
-        self.balance_max: Final = balance_max
+    plausible_min: float
+    plausible_max: float
+    balance_min: float
+    balance_max: float
 
 
 CHEMISTRY: Final[Mapping[BatteryType, Chemistry]] = {
@@ -111,80 +109,43 @@ MAX_CELLS: Final = 24
 TEMPERATURE_SLOTS: Final = 6
 
 
-class Register(Record):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Register:
     """One register (or an array of equal registers) of the D2 map."""
 
-    __slots__ = (
-        "key",
-        "address",
-        "description",
-        "confidence",
-        "count",
-        "kind",
-        "scale",
-        "offset",
-        "unit",
-        "writable",
-        "minimum",
-        "maximum",
-        "step",
-        "absent",
-        "special",
-        "options",
-        "secret",
-        "decimals",
-        "divisor",
-    )
-    _derived = frozenset({"decimals", "divisor"})
+    key: str
+    address: int
+    description: str
+    confidence: Confidence
+    count: int = 1
+    kind: Kind = Kind.NUMBER
+    scale: float = 1.0
+    offset: int = 0
+    unit: str | None = None
+    writable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    #: Raw values that mean "no value" (absent sensor, unsupported register): decoded to None.
+    #: Every register takes the firmware's marker 0xFFFF as absent unless it says otherwise.
+    absent: frozenset[int] = frozenset({RAW_ABSENT})
+    #: Raw values with a meaning of their own, allowed in writes even outside the range.
+    special: Mapping[int, str] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+    #: Never log, print or publish (the module's settings password).
+    secret: bool = False
+    #: Number of decimals the scale gives (0.001 → 3), and 10**decimals: they follow from it.
+    decimals: int = field(init=False, repr=False, compare=False)
+    divisor: int = field(init=False, repr=False, compare=False)
 
-    def __init__(
-        self,
-        *,
-        key: str,
-        address: int,
-        description: str,
-        confidence: Confidence,
-        count: int = 1,
-        kind: Kind = Kind.NUMBER,
-        scale: float = 1.0,
-        offset: int = 0,
-        unit: str | None = None,
-        writable: bool = False,
-        minimum: float | None = None,
-        maximum: float | None = None,
-        step: float | None = None,
-        absent: frozenset[int] = frozenset({RAW_ABSENT}),
-        special: Mapping[int, str] | None = None,
-        options: tuple[str, ...] = (),
-        secret: bool = False,
-    ) -> None:
-        decimals = round(-math.log10(scale))
-        if decimals < 0 or scale != 1 / 10**decimals:
-            raise ValueError(f"{key}: scale {scale} is not 1, 0.1, 0.01, …")
-        self.key: Final = key
-        self.address: Final = address
-        self.description: Final = description
-        self.confidence: Final = confidence
-        self.count: Final = count
-        self.kind: Final = kind
-        self.scale: Final = scale
-        self.offset: Final = offset
-        self.unit: Final = unit
-        self.writable: Final = writable
-        self.minimum: Final = minimum
-        self.maximum: Final = maximum
-        self.step: Final = step
-        #: Raw values that mean "no value" (absent sensor, unsupported register): decoded to None.
-        #: Every register takes the firmware's marker 0xFFFF as absent unless it says otherwise.
-        self.absent: Final = absent
-        #: Raw values with a meaning of their own, allowed in writes even outside the range.
-        self.special: Final[Mapping[int, str]] = special or {}
-        self.options: Final = options
-        #: Never log, print or publish (the module's settings password).
-        self.secret: Final = secret
-        #: Number of decimals the scale gives (0.001 → 3), and 10**decimals.
-        self.decimals: Final = decimals
-        self.divisor: Final = 10**decimals
+    def __post_init__(self) -> None:
+        """Derive the decimals from the scale, which must be a power of ten."""
+        decimals = round(-math.log10(self.scale))
+        if decimals < 0 or self.scale != 1 / 10**decimals:
+            raise ValueError(f"{self.key}: scale {self.scale} is not 1, 0.1, 0.01, …")
+        # Frozen: the derived fields are set the way the generated __init__ sets the others.
+        object.__setattr__(self, "decimals", decimals)
+        object.__setattr__(self, "divisor", 10**decimals)
 
     @property
     def end(self) -> int:
@@ -689,18 +650,20 @@ def _date(words: Sequence[int]) -> str | None:
 # --- blocks --------------------------------------------------------------------------------
 
 
-class Block(Record):
+@dataclass(frozen=True, slots=True)
+class Block:
     """A contiguous run of registers read with one request."""
 
-    __slots__ = ("name", "start", "count", "registers")
-    _derived = frozenset({"registers"})
+    name: str
+    start: int
+    count: int
+    #: The registers that lie entirely inside this block (they follow from start and count).
+    registers: tuple[Register, ...] = field(init=False, repr=False, compare=False)
 
-    def __init__(self, name: str, start: int, count: int) -> None:
-        self.name: Final = name
-        self.start: Final = start
-        self.count: Final = count
-        #: The registers that lie entirely inside this block.
-        self.registers: Final = tuple(r for r in REGISTERS if start <= r.address and r.end <= start + count)
+    def __post_init__(self) -> None:
+        """Collect the block's registers from the table."""
+        end = self.start + self.count
+        object.__setattr__(self, "registers", tuple(r for r in REGISTERS if self.start <= r.address and r.end <= end))
 
     @property
     def end(self) -> int:

@@ -16,12 +16,12 @@ share the notify characteristic. The re-assembler (protocol reference §3.1.6):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 import time
 from typing import Final, Protocol
 
 from .errors import FrameError
 from .frames import Direction, Frame, crc_ok, frame_length, parse
-from .record import Record
 from .registers import D2_ADDRESS
 
 #: Silence after which a partial frame is given up (reference §3.1.6: ~500 ms).
@@ -49,14 +49,12 @@ class Framing[T](Protocol):
         ...
 
 
-class D2Framing(Record):
+@dataclass(frozen=True, slots=True)
+class D2Framing:
     """D2 (Modbus-like) frames in one direction."""
 
-    __slots__ = ("direction", "start_byte")
-
-    def __init__(self, direction: Direction = Direction.RESPONSE, start_byte: int = D2_ADDRESS) -> None:
-        self.direction: Final = direction
-        self.start_byte: Final = start_byte
+    direction: Direction = Direction.RESPONSE
+    start_byte: int = D2_ADDRESS
 
     def length(self, head: bytearray) -> int | None:
         """Frame length from the header."""
@@ -71,26 +69,15 @@ class D2Framing(Record):
         return parse(frame, self.direction, crc_checked=True)
 
 
-class StreamStats(Record):
+@dataclass(slots=True)
+class StreamStats:
     """Counters for diagnostics and tests."""
 
-    __slots__ = ("frames", "bad_checksums", "dropped_bytes", "timeouts", "echoes")
-
-    __hash__ = None  # type: ignore[assignment]  # counters change: not hashable
-
-    def __init__(
-        self,
-        frames: int = 0,
-        bad_checksums: int = 0,
-        dropped_bytes: int = 0,
-        timeouts: int = 0,
-        echoes: int = 0,
-    ) -> None:
-        self.frames = frames
-        self.bad_checksums = bad_checksums
-        self.dropped_bytes = dropped_bytes
-        self.timeouts = timeouts
-        self.echoes = echoes
+    frames: int = 0
+    bad_checksums: int = 0
+    dropped_bytes: int = 0
+    timeouts: int = 0
+    echoes: int = 0
 
 
 class FrameStream[T]:
