@@ -89,7 +89,7 @@ def test_a_cell_that_disappears_is_forgotten() -> None:
     """A cell the module no longer reports (fewer cells, or the count changed) leaves no memory
     behind: when it comes back, it is judged afresh from its new readings."""
     checks = PackChecks()
-    settings = SETTINGS.replace(string_count=None)
+    settings = replace(SETTINGS, string_count=None)
     broken = (*(3.3,) * 11, 0.0, *(3.3,) * 4)
     for _ in range(RAISE_AFTER):
         findings = checks.poll_answered(_cells(*broken), settings, 0.0)
@@ -111,7 +111,7 @@ def test_resumed_findings_are_raised_by_the_first_poll_that_shows_them() -> None
     assert checks.findings.stopped_answering
     assert not checks.judged
     assert checks.poll_failed().stopped_answering
-    settings = SETTINGS.replace(string_count=3)
+    settings = replace(SETTINGS, string_count=3)
     findings = checks.poll_answered(_cells(3.3, 0.0, 3.3, 3.3), settings, 0.0)
     assert checks.judged
     assert (findings.stopped_answering, findings.cells, findings.string_count) == (False, (2,), None)

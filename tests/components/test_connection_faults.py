@@ -356,7 +356,7 @@ async def unload_while_waiting(
         number = er.async_get(hass).async_get_entity_id(Platform.NUMBER, DOMAIN, f"{entry.unique_id}_sleep_time")
         writing = hass.async_create_task(
             hass.services.async_call(
-                NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: number, ATTR_VALUE: 600}, blocking=True
+                NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: number, ATTR_VALUE: 7200}, blocking=True
             )
         )
     else:
