@@ -1,1 +1,1 @@
-"""Tests of the protocol layer (no Home Assistant needed)."""
+"""Tests of aiodalybalancer (no Home Assistant needed)."""

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import override
 
-from custom_components.daly_active_balance.protocol.errors import DalyConnectionError
-from custom_components.daly_active_balance.protocol.transport import Transport
-from daly_tools.simulator import SimulatedBalancer
+from aiodalybalancer.errors import DalyConnectionError
+from aiodalybalancer.transport import Transport
+from aiodalybalancer.tools.simulator import SimulatedBalancer
 
 Responder = Callable[[bytes], Sequence[bytes]]
 

@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from custom_components.daly_active_balance.protocol import a5
-from custom_components.daly_active_balance.protocol.errors import FrameError
-from custom_components.daly_active_balance.protocol.stream import FrameStream
-from daly_tools.a5_device import A5DeviceState, answer
+from aiodalybalancer import a5
+from aiodalybalancer.errors import FrameError
+from aiodalybalancer.stream import FrameStream
+from aiodalybalancer.tools.a5_device import A5DeviceState, answer
 
 
 @pytest.mark.parametrize(

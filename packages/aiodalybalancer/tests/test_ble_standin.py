@@ -11,16 +11,16 @@ from bleak.exc import BleakError
 from bleak_retry_connector import BleakNotFoundError, establish_connection
 import pytest
 
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, WriteSingle
-from custom_components.daly_active_balance.protocol.registers import BY_KEY
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from custom_components.daly_active_balance.protocol.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
-from daly_tools.ble_standin import (
+from aiodalybalancer.frames import Direction, ReadRequest, ReadResponse, WriteSingle
+from aiodalybalancer.registers import BY_KEY
+from aiodalybalancer.stream import D2Framing, FrameStream
+from aiodalybalancer.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
+from aiodalybalancer.tools.ble_standin import (
     AT_UUID,
     StandInBleClient,
     standin_client_class,
 )
-from daly_tools.simulator import (
+from aiodalybalancer.tools.simulator import (
     Fault,
     FaultPlan,
     SimulatedBalancer,

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.frames import with_crc
-from custom_components.daly_active_balance.protocol.registers import PASSWORD
-from daly_tools.simulator import SimulatedBalancer
+from aiodalybalancer.frames import with_crc
+from aiodalybalancer.registers import PASSWORD
+from aiodalybalancer.tools.simulator import SimulatedBalancer
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+SRC = Path(__file__).resolve().parents[1] / "src"
+ENV = {**os.environ, "PYTHONPATH": str(SRC)}
 
 
 def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daly_tools.cli", *args],
+        [sys.executable, "-m", "aiodalybalancer.tools.cli", *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -33,7 +33,7 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def simulator_url(socket_enabled: None) -> object:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daly_tools.cli", "simulate", "--tcp", "0", "--pty", "--cells", "8"],
+        [sys.executable, "-m", "aiodalybalancer.tools.cli", "simulate", "--tcp", "0", "--pty", "--cells", "8"],
         stdout=subprocess.PIPE,
         text=True,
         env=ENV,

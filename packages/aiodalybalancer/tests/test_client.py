@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from custom_components.daly_active_balance.protocol import a5, client as client_module, exchange
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.errors import (
+from aiodalybalancer import a5, client as client_module, exchange
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.errors import (
     DalyConnectionError,
     DalyError,
     DalyTimeoutError,
@@ -20,7 +20,7 @@ from custom_components.daly_active_balance.protocol.errors import (
     ValueOutOfRangeError,
     WriteNotAcceptedError,
 )
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer.frames import (
     Direction,
     ExceptionResponse,
     Function,
@@ -29,9 +29,9 @@ from custom_components.daly_active_balance.protocol.frames import (
     WriteSingle,
     parse,
 )
-from custom_components.daly_active_balance.protocol.models import ProtocolFamily
-from custom_components.daly_active_balance.protocol.registers import BALANCER, BY_KEY, LIVE
-from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
+from aiodalybalancer.models import ProtocolFamily
+from aiodalybalancer.registers import BALANCER, BY_KEY, LIVE
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
 
 from .fakes import ScriptedTransport, SimTransport
 

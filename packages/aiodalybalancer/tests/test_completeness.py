@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer.frames import (
     Direction,
     ExceptionResponse,
     ReadResponse,
@@ -22,9 +22,9 @@ from custom_components.daly_active_balance.protocol.frames import (
     WriteSingle,
     parse,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from aiodalybalancer.stream import D2Framing, FrameStream
 
-VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"
 _CAPTURE = json.loads((VECTORS / "balancer_capture.json").read_text())
 _BMS = json.loads((VECTORS / "daly_bms_frames.json").read_text())
 #: Real answers, one frame each (the notification that holds two is left out).

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.errors import FrameError
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer.errors import FrameError
+from aiodalybalancer.frames import (
     Direction,
     ExceptionResponse,
     ReadRequest,

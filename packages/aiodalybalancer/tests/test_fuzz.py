@@ -13,11 +13,11 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from custom_components.daly_active_balance.protocol import a5
-from custom_components.daly_active_balance.protocol.errors import DalyError
-from custom_components.daly_active_balance.protocol.frames import Direction, crc_ok, parse
-from custom_components.daly_active_balance.protocol.models import Identity, Settings, Status
-from custom_components.daly_active_balance.protocol.registers import (
+from aiodalybalancer import a5
+from aiodalybalancer.errors import DalyError
+from aiodalybalancer.frames import Direction, crc_ok, parse
+from aiodalybalancer.models import Identity, Settings, Status
+from aiodalybalancer.registers import (
     BLOCKS,
     EXTENDED,
     LIVE,
@@ -25,9 +25,9 @@ from custom_components.daly_active_balance.protocol.registers import (
     Kind,
     Register,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
+from aiodalybalancer.stream import D2Framing, FrameStream
 
-VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "balancer_capture.json"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "balancer_capture.json"
 _CAPTURE = json.loads(VECTORS.read_text())
 REAL_FRAMES = [bytes.fromhex(r["hex"]) for r in _CAPTURE["responses"]]
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

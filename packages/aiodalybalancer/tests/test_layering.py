@@ -1,74 +1,72 @@
-"""The layers: the protocol runs without Home Assistant; the shipped package holds only what it runs."""
+"""The library runs without Home Assistant.
+
+What import-linter cannot see (it reads import statements; the repository's ``lint-imports``
+contracts forbid Home Assistant in the library and the library's tools in the integration) is
+checked here at run time: every module imports with Home Assistant blocked, and the command-line
+tool's import loads neither Home Assistant nor bleak.
+"""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 import subprocess
 import sys
 
-import custom_components.daly_active_balance as integration_pkg
-import custom_components.daly_active_balance.protocol as protocol_pkg
-import daly_tools
+import aiodalybalancer
 
-PROTOCOL_DIR = Path(protocol_pkg.__file__).parent
-SHIPPED_DIR = Path(integration_pkg.__file__).parent
-TOOLS_DIR = Path(daly_tools.__file__).parent
-#: Top-level packages of the repository that HACS does not install.
-UNSHIPPED = {"daly_tools", "tests", "benchmarks", "reliability", "scripts"}
+PACKAGE_DIR = Path(aiodalybalancer.__file__).parent
+
+_BLOCK = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'homeassistant':\n"
+    "            raise ImportError('homeassistant is blocked')\n"
+    "sys.meta_path.insert(0, Block())\n"
+    f"sys.path.insert(0, {str(PACKAGE_DIR.parent)!r})\n"
+    "import importlib\n"
+)
 
 
-def _absolute_imports(path: Path) -> list[str]:
-    """Every module ``path`` imports by absolute name (relative imports stay inside its package)."""
-    names: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _BLOCK + code], capture_output=True, text=True, check=False)
+
+
+def _modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return names
 
 
-def test_no_homeassistant_import_in_source() -> None:
-    for path in PROTOCOL_DIR.glob("*.py"):
-        names = _absolute_imports(path)
-        assert not any(n.split(".")[0] == "homeassistant" for n in names), f"{path.name} imports {names}"
-
-
-def test_shipped_package_imports_no_tool_or_test_double() -> None:
-    """Nothing HACS installs imports the simulator, the stand-in, the CLI, tests or benchmarks."""
-    paths = sorted(SHIPPED_DIR.rglob("*.py"))
-    assert PROTOCOL_DIR / "client.py" in paths
-    for path in paths:
-        names = _absolute_imports(path)
-        assert not [n for n in names if n.split(".")[0] in UNSHIPPED], f"{path.name} imports {names}"
-    assert "daly_tools" in _absolute_imports(Path(__file__))  # the check sees such an import
-
-
-def test_tools_are_not_in_the_shipped_package() -> None:
-    """No module of the tools package has a namesake in the shipped package."""
-    tools = {path.name for path in TOOLS_DIR.glob("*.py")} - {"__init__.py"}
-    assert {"simulator.py", "ble_standin.py", "cli.py", "a5_device.py", "factory.py"} <= tools
-    shipped = {path.name for path in SHIPPED_DIR.rglob("*.py")}
-    assert not tools & shipped
-
-
 def test_every_module_imports_with_homeassistant_blocked() -> None:
-    modules = sorted(p.stem for p in PROTOCOL_DIR.glob("*.py") if p.stem != "__init__")
-    code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'homeassistant':\n"
-        "            raise ImportError('homeassistant is blocked')\n"
-        "sys.meta_path.insert(0, Block())\n"
-        f"sys.path.insert(0, {str(PROTOCOL_DIR.parent)!r})\n"
-        "import importlib\n"
+    modules = _modules()
+    assert {"aiodalybalancer.client", "aiodalybalancer.transport_ble", "aiodalybalancer.tools.cli"} <= set(modules)
+    result = _run(
         f"for name in {modules!r}:\n"
-        "    importlib.import_module('protocol.' + name)\n"
+        "    importlib.import_module(name)\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'homeassistant']\n"
         "print('ok', len(sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
+
+
+def test_the_block_is_real() -> None:
+    """The check itself: an import of Home Assistant fails under the block."""
+    result = _run("import homeassistant.core\n")
+    assert result.returncode != 0
+    assert "homeassistant is blocked" in result.stderr
+
+
+def test_the_command_line_tool_loads_no_homeassistant_and_no_bleak() -> None:
+    """``daly-balancer`` on a serial link needs neither; Bluetooth loads bleak when asked for."""
+    result = _run(
+        "importlib.import_module('aiodalybalancer.tools.cli')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'homeassistant', 'bleak', 'bleak_retry_connector'}))\n"
+        "from aiodalybalancer import BleTransport\n"
+        "print(BleTransport.__module__, 'bleak' in sys.modules)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "aiodalybalancer.transport_ble True"]

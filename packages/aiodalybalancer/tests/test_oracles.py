@@ -2,7 +2,7 @@
 
 Every register the product decodes is checked here at least once against a literal: from a real
 frame where one exists (the balancer capture, and two public DALY BMS frames copied into
-tests/fixtures/vectors/daly_bms_frames.json with their source line), otherwise from a frame
+tests/vectors/daly_bms_frames.json with their source line), otherwise from a frame
 composed by hand in the test. The arithmetic behind each literal is written beside it. Fault bit
 names, absent markers, write limits at their exact edges and the frame layouts' limits likewise.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.errors import FrameError, ValueOutOfRangeError
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer.errors import FrameError, ValueOutOfRangeError
+from aiodalybalancer.frames import (
     Direction,
     ExceptionResponse,
     ReadRequest,
@@ -28,8 +28,8 @@ from custom_components.daly_active_balance.protocol.frames import (
     frame_length,
     parse,
 )
-from custom_components.daly_active_balance.protocol.models import Identity, Settings, Status
-from custom_components.daly_active_balance.protocol.registers import (
+from aiodalybalancer.models import Identity, Settings, Status
+from aiodalybalancer.registers import (
     BALANCER,
     BY_KEY,
     CHEMISTRY,
@@ -54,7 +54,7 @@ from custom_components.daly_active_balance.protocol.registers import (
 from .reference import crc16_bitwise
 
 BMS_FRAMES = json.loads(
-    (Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "daly_bms_frames.json").read_text()
+    (Path(__file__).resolve().parent / "vectors" / "daly_bms_frames.json").read_text()
 )
 
 

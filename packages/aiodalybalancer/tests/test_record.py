@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.exchange import ClientStats
-from custom_components.daly_active_balance.protocol.frames import ReadRequest, WriteMultipleAck
-from custom_components.daly_active_balance.protocol.models import Identity, Settings
+from aiodalybalancer.exchange import ClientStats
+from aiodalybalancer.frames import ReadRequest, WriteMultipleAck
+from aiodalybalancer.models import Identity, Settings
 
 
 def test_records_of_one_class_compare_by_value() -> None:
@@ -51,7 +51,7 @@ def test_counters_change_and_are_not_hashable() -> None:
 
 def test_derived_attributes_stay_out_of_comparison_and_copies() -> None:
     """A table row's decimals and a block's registers follow from the rest."""
-    from custom_components.daly_active_balance.protocol.registers import BY_KEY, LIVE
+    from aiodalybalancer.registers import BY_KEY, LIVE
 
     reg = BY_KEY["sleep_time"]
     assert "decimals" not in repr(reg)
@@ -63,7 +63,7 @@ def test_derived_attributes_stay_out_of_comparison_and_copies() -> None:
 
 
 def test_a_record_equals_itself_even_holding_nan() -> None:
-    from custom_components.daly_active_balance.protocol.models import Status
+    from aiodalybalancer.models import Status
 
     status = Status(cell_voltages=(), pack_voltage=float("nan"))
     assert status == status  # noqa: PLR0124  # the point: NaN != NaN, yet the record is itself

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from custom_components.daly_active_balance.protocol import registers
-from custom_components.daly_active_balance.protocol.errors import ValueOutOfRangeError
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadResponse, parse
-from custom_components.daly_active_balance.protocol.models import Identity, Settings, Status
-from custom_components.daly_active_balance.protocol.registers import (
+from aiodalybalancer import registers
+from aiodalybalancer.errors import ValueOutOfRangeError
+from aiodalybalancer.frames import Direction, ReadResponse, parse
+from aiodalybalancer.models import Identity, Settings, Status
+from aiodalybalancer.registers import (
     BALANCER,
     BLOCKS,
     BY_KEY,

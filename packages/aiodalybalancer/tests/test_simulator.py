@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.daly_active_balance.protocol import a5
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer import a5
+from aiodalybalancer.frames import (
     Direction,
     Frame,
     ReadRequest,
@@ -28,7 +28,7 @@ from custom_components.daly_active_balance.protocol.frames import (
     WriteSingle,
     crc_ok,
 )
-from custom_components.daly_active_balance.protocol.registers import (
+from aiodalybalancer.registers import (
     BLOCKS,
     BY_KEY,
     CHEMISTRY,
@@ -38,8 +38,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     BatteryType,
     Block,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from daly_tools.simulator import (
+from aiodalybalancer.stream import D2Framing, FrameStream
+from aiodalybalancer.tools.simulator import (
     Fault,
     FaultPlan,
     Reply,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, parse
-from custom_components.daly_active_balance.protocol.registers import BALANCER, LIVE
-from daly_tools.simulator import (
+from aiodalybalancer.frames import Direction, ReadRequest, parse
+from aiodalybalancer.registers import BALANCER, LIVE
+from aiodalybalancer.tools.simulator import (
     Fault,
     FaultPlan,
     ServedRead,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.daly_active_balance.protocol import frames
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer import frames
+from aiodalybalancer.frames import (
     Direction,
     ReadRequest,
     ReadResponse,
@@ -15,7 +15,7 @@ from custom_components.daly_active_balance.protocol.frames import (
     parse,
     with_crc,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream, StreamStats
+from aiodalybalancer.stream import D2Framing, FrameStream, StreamStats
 
 LIVE = bytes.fromhex(
     "d2037c0d070d060d070d050d080d090d080d090d090d080d0a0d080d060d0a0d080d080000000000000000000000000000"

@@ -14,14 +14,14 @@ from bleak.exc import BleakError
 import pytest
 from serialx import descriptor_transport
 
-from custom_components.daly_active_balance.protocol import transport_ble
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.errors import DalyConnectionError, DalyTimeoutError
-from custom_components.daly_active_balance.protocol.registers import BY_KEY
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
-from daly_tools.ble_standin import standin_client_class
-from daly_tools.simulator import (
+from aiodalybalancer import transport_ble
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.errors import DalyConnectionError, DalyTimeoutError
+from aiodalybalancer.registers import BY_KEY
+from aiodalybalancer.transport import SerialTransport
+from aiodalybalancer.transport_ble import BleTransport
+from aiodalybalancer.tools.ble_standin import standin_client_class
+from aiodalybalancer.tools.simulator import (
     Reply,
     SimulatedBalancer,
     SimulatorConfig,
@@ -29,7 +29,7 @@ from daly_tools.simulator import (
     serve_tcp,
 )
 
-from ..leaks import open_fds, until
+from .leaks import open_fds, until
 
 
 @pytest.fixture

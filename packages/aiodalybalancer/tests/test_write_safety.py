@@ -16,21 +16,21 @@ import tty
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.errors import (
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.errors import (
     DalyTimeoutError,
     ValueOutOfRangeError,
     WriteNotAcceptedError,
 )
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer.frames import (
     Direction,
     ReadRequest,
     ReadResponse,
     WriteSingle,
     parse,
 )
-from custom_components.daly_active_balance.protocol.models import ProtocolFamily
-from custom_components.daly_active_balance.protocol.registers import (
+from aiodalybalancer.models import ProtocolFamily
+from aiodalybalancer.registers import (
     BY_KEY,
     LIVE,
     REGISTERS,
@@ -38,8 +38,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     Kind,
     Register,
 )
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
+from aiodalybalancer.transport import SerialTransport
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
 
 from .fakes import ScriptedTransport
 

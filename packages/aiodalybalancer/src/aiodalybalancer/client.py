@@ -392,7 +392,7 @@ class DalyClient:
 
         try:
             (echo,) = await self.link.request(request.encode(), match, retries=0, drop_echo=False)
-        except DalyTimeoutError, BadAnswerError:
+        except (DalyTimeoutError, BadAnswerError):
             _LOGGER.debug("no echo for the write of %s; checking the read-back", reg.key)
             return None
         if isinstance(echo, ExceptionResponse):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import struct
 
-from custom_components.daly_active_balance.protocol.a5 import (
+from aiodalybalancer.a5 import (
     CELLS_PER_FRAME,
     CURRENT_OFFSET,
     DATA_LENGTH,

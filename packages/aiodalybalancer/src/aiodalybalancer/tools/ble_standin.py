@@ -33,7 +33,7 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 from bleak_retry_connector import BleakClientWithServiceCache
 
-from custom_components.daly_active_balance.protocol.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
+from aiodalybalancer.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
 
 from .simulator import SimulatedBalancer
 

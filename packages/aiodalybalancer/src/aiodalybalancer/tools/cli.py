@@ -22,9 +22,9 @@ import signal
 import sys
 from typing import Any, Final
 
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.errors import DalyError, FrameError
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.errors import DalyError, FrameError
+from aiodalybalancer.frames import (
     Direction,
     ExceptionResponse,
     Frame,
@@ -36,10 +36,10 @@ from custom_components.daly_active_balance.protocol.frames import (
     WriteSingle,
     parse,
 )
-from custom_components.daly_active_balance.protocol.models import Status
-from custom_components.daly_active_balance.protocol.registers import BY_KEY, LIVE, REGISTERS, BatteryType, Block, Kind
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from custom_components.daly_active_balance.protocol.transport import BAUDRATE, SerialTransport, Transport
+from aiodalybalancer.models import Status
+from aiodalybalancer.registers import BY_KEY, LIVE, REGISTERS, BatteryType, Block, Kind
+from aiodalybalancer.stream import D2Framing, FrameStream
+from aiodalybalancer.transport import BAUDRATE, SerialTransport, Transport
 
 from .simulator import SimulatedBalancer, SimulatorConfig, serve_pty, serve_tcp
 
@@ -130,7 +130,7 @@ async def _transport(args: argparse.Namespace) -> Transport:
         return SerialTransport(args.port)
     from bleak import BleakScanner  # noqa: PLC0415 - only needed for BLE
 
-    from custom_components.daly_active_balance.protocol.transport_ble import BleTransport  # noqa: PLC0415
+    from aiodalybalancer.transport_ble import BleTransport  # noqa: PLC0415
 
     device = await BleakScanner.find_device_by_address(args.ble, timeout=10)
     if device is None:

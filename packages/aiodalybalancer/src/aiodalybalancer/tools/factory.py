@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import struct
 from typing import Final
 
-from custom_components.daly_active_balance.protocol.registers import RAW_ABSENT, SLEEP_DEFAULT, Register
+from aiodalybalancer.registers import RAW_ABSENT, SLEEP_DEFAULT, Register
 
 #: The captured 16S LiFePO4 pack at rest: every cell 3.335 V, one sensor at 28 °C (raw + 40).
 _CELL_MV: Final = 3335

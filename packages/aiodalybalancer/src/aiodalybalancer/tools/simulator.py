@@ -27,8 +27,8 @@ import time
 import tty
 from typing import Final
 
-from custom_components.daly_active_balance.protocol import a5
-from custom_components.daly_active_balance.protocol.frames import (
+from aiodalybalancer import a5
+from aiodalybalancer.frames import (
     Direction,
     Function,
     ReadRequest,
@@ -37,7 +37,7 @@ from custom_components.daly_active_balance.protocol.frames import (
     WriteMultipleAck,
     WriteSingle,
 )
-from custom_components.daly_active_balance.protocol.registers import (
+from aiodalybalancer.registers import (
     BLOCKS,
     BY_KEY,
     MAX_CELLS,
@@ -51,8 +51,8 @@ from custom_components.daly_active_balance.protocol.registers import (
     DecodedValue,
     Register,
 )
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from custom_components.daly_active_balance.protocol.transport import wire_time
+from aiodalybalancer.stream import D2Framing, FrameStream
+from aiodalybalancer.transport import wire_time
 
 from . import a5_device
 from .factory import factory_words
