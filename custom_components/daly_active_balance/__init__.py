@@ -10,12 +10,13 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
+from aiodalybalancer.client import DalyClient
+
 from .card import async_register_card
 from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_SERIAL, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
 from .issues import async_delete_issues
 from .ports import InvalidPortError, canonical_port, port_id
-from .protocol.client import DalyClient
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,

@@ -22,9 +22,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from .protocol.models import Settings, Status
-from .protocol.record import Record
-from .protocol.registers import (
+from aiodalybalancer.models import Settings, Status
+from aiodalybalancer.record import Record
+from aiodalybalancer.registers import (
     CHEMISTRY,
     MIN_PACK_VOLTAGE,
     BatteryType,

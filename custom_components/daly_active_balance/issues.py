@@ -13,11 +13,12 @@ from typing import Final
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
+from aiodalybalancer.record import Record
+from aiodalybalancer.redact import redact
+from aiodalybalancer.registers import CHEMISTRY, MIN_PACK_VOLTAGE
+
 from .checks import DOUBT_AFTER, Findings, Reason
 from .const import DOMAIN
-from .protocol.record import Record
-from .protocol.redact import redact
-from .protocol.registers import CHEMISTRY, MIN_PACK_VOLTAGE
 
 ISSUE_CELL_OUT_OF_RANGE: Final = Reason.CELL_OUT_OF_RANGE.value
 ISSUE_STRING_COUNT: Final = Reason.STRING_COUNT.value

@@ -21,6 +21,9 @@ from homeassistant.const import EntityCategory, UnitOfElectricPotential
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from aiodalybalancer.models import ProtocolFamily, Settings
+from aiodalybalancer.registers import balance_voltage_range
+
 from .coordinator import DalyConfigEntry, DalyData
 from .entity import (
     DalySettingEntity,
@@ -29,8 +32,6 @@ from .entity import (
     enabled_by_default,
     entity_description,
 )
-from .protocol.models import ProtocolFamily, Settings
-from .protocol.registers import balance_voltage_range
 from .writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME, STRING_COUNT, Writable
 
 # One write at a time: the module answers one request at a time anyway.

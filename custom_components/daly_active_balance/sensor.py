@@ -26,6 +26,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from aiodalybalancer.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
+
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .entity import (
     DalyEntity,
@@ -35,7 +37,6 @@ from .entity import (
     enabled_by_default,
     entity_description,
 )
-from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 
 # The coordinator polls; sensors only read its data.
 PARALLEL_UPDATES = 0

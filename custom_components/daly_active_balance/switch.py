@@ -11,6 +11,9 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from aiodalybalancer.models import ProtocolFamily
+from aiodalybalancer.registers import SLEEP_DEFAULT, SLEEP_NEVER
+
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .entity import (
@@ -21,8 +24,6 @@ from .entity import (
     enabled_by_default,
     entity_description,
 )
-from .protocol.models import ProtocolFamily
-from .protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER
 from .writes import BALANCER_ENABLED, SLEEP_TIME
 
 # One write at a time: the module answers one request at a time anyway.

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from .protocol.models import Settings, Status
-from .protocol.record import Record
-from .protocol.registers import DecodedValue, Register, register
+from aiodalybalancer.models import Settings, Status
+from aiodalybalancer.record import Record
+from aiodalybalancer.registers import DecodedValue, Register, register
 
 type Apply = Callable[[Status, Settings, DecodedValue], tuple[Status, Settings]]
 

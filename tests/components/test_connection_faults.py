@@ -29,6 +29,14 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+from aiodalybalancer.frames import Direction, ReadRequest, ReadResponse, parse
+from aiodalybalancer.tools.simulator import (
+    Reply,
+    SimulatedBalancer,
+    SimulatorServer,
+    serve_pty,
+    serve_tcp,
+)
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_UPDATE_INTERVAL,
@@ -36,14 +44,6 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, parse
-from daly_tools.simulator import (
-    Reply,
-    SimulatedBalancer,
-    SimulatorServer,
-    serve_pty,
-    serve_tcp,
-)
 
 from ..leaks import live_tasks, open_fds, until
 from .ble_helpers import inject_advertisement, service_info, use_standin_dongle

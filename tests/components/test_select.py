@@ -10,8 +10,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.protocol.registers import CHEMISTRY, BatteryType
-from daly_tools.simulator import SimulatedBalancer
+from aiodalybalancer.registers import CHEMISTRY, BatteryType
+from aiodalybalancer.tools.simulator import SimulatedBalancer
 
 from .conftest import EntityIdFinder, select_option
 

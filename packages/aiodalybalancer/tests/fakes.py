@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import override
 
 from aiodalybalancer.errors import DalyConnectionError
-from aiodalybalancer.transport import Transport
 from aiodalybalancer.tools.simulator import SimulatedBalancer
+from aiodalybalancer.transport import Transport
 
 Responder = Callable[[bytes], Sequence[bytes]]
 

@@ -14,7 +14,6 @@ import pytest
 from aiodalybalancer.frames import Direction, ReadRequest, ReadResponse, WriteSingle
 from aiodalybalancer.registers import BY_KEY
 from aiodalybalancer.stream import D2Framing, FrameStream
-from aiodalybalancer.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
 from aiodalybalancer.tools.ble_standin import (
     AT_UUID,
     StandInBleClient,
@@ -26,6 +25,7 @@ from aiodalybalancer.tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
 )
+from aiodalybalancer.transport_ble import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
 
 LIVE_REQUEST = ReadRequest(0, 62).encode()  # 129-byte reply
 BALANCER_REQUEST = ReadRequest(0xCC, 5).encode()  # 15-byte reply

@@ -53,9 +53,7 @@ from aiodalybalancer.registers import (
 
 from .reference import crc16_bitwise
 
-BMS_FRAMES = json.loads(
-    (Path(__file__).resolve().parent / "vectors" / "daly_bms_frames.json").read_text()
-)
+BMS_FRAMES = json.loads((Path(__file__).resolve().parent / "vectors" / "daly_bms_frames.json").read_text())
 
 
 def _words(hex_frame: str) -> tuple[int, ...]:

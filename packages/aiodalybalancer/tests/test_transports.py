@@ -18,8 +18,6 @@ from aiodalybalancer import transport_ble
 from aiodalybalancer.client import DalyClient
 from aiodalybalancer.errors import DalyConnectionError, DalyTimeoutError
 from aiodalybalancer.registers import BY_KEY
-from aiodalybalancer.transport import SerialTransport
-from aiodalybalancer.transport_ble import BleTransport
 from aiodalybalancer.tools.ble_standin import standin_client_class
 from aiodalybalancer.tools.simulator import (
     Reply,
@@ -28,6 +26,8 @@ from aiodalybalancer.tools.simulator import (
     serve_pty,
     serve_tcp,
 )
+from aiodalybalancer.transport import SerialTransport
+from aiodalybalancer.transport_ble import BleTransport
 
 from .leaks import open_fds, until
 

@@ -38,8 +38,8 @@ from aiodalybalancer.registers import (
     Kind,
     Register,
 )
-from aiodalybalancer.transport import SerialTransport
 from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
+from aiodalybalancer.transport import SerialTransport
 
 from .fakes import ScriptedTransport
 
