@@ -1,6 +1,6 @@
 """Sensors: cell and pack voltages, temperatures, balance current and diagnostics.
 
-Units and display precision come from the register table (``protocol/registers.py``); a
+Units and display precision come from the register table (``aiodalybalancer/registers.py``); a
 register whose meaning is only inferred or unknown gives an entity disabled by default.
 """
 

@@ -1,6 +1,6 @@
 """The device side of the legacy A5 protocol: the replies a balancer sends (for the simulator).
 
-The layouts are those ``protocol/a5.py`` decodes; this module only builds them backwards.
+The layouts are those ``aiodalybalancer/a5.py`` decodes; this module only builds them backwards.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from aiodalybalancer.transport import BAUDRATE, SerialTransport, Transport
 
 from .simulator import SimulatedBalancer, SimulatorConfig, serve_pty, serve_tcp
 
-#: Register keys → the names the captured vectors (``tests/fixtures/vectors``) use in their ``expect``
+#: Register keys → the names the captured vectors (the library's ``tests/vectors``) use in their ``expect``
 #: objects, so that ``decode`` output can be compared with them key by key.
 CAPTURE_NAMES: Final = {
     "cell_voltages": "cell_voltages_v",

@@ -1,6 +1,6 @@
 """What a fresh simulated module holds: each register's raw value as the captured balancer had it.
 
-The register table (``protocol/registers.py``) says what a register means; the values a module
+The register table (``aiodalybalancer/registers.py``) says what a register means; the values a module
 leaves the factory with belong to the simulator alone, so they are kept here. A register not
 named here holds zeros.
 """
