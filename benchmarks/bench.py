@@ -22,8 +22,8 @@ import tempfile
 import time
 from typing import Any, Final
 
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.transport import BAUDRATE, SerialTransport
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.transport import BAUDRATE, SerialTransport
 
 from . import decode, imports, links
 from .common import (

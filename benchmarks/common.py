@@ -18,12 +18,12 @@ import time
 from types import TracebackType
 from typing import Any, Final, Self
 
-from custom_components.daly_active_balance.protocol.frames import ReadRequest, ReadResponse
-from custom_components.daly_active_balance.protocol.registers import BALANCER, EXTENDED, LIVE, SETTINGS, Block
-from custom_components.daly_active_balance.protocol.transport import BAUDRATE, wire_time
+from aiodalybalancer.frames import ReadRequest, ReadResponse
+from aiodalybalancer.registers import BALANCER, EXTENDED, LIVE, SETTINGS, Block
+from aiodalybalancer.transport import BAUDRATE, wire_time
 
 REPO: Final = Path(__file__).resolve().parent.parent
-CAPTURE: Final = REPO / "tests" / "fixtures" / "vectors" / "balancer_capture.json"
+CAPTURE: Final = REPO / "packages" / "aiodalybalancer" / "tests" / "vectors" / "balancer_capture.json"
 #: The live-block request whose captured reply the decode benchmark uses.
 LIVE_REQUEST_HEX: Final = "d2030000003ed7b9"
 #: Cell counts whose cost growth is reported.

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from custom_components.daly_active_balance.protocol.transport import BAUDRATE
+from aiodalybalancer.transport import BAUDRATE
 
 from .common import HA_SPECS, MODULE_CELLS, SimProcess
 

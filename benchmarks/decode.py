@@ -23,11 +23,11 @@ from aiobmsble.basebms import crc_modbus  # type: ignore[import-untyped]
 from aiobmsble.bms.daly_bms import BMS  # type: ignore[import-untyped]
 from bleak.backends.device import BLEDevice
 
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadResponse, crc_ok
-from custom_components.daly_active_balance.protocol.models import Status
-from custom_components.daly_active_balance.protocol.registers import LIVE
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
+from aiodalybalancer.frames import Direction, ReadResponse, crc_ok
+from aiodalybalancer.models import Status
+from aiodalybalancer.registers import LIVE
+from aiodalybalancer.stream import D2Framing, FrameStream
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
 
 from .common import CELL_COUNTS, live_frame, median
 

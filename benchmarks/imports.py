@@ -2,11 +2,12 @@
 
 Each measurement is a fresh interpreter (``python -m benchmarks.imports``, which imports nothing
 of the integration at its top). It first imports everything the integration's modules import by
-absolute name (Home Assistant's modules, the manifest's requirements such as
+absolute name (Home Assistant's modules, the protocol library's requirements such as
 ``bleak_retry_connector`` and ``serialx``, the standard library), all of which a Home Assistant
 that loads the integration holds anyway, and reads its resident memory. Then it imports every
 module of ``custom_components/daly_active_balance`` and reads it again. The difference is what
-the integration itself costs: its code, its tables and whatever it builds at import.
+the integration itself costs: its code, its tables and whatever it builds at import, the protocol
+library it imports (aiodalybalancer, which only this integration brings) included.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from typing import Final
 REPO: Final = Path(__file__).resolve().parent.parent
 PACKAGE: Final = "custom_components.daly_active_balance"
 PACKAGE_DIR: Final = REPO / "custom_components" / "daly_active_balance"
-#: The integration's requirements (manifest.json), imported before the baseline reading.
+#: The protocol library's requirements, imported before the baseline reading (Home Assistant's
+#: bluetooth and usb integrations hold them anyway).
 REQUIREMENTS: Final = ("bleak_retry_connector", "serialx")
+#: Ours, so measured with the integration, never part of the baseline.
+OWN: Final = ("custom_components", "aiodalybalancer")
 #: Fresh interpreters measured; the medians are reported.
 RUNS: Final = 5
 
@@ -53,7 +57,7 @@ def dependencies() -> list[str]:
                 found.add(node.module)
                 # ``from homeassistant.components import usb`` imports a module by its name.
                 found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return sorted(name for name in found if not name.startswith("custom_components"))
+    return sorted(name for name in found if name.split(".")[0] not in OWN)
 
 
 def _rss_kb() -> int:

@@ -24,13 +24,13 @@ from typing import Any, Final
 
 from bleak.backends.device import BLEDevice
 
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.frames import ReadRequest, ReadResponse
-from custom_components.daly_active_balance.protocol.registers import Block
-from custom_components.daly_active_balance.protocol.transport import BAUDRATE, SerialTransport
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
-from daly_tools.ble_standin import standin_client_class
-from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.frames import ReadRequest, ReadResponse
+from aiodalybalancer.registers import Block
+from aiodalybalancer.tools.ble_standin import standin_client_class
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
+from aiodalybalancer.transport import BAUDRATE, SerialTransport
+from aiodalybalancer.transport_ble import BleTransport
 
 from .common import POLL_BLOCKS, POLL_SETTINGS_BLOCKS, SimProcess, log, median, wire_ms
 

@@ -18,8 +18,8 @@ import os
 import signal
 import sys
 
-from daly_tools import simulator
-from daly_tools.simulator import (
+from aiodalybalancer.tools import simulator
+from aiodalybalancer.tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,

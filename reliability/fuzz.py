@@ -12,16 +12,16 @@ import random
 import sys
 import time
 
-from custom_components.daly_active_balance.protocol import a5
-from custom_components.daly_active_balance.protocol.errors import DalyError
-from custom_components.daly_active_balance.protocol.frames import Direction, crc_ok, parse
-from custom_components.daly_active_balance.protocol.models import Status
-from custom_components.daly_active_balance.protocol.registers import LIVE
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from daly_tools.a5_device import A5DeviceState, answer
+from aiodalybalancer import a5
+from aiodalybalancer.errors import DalyError
+from aiodalybalancer.frames import Direction, crc_ok, parse
+from aiodalybalancer.models import Status
+from aiodalybalancer.registers import LIVE
+from aiodalybalancer.stream import D2Framing, FrameStream
+from aiodalybalancer.tools.a5_device import A5DeviceState, answer
 
 ROOT = Path(__file__).resolve().parents[1]
-VECTORS = ROOT / "tests" / "fixtures" / "vectors" / "balancer_capture.json"
+VECTORS = ROOT / "packages" / "aiodalybalancer" / "tests" / "vectors" / "balancer_capture.json"
 
 
 def _inputs(rng: random.Random, frames: list[bytes]) -> bytes:

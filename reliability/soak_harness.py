@@ -24,10 +24,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.tools.simulator import SimulatedBalancer, serve_tcp
+from aiodalybalancer.transport import SerialTransport
 import custom_components.daly_active_balance  # noqa: F401 - lets HA's loader find the integration
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from daly_tools.simulator import SimulatedBalancer, serve_tcp
 from reliability.soak_lanes import LINKS, SoakSettings, restart_mid_write, soak_links
 from tests.leaks import live_tasks, open_fds, until
 

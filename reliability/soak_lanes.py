@@ -57,6 +57,30 @@ from homeassistant.util.async_ import _SHUTDOWN_RUN_CALLBACK_THREADSAFE
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_test_home_assistant
 
+from aiodalybalancer.frames import Function, WriteSingle
+from aiodalybalancer.models import Settings, Status
+from aiodalybalancer.registers import (
+    BALANCER,
+    BY_KEY,
+    D2_ADDRESS,
+    EXTENDED,
+    LIVE,
+    SETTINGS,
+    SLEEP_NEVER,
+    Block,
+    DecodedValue,
+)
+from aiodalybalancer.tools.simulator import (
+    Fault,
+    FaultPlan,
+    Reply,
+    ServedRead,
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+    serve_pty,
+    serve_tcp,
+)
 from custom_components.daly_active_balance import writes
 from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS, PACK_CHECK
 from custom_components.daly_active_balance.const import (
@@ -69,33 +93,9 @@ from custom_components.daly_active_balance.const import (
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator, DalyData
 from custom_components.daly_active_balance.number import NUMBERS
-from custom_components.daly_active_balance.protocol.frames import Function, WriteSingle
-from custom_components.daly_active_balance.protocol.models import Settings, Status
-from custom_components.daly_active_balance.protocol.registers import (
-    BALANCER,
-    BY_KEY,
-    D2_ADDRESS,
-    EXTENDED,
-    LIVE,
-    SETTINGS,
-    SLEEP_NEVER,
-    Block,
-    DecodedValue,
-)
 from custom_components.daly_active_balance.select import SELECTS
 from custom_components.daly_active_balance.sensor import LINK_SENSORS, SENSORS
 from custom_components.daly_active_balance.switch import SWITCHES
-from daly_tools.simulator import (
-    Fault,
-    FaultPlan,
-    Reply,
-    ServedRead,
-    SimulatedBalancer,
-    SimulatorConfig,
-    SimulatorServer,
-    serve_pty,
-    serve_tcp,
-)
 from tests.components.ble_helpers import DALY_ADDRESS, inject_advertisement, service_info, use_standin_dongle
 from tests.leaks import until
 

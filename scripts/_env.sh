@@ -143,7 +143,9 @@ _daly_ensure() {
     uv) [ -x "$venv/bin/python" ] || uv venv --seed --python ">=$DALY_MIN_PY" "$venv" >/dev/null ;;
     chroot)
       _daly_build_root
-      [ -x "$DALY_ROOT$venv/bin/python" ] || _daly_chroot_exec /usr/bin/python3.14 -m venv "$venv"
+      # Not `-x …/bin/python`: seen from the host, that symlink points at the root's python3.14
+      # by an absolute path the host does not have, and the venv would be made anew every time.
+      [ -f "$DALY_ROOT$venv/pyvenv.cfg" ] || _daly_chroot_exec /usr/bin/python3.14 -m venv "$venv"
       ;;
   esac
   want="$(cd "$DALY_REPO" && cat "$@" | sha256sum | cut -c1-16)"
@@ -157,6 +159,18 @@ _daly_ensure() {
     mkdir -p "$DALY_CACHE"
     echo "$want" >"$stamp"
   fi
+  if (cd "$DALY_REPO" && grep -qs '^-e ./packages/aiodalybalancer' "$@"); then _daly_ensure_library; fi
+}
+
+# The library (packages/aiodalybalancer) is installed editable from this checkout. Another clone
+# of the repository that shares the cache folder points it at itself: point it back.
+_daly_ensure_library() {
+  local src="$DALY_REPO/packages/aiodalybalancer/src"
+  (cd "$DALY_REPO" && daly_exec python -c 'import pathlib, sys, aiodalybalancer
+sys.exit(pathlib.Path(aiodalybalancer.__file__).resolve().parent.parent != pathlib.Path(sys.argv[1]).resolve())' \
+    "$src") 2>/dev/null && return 0
+  _daly_log "installing aiodalybalancer from $src (editable)"
+  (cd "$DALY_REPO" && daly_exec python -m pip install --disable-pip-version-check -q --no-deps -e ./packages/aiodalybalancer)
 }
 
 # Makes sure Debian's chromium (and fonts to draw text with) is where the browser tests run:
@@ -220,4 +234,34 @@ _daly_ensure_cxx() {
         || { _daly_log "could not install g++"; return 1; }
       ;;
   esac
+}
+
+# The library's tests on the oldest Python it supports (packages/aiodalybalancer: requires-python),
+# without Home Assistant, in a venv of their own on the host (DALY_LIBRARY_PYTHON names another
+# interpreter). Skipped, saying so, when there is no such interpreter.
+DALY_LIBRARY_MIN_PY="3.12"
+daly_test_library_on_oldest_python() {
+  local py="${DALY_LIBRARY_PYTHON:-python$DALY_LIBRARY_MIN_PY}" venv="$DALY_CACHE/venv-library-py$DALY_LIBRARY_MIN_PY"
+  local lib="$DALY_REPO/packages/aiodalybalancer" stamp want
+  if ! "$py" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$DALY_LIBRARY_MIN_PY'.split('.'))))" 2>/dev/null; then
+    _daly_log "SKIPPED: the library's tests on Python $DALY_LIBRARY_MIN_PY: no working '$py' here (install it, or set DALY_LIBRARY_PYTHON)"
+    return 0
+  fi
+  _daly_locked _daly_library_venv "$py" "$venv" "$lib"
+  _daly_log "the library's tests on $("$venv/bin/python" -V), without Home Assistant"
+  (cd "$lib" && "$venv/bin/python" -m pytest -q)
+}
+_daly_library_venv() {
+  local py="$1" venv="$2" lib="$3" stamp want
+  [ -f "$venv/pyvenv.cfg" ] || "$py" -m venv "$venv"
+  want="$(cat "$lib/pyproject.toml" "$lib/requirements_test.txt" | sha256sum | cut -c1-16)"
+  stamp="$venv/.daly-installed"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    _daly_log "installing the library and its test requirements in $venv"
+    "$venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
+    # Not editable: this is how a user installs it; the tests import the checkout's source
+    # (the library's pytest settings put src/ first).
+    "$venv/bin/python" -m pip install --disable-pip-version-check -q "$lib" -r "$lib/requirements_test.txt"
+    echo "$want" >"$stamp"
+  fi
 }

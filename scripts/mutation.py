@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+from collections.abc import Iterator
 import contextlib
 import copy
 from dataclasses import dataclass, field
@@ -34,34 +35,36 @@ from hypothesis import settings
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "custom_components.daly_active_balance.protocol"
-PROTOCOL = ROOT / "custom_components" / "daly_active_balance" / "protocol"
+PACKAGE = "aiodalybalancer"
+PROTOCOL = ROOT / "packages" / "aiodalybalancer" / "src" / "aiodalybalancer"
 
 #: Fast protocol tests that decode, encode and re-assemble frames (the CLI and simulator tests
 #: run subprocesses and servers: minutes per mutant, and they never check a value by hand).
 CORE_TESTS = (
-    "tests/protocol/test_oracles.py",
-    "tests/protocol/test_frames.py",
-    "tests/protocol/test_stream.py",
-    "tests/protocol/test_completeness.py",
-    "tests/protocol/test_registers.py",
-    "tests/protocol/test_fuzz.py",
-    "tests/protocol/test_client.py",
-    "tests/protocol/test_write_safety.py",
+    "packages/aiodalybalancer/tests/test_oracles.py",
+    "packages/aiodalybalancer/tests/test_frames.py",
+    "packages/aiodalybalancer/tests/test_stream.py",
+    "packages/aiodalybalancer/tests/test_completeness.py",
+    "packages/aiodalybalancer/tests/test_registers.py",
+    "packages/aiodalybalancer/tests/test_fuzz.py",
+    "packages/aiodalybalancer/tests/test_client.py",
+    "packages/aiodalybalancer/tests/test_write_safety.py",
 )
 #: The register table and its code: the tests that check values by hand, and the properties
 #: (the client tests' simulator is built from the same table, so they cannot be its oracle).
 #: docs/registers.md is generated from the table (kinds and block names included) and checked.
 TABLE_TESTS = (
-    "tests/protocol/test_oracles.py",
-    "tests/protocol/test_registers.py",
-    "tests/protocol/test_fuzz.py",
+    "packages/aiodalybalancer/tests/test_oracles.py",
+    "packages/aiodalybalancer/tests/test_registers.py",
+    "packages/aiodalybalancer/tests/test_fuzz.py",
     "tests/test_docs.py",
 )
+#: The library's tests: a `tests` package of their own, so they run in a pytest session of their own.
+LIBRARY_TESTS = "packages/aiodalybalancer/"
 CLIENT_TESTS = (
-    "tests/protocol/test_client.py",
-    "tests/protocol/test_write_safety.py",
-    "tests/protocol/test_transports.py",
+    "packages/aiodalybalancer/tests/test_client.py",
+    "packages/aiodalybalancer/tests/test_write_safety.py",
+    "packages/aiodalybalancer/tests/test_transports.py",
 )
 #: The client's own part of the exchange (the rest is exchange.py): reads and verified writes.
 CLIENT_EXCHANGE = frozenset({"_read_words", "_write_verified"})
@@ -484,7 +487,23 @@ def _run_tests(target: Target, source: str | None, *, first_failure: bool, quiet
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-    return int(pytest.main(_pytest_args(target.tests, first_failure=first_failure)))
+    code = 0
+    for tests in _sessions(target.tests):
+        code = code or int(pytest.main(_pytest_args(tests, first_failure=first_failure)))
+        if code and first_failure:
+            break
+    return code
+
+
+def _sessions(tests: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """The library's tests and the repository's, one session each (both folders are a ``tests``
+    package); the modules of one session's ``tests`` are forgotten before the next imports its own."""
+    library = tuple(t for t in tests if t.startswith(LIBRARY_TESTS))
+    sessions = [group for group in (library, tuple(t for t in tests if t not in library)) if group]
+    for index, group in enumerate(sessions):
+        if index:
+            _forget(("tests",))
+        yield group
 
 
 def _fork(target: Target, source: str | None) -> int:
@@ -571,11 +590,17 @@ def _preload(tests: tuple[str, ...]) -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     try:
-        pytest.main([*_pytest_args(tests, first_failure=True), "--collect-only"])
+        for session in _sessions(tests):
+            pytest.main([*_pytest_args(session, first_failure=True), "--collect-only"])
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
-    for name in [n for n in sys.modules if n == "custom_components" or n.startswith(("custom_components.", "tests."))]:
+    _forget(("custom_components", "aiodalybalancer", "tests"))
+
+
+def _forget(packages: tuple[str, ...]) -> None:
+    """Drop these packages' modules from sys.modules: the next import loads them afresh."""
+    for name in [n for n in sys.modules if n.split(".")[0] in packages]:
         del sys.modules[name]
 
 

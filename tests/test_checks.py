@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from aiodalybalancer.models import Settings, Status
 from custom_components.daly_active_balance.checks import (
     BALANCE_CURRENT_REGISTER,
     BALANCING_REGISTER,
@@ -15,7 +16,6 @@ from custom_components.daly_active_balance.checks import (
     Reason,
     balancing_expected,
 )
-from custom_components.daly_active_balance.protocol.models import Settings, Status
 
 SETTINGS = Settings(string_count=4, battery_type="lifepo4", balance_start_voltage=3.3, balance_start_delta=0.02)
 #: Balancing expected: 3.40 V is above the turn-on voltage, 100 mV above the turn-on difference.

@@ -33,6 +33,7 @@ def test_readme_links_point_at_files() -> None:
 
 def test_readme_states_the_code_s_numbers() -> None:
     """The figures the README gives (docs-data-update, repairs, connect bound) are the code's."""
+    from aiodalybalancer.transport import CONNECT_TIMEOUT
     from custom_components.daly_active_balance.checks import (
         CELL_HYSTERESIS,
         CLEAR_AFTER,
@@ -41,7 +42,6 @@ def test_readme_states_the_code_s_numbers() -> None:
         RAISE_AFTER,
     )
     from custom_components.daly_active_balance.const import DEFAULT_SETTINGS_EVERY, DEFAULT_UPDATE_INTERVAL
-    from custom_components.daly_active_balance.protocol.transport import CONNECT_TIMEOUT
 
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     for text in (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import re
+import tomllib
 from typing import Any
 
 from homeassistant.const import __version__ as HA_VERSION
@@ -20,6 +21,24 @@ COMPONENT = ROOT / "custom_components" / "daly_active_balance"
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _library() -> dict[str, Any]:
+    """The [project] table of the library's pyproject.toml."""
+    with (ROOT / "packages" / "aiodalybalancer" / "pyproject.toml").open("rb") as file:
+        project: dict[str, Any] = tomllib.load(file)["project"]
+    return project
+
+
+def test_manifest_pins_the_library_at_its_version() -> None:
+    """The manifest's pin, the library's pyproject and its ``__version__`` name one version."""
+    import aiodalybalancer
+
+    version = _library()["version"]
+    assert _json(COMPONENT / "manifest.json")["requirements"] == [f"aiodalybalancer=={version}"]
+    assert aiodalybalancer.__version__ == version
+    changelog = (ROOT / "packages" / "aiodalybalancer" / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## {version}" in changelog
 
 
 def test_manifest_keys_in_hassfest_order() -> None:
@@ -39,8 +58,10 @@ def test_manifest_content() -> None:
     # The cells card is served when the frontend is there (card.py), without making it a must.
     assert manifest["after_dependencies"] == ["frontend", "http", "usb"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
-    for requirement in manifest["requirements"]:
-        # A lower bound, never an exact pin (docs/compatibility.md).
+    # One requirement: the protocol library, pinned exactly (as Home Assistant core pins its own
+    # libraries); what it needs carries lower bounds only (docs/compatibility.md).
+    assert manifest["requirements"] == [f"aiodalybalancer=={_library()['version']}"]
+    for requirement in _library()["dependencies"]:
         assert re.fullmatch(r"[a-z0-9-]+>=\d+(\.\d+)*", requirement), requirement
     for matcher in manifest["bluetooth"]:
         assert matcher["connectable"] is True
@@ -207,13 +228,17 @@ def test_requirements_install_on_every_supported_release() -> None:
     assert len(releases) >= 2, "vendor the newest release too: scripts/refresh-constraints"
     for path in releases:
         constraints = path.read_text(encoding="utf-8")
-        # Every requirement is one Home Assistant pins: we ride on its versions, never fight them.
-        assert {canonicalize_name(Requirement(r).name) for r in manifest["requirements"]} <= set(_pins(constraints))
-        assert not unsatisfied(manifest["requirements"], constraints), path.name
+        # Every requirement of the library is one Home Assistant pins: we ride on its versions,
+        # never fight them. The library itself is ours: no release pins it.
+        library = _library()["dependencies"]
+        assert {canonicalize_name(Requirement(r).name) for r in library} <= set(_pins(constraints))
+        assert not unsatisfied([*library, *manifest["requirements"]], constraints), path.name
     # The test environment is the oldest supported release, with that release's pins.
     oldest_pins = _pins(releases[0].read_text(encoding="utf-8"))
     for raw in (ROOT / "requirements_test.txt").read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
+        if line.startswith("-e "):  # the library, from this repository
+            continue
         pinned = oldest_pins.get(canonicalize_name(Requirement(line).name)) if line else None
         if pinned is not None:
             assert Requirement(line).specifier.contains(pinned, prereleases=True), line

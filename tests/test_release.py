@@ -68,3 +68,15 @@ def test_a_version_without_a_changelog_section_is_refused(release: ModuleType) -
     assert release.changelog_section("0.3.0", text) == "### Added\n- x\n"
     with pytest.raises(release.ReleaseError, match=r"no section for 0\.2\.0"):
         release.changelog_section("0.2.0", text)
+
+
+def test_a_manifest_that_does_not_pin_the_library_s_version_is_refused(
+    release: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workflow publishes the library's version; a manifest naming another would install nothing."""
+    assert release.main(["--tag", f"v{_version()}", "--library-version"]) == 0
+    assert capsys.readouterr().out == f"version={release.library_version()}\n"
+    monkeypatch.setattr(release, "library_version", lambda: "9.9.9")
+    assert release.main(["--tag", f"v{_version()}", "--out", str(tmp_path)]) == 1
+    assert "manifest.json must require aiodalybalancer==9.9.9" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -11,7 +11,7 @@ from pathlib import Path
 import re
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("custom_components", "daly_tools", "tests", "benchmarks", "reliability", "scripts")
+FOLDERS = ("custom_components", "packages", "tests", "benchmarks", "reliability", "scripts")
 SUFFIXES = {".py", ".sh", ".yml", ".yaml", ".toml", ".cfg", ""}
 #: A path that names the folder beside the repository, or climbs out of it by text.
 OUTSIDE = re.compile(r"""\.\./shared|["']shared["']|\.\./\.\./""")

@@ -9,13 +9,14 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from aiodalybalancer.client import DalyClient
+
 from .card import async_register_card
 from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_BLE, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
 from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
 from .identity import async_adopt_ids
 from .issues import async_forget
 from .ports import InvalidPortError, canonical_port, port_id
-from .protocol.client import DalyClient
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,

@@ -11,6 +11,8 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from aiodalybalancer.registers import MAX_CELLS, WARNING_BITS, active_faults
+
 from .checks import balancing_expected
 from .coordinator import DalyConfigEntry, DalyData
 from .entity import (
@@ -19,7 +21,6 @@ from .entity import (
     async_add_present_entities,
     enabled_by_default,
 )
-from .protocol.registers import MAX_CELLS, WARNING_BITS, active_faults
 
 # The coordinator polls; binary sensors only read its data.
 PARALLEL_UPDATES = 0

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from .protocol.models import Settings, Status
-from .protocol.registers import (
+from aiodalybalancer.models import Settings, Status
+from aiodalybalancer.registers import (
     CHEMISTRY,
     MIN_PACK_VOLTAGE,
     BatteryType,

@@ -41,6 +41,16 @@ from homeassistant.helpers.selector import (
 from homeassistant.loader import BluetoothMatcherOptional, async_get_integration
 import probatio
 
+from aiodalybalancer.client import DalyClient, ProbeResult
+from aiodalybalancer.errors import (
+    BadAnswerError,
+    ConnectTimeoutError,
+    DalyConnectionError,
+    DalyError,
+    DalyTimeoutError,
+    NotABalancerError,
+)
+
 from .const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -61,15 +71,6 @@ from .const import (
 from .coordinator import DalyConfigEntry, create_transport
 from .identity import async_adopt_ids
 from .ports import InvalidPortError, canonical_port, esphome_entry_id, port_id, port_label
-from .protocol.client import DalyClient, ProbeResult
-from .protocol.errors import (
-    BadAnswerError,
-    ConnectTimeoutError,
-    DalyConnectionError,
-    DalyError,
-    DalyTimeoutError,
-    NotABalancerError,
-)
 
 _MAC = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 

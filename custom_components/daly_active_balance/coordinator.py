@@ -19,6 +19,21 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
 
+from aiodalybalancer.client import DalyClient, SurveyRange
+from aiodalybalancer.errors import (
+    ConnectTimeoutError,
+    DalyConnectionError,
+    DalyError,
+    DalyTimeoutError,
+    ValueOutOfRangeError,
+    WriteNotAcceptedError,
+)
+from aiodalybalancer.models import Identity, Settings, Status
+from aiodalybalancer.redact import redact
+from aiodalybalancer.registers import DecodedValue
+from aiodalybalancer.transport import SerialTransport, Transport
+from aiodalybalancer.transport_ble import BleTransport
+
 from .checks import Findings
 from .const import (
     CONF_CONNECTION,
@@ -33,20 +48,6 @@ from .const import (
     LOGGER,
 )
 from .issues import IssueTarget, async_pack_checks, async_update_issues
-from .protocol.client import DalyClient, SurveyRange
-from .protocol.errors import (
-    ConnectTimeoutError,
-    DalyConnectionError,
-    DalyError,
-    DalyTimeoutError,
-    ValueOutOfRangeError,
-    WriteNotAcceptedError,
-)
-from .protocol.models import Identity, Settings, Status
-from .protocol.redact import redact
-from .protocol.registers import DecodedValue
-from .protocol.transport import SerialTransport, Transport
-from .protocol.transport_ble import BleTransport
 from .writes import Writable
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]

@@ -19,13 +19,14 @@ from homeassistant.const import CONF_ADDRESS
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
+from aiodalybalancer.errors import DalyError
+from aiodalybalancer.redact import redact
+from aiodalybalancer.registers import BY_KEY, REGISTERS
+from aiodalybalancer.transport_ble import BleTransport
+
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN
 from .coordinator import DalyConfigEntry, Survey
 from .issues import ISSUES, issue_id
-from .protocol.errors import DalyError
-from .protocol.redact import redact
-from .protocol.registers import BY_KEY, REGISTERS
-from .protocol.transport_ble import BleTransport
 
 #: Decoded fields that must never leave Home Assistant (the table's secret registers).
 SECRET_KEYS: Final = frozenset(reg.key for reg in REGISTERS if reg.secret)

@@ -13,9 +13,10 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from aiodalybalancer.registers import Confidence, register
+
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN, MANUFACTURER
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
-from .protocol.registers import Confidence, register
 from .writes import Writable
 
 #: Register confidences too weak to show an entity unless the user asks for it.

@@ -22,10 +22,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.translation import async_translate_state
 from homeassistant.util.hass_dict import HassKey
 
+from aiodalybalancer.redact import redact
+from aiodalybalancer.registers import CHEMISTRY, MIN_PACK_VOLTAGE
+
 from .checks import DOUBT_AFTER, VERIFY_BALANCING, Findings, PackChecks, Reason
 from .const import DOMAIN
-from .protocol.redact import redact
-from .protocol.registers import CHEMISTRY, MIN_PACK_VOLTAGE
 
 ISSUE_CELL_OUT_OF_RANGE: Final = Reason.CELL_OUT_OF_RANGE.value
 ISSUE_STRING_COUNT: Final = Reason.STRING_COUNT.value

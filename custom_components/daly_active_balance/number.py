@@ -23,6 +23,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from aiodalybalancer.models import ProtocolFamily, Settings
+from aiodalybalancer.registers import balance_voltage_range
+
 from .const import DOMAIN
 from .coordinator import DalyConfigEntry, DalyData
 from .entity import (
@@ -31,8 +34,6 @@ from .entity import (
     async_add_present_entities,
     enabled_by_default,
 )
-from .protocol.models import ProtocolFamily, Settings
-from .protocol.registers import balance_voltage_range
 from .writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME, STRING_COUNT, Writable
 
 # One write at a time: the module answers one request at a time anyway.

@@ -25,7 +25,7 @@ import re
 from typing import Final
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from .protocol.redact import is_secret_parameter
+from aiodalybalancer.redact import is_secret_parameter
 
 #: URL schemes serialx opens that Home Assistant offers or users type (see the module text).
 URL_SCHEMES: Final = frozenset({"socket", "tcp", "rfc2217", "esphome", "esphome-hass"})

@@ -15,6 +15,9 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from aiodalybalancer.models import ProtocolFamily, Settings
+from aiodalybalancer.registers import CHEMISTRY, chemistry_of
+
 from .coordinator import DalyConfigEntry
 from .entity import (
     DalySettingEntity,
@@ -22,8 +25,6 @@ from .entity import (
     async_add_present_entities,
     enabled_by_default,
 )
-from .protocol.models import ProtocolFamily, Settings
-from .protocol.registers import CHEMISTRY, chemistry_of
 from .writes import BATTERY_TYPE, Writable
 
 # One write at a time: the module answers one request at a time anyway.

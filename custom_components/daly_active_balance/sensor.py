@@ -1,6 +1,6 @@
 """Sensors: cell and pack voltages, temperatures, balance current and diagnostics.
 
-Units and display precision come from the register table (``protocol/registers.py``); a
+Units and display precision come from the register table (``aiodalybalancer/registers.py``); a
 register whose meaning is only inferred or unknown gives an entity disabled by default.
 """
 
@@ -27,6 +27,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from aiodalybalancer.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
+
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .entity import (
     DalyEntity,
@@ -35,7 +37,6 @@ from .entity import (
     async_add_present_entities,
     enabled_by_default,
 )
-from .protocol.registers import MAX_CELLS, TEMPERATURE_SLOTS, register
 
 # The coordinator polls; sensors only read its data.
 PARALLEL_UPDATES = 0

@@ -13,6 +13,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
 
+from aiodalybalancer.models import ProtocolFamily
+from aiodalybalancer.registers import SLEEP_DEFAULT, SLEEP_NEVER
+
 from .const import CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED
 from .coordinator import DalyConfigEntry, DalyCoordinator, DalyData
 from .entity import (
@@ -22,8 +25,6 @@ from .entity import (
     async_add_present_entities,
     enabled_by_default,
 )
-from .protocol.models import ProtocolFamily
-from .protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER
 from .writes import BALANCER_ENABLED, SLEEP_TIME
 
 #: The restore data's key of the sleep time "Never sleep" off gives back.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .protocol.models import Settings, Status
-from .protocol.registers import DecodedValue, Register, register
+from aiodalybalancer.models import Settings, Status
+from aiodalybalancer.registers import DecodedValue, Register, register
 
 type Apply = Callable[[Status, Settings, DecodedValue], tuple[Status, Settings]]
 

@@ -5,7 +5,8 @@ package index):
 
 1. a venv of its own (cached under the cache folder; built in a temporary folder and renamed only
    when complete, so a failed build leaves nothing behind) with that Home Assistant;
-2. the requirements of this integration and of every integration that release loads with it,
+2. the library (packages/aiodalybalancer, the manifest's one requirement) from this repository,
+   then the requirements of this integration and of every integration that release loads with it,
    installed with pip **under that release's package_constraints.txt**, as Home Assistant itself
    would install them (a conflict is a failure; Home Assistant is never started with --skip-pip);
 3. ``exercise.py`` inside that venv: Home Assistant with the integration and the simulator, the
@@ -33,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 HACS = REPO / "hacs.json"
 MANIFEST = REPO / "custom_components" / "daly_active_balance" / "manifest.json"
+LIBRARY = REPO / "packages" / "aiodalybalancer"
 CONFIGURATION = REPO / "scripts" / "ha_config" / "configuration.yaml"
 VERSION = re.compile(r"^\d{4}\.\d{1,2}\.\d+$")
 PIP = ("-m", "pip", "--disable-pip-version-check", "--no-input")
@@ -163,6 +165,22 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
 
 
+def install_library(python: str, constraints: Path) -> None:
+    """The manifest's ``aiodalybalancer==…``, from this repository: it is not on the package index yet.
+
+    Installed (its dependencies too) under the release's constraints like any requirement, so
+    Home Assistant finds the manifest's pin satisfied and never asks the package index for it.
+    Reinstalled every time: the cached venv must run this checkout's library.
+    """
+    result = _pip(python, "install", "-q", "--force-reinstall", "--no-deps", str(LIBRARY))
+    if result.returncode == 0:
+        result = _pip(python, "install", "-q", "-c", str(constraints), str(LIBRARY))
+    if result.returncode != 0:
+        raise CompatError(
+            f"cannot install aiodalybalancer from {LIBRARY.relative_to(REPO)}: {_last_error(result.stdout + result.stderr)}"
+        )
+
+
 def install_requirements(python: str) -> list[str]:
     """pip install the requirements under the release's constraints, as Home Assistant does.
 
@@ -172,6 +190,7 @@ def install_requirements(python: str) -> list[str]:
     returned, for Home Assistant's ``--skip-pip-packages`` and for the report.
     """
     constraints, ours, by_domain = requirements(python)
+    install_library(python, constraints)
     skipped: list[str] = []
     while True:
         wanted = [req for reqs in by_domain.values() for req in reqs]

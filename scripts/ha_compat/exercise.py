@@ -31,8 +31,8 @@ from typing import Any
 import aiohttp
 from homeassistant.const import __version__ as HA_VERSION
 
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 from custom_components.daly_active_balance.const import DOMAIN
-from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 
 REPO = Path(__file__).resolve().parents[2]
 CELLS = 16

@@ -7,7 +7,7 @@ against the manifest's matchers, starts discovery flows and answers
 
 Connections go through the real ``create_transport`` → ``BleTransport`` →
 ``bleak_retry_connector.establish_connection`` path; only the BleakClient class at its end is
-the simulator-backed stand-in (``daly_tools.ble_standin``).
+the simulator-backed stand-in (``aiodalybalancer.tools.ble_standin``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from homeassistant.components.bluetooth import BluetoothServiceInfoBleak, async_
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
-from daly_tools.ble_standin import StandInBleClient, standin_client_class
-from daly_tools.simulator import SimulatedBalancer
+from aiodalybalancer.tools.ble_standin import StandInBleClient, standin_client_class
+from aiodalybalancer.tools.simulator import SimulatedBalancer
+from aiodalybalancer.transport_ble import BleTransport
 
 #: The captured dongle (reference §2.1): it advertises as ``DL-<12 hex MAC>``.
 DALY_ADDRESS = "40:17:10:01:5C:9B"

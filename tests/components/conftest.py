@@ -25,6 +25,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
+from aiodalybalancer.tools.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+    serve_tcp,
+)
 from custom_components.daly_active_balance import PLATFORMS
 from custom_components.daly_active_balance.binary_sensor import PACK_CHECK
 from custom_components.daly_active_balance.const import (
@@ -37,12 +43,6 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.sensor import LINK_SENSORS
-from daly_tools.simulator import (
-    SimulatedBalancer,
-    SimulatorConfig,
-    SimulatorServer,
-    serve_tcp,
-)
 
 from .ble_helpers import DALY_ADDRESS
 

@@ -18,14 +18,14 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from aiodalybalancer.registers import WARNING_BITS, active_faults, register
+from aiodalybalancer.tools.simulator import SimulatedBalancer
 from custom_components.daly_active_balance.binary_sensor import ATTR_CELLS, ATTR_FAULTS, ATTR_REASONS, ATTR_WARNINGS
 from custom_components.daly_active_balance.checks import CLEAR_AFTER, RAISE_AFTER, Reason
 from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.issues import ISSUE_CELL_OUT_OF_RANGE, ISSUE_STOPPED_ANSWERING
-from custom_components.daly_active_balance.protocol.registers import WARNING_BITS, active_faults, register
-from daly_tools.simulator import SimulatedBalancer
 
 from .conftest import EntityIdFinder, Poll
 from .test_init import poll_unanswered

@@ -20,8 +20,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 import yaml
 
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorServer
 from custom_components.daly_active_balance.const import DOMAIN
-from daly_tools.simulator import SimulatedBalancer, SimulatorServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

@@ -16,12 +16,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from aiodalybalancer.client import SURVEY_END, SURVEY_READ
+from aiodalybalancer.frames import Direction, ReadRequest, parse
+from aiodalybalancer.registers import BALANCER, BLOCKS
+from aiodalybalancer.tools.simulator import Reply, SimulatedBalancer, SimulatorConfig
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 from custom_components.daly_active_balance.diagnostics import REDACTED_ADDRESSES, SECRET_ADDRESSES
-from custom_components.daly_active_balance.protocol.client import SURVEY_END, SURVEY_READ
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, parse
-from custom_components.daly_active_balance.protocol.registers import BALANCER, BLOCKS
-from daly_tools.simulator import Reply, SimulatedBalancer, SimulatorConfig
 
 from ..leaks import until
 from .conftest import enable_entity

@@ -12,9 +12,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 from custom_components.daly_active_balance.card import CARD_FILE, CARD_URL
 from custom_components.daly_active_balance.const import DOMAIN
-from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 
 from .conftest import add_serial_entry
 

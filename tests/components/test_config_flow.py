@@ -37,6 +37,20 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import serialx
 from serialx.platforms.serial_socket import SocketSerial, SocketSerialTransport
 
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.frames import Direction, ExceptionResponse, Function, ReadRequest
+from aiodalybalancer.registers import BY_KEY
+from aiodalybalancer.stream import D2Framing, FrameStream
+from aiodalybalancer.tools.factory import encode_ascii
+from aiodalybalancer.tools.simulator import (
+    Reply,
+    SimulatedBalancer,
+    SimulatorConfig,
+    SimulatorServer,
+    serve_pty,
+    serve_tcp,
+)
+from aiodalybalancer.transport import SerialTransport
 from custom_components.daly_active_balance import config_flow, ports
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
@@ -52,20 +66,6 @@ from custom_components.daly_active_balance.const import (
     MAX_SETTINGS_EVERY,
     MAX_UPDATE_INTERVAL,
     MIN_UPDATE_INTERVAL,
-)
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.frames import Direction, ExceptionResponse, Function, ReadRequest
-from custom_components.daly_active_balance.protocol.registers import BY_KEY
-from custom_components.daly_active_balance.protocol.stream import D2Framing, FrameStream
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from daly_tools.factory import encode_ascii
-from daly_tools.simulator import (
-    Reply,
-    SimulatedBalancer,
-    SimulatorConfig,
-    SimulatorServer,
-    serve_pty,
-    serve_tcp,
 )
 
 from .ble_helpers import (

@@ -29,16 +29,8 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.daly_active_balance.const import (
-    CONF_CONNECTION,
-    CONF_UPDATE_INTERVAL,
-    CONNECTION_SERIAL,
-    DOMAIN,
-)
-from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.issues import ISSUE_STOPPED_ANSWERING
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, ReadResponse, parse
-from daly_tools.simulator import (
+from aiodalybalancer.frames import Direction, ReadRequest, ReadResponse, parse
+from aiodalybalancer.tools.simulator import (
     Fault,
     FaultPlan,
     Reply,
@@ -47,6 +39,14 @@ from daly_tools.simulator import (
     serve_pty,
     serve_tcp,
 )
+from custom_components.daly_active_balance.const import (
+    CONF_CONNECTION,
+    CONF_UPDATE_INTERVAL,
+    CONNECTION_SERIAL,
+    DOMAIN,
+)
+from custom_components.daly_active_balance.coordinator import DalyCoordinator
+from custom_components.daly_active_balance.issues import ISSUE_STOPPED_ANSWERING
 
 from ..leaks import live_tasks, open_fds, until
 from .ble_helpers import inject_advertisement, service_info, use_standin_dongle

@@ -20,16 +20,16 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
-from custom_components.daly_active_balance.checks import RAISE_AFTER
-from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL, DOMAIN
-from custom_components.daly_active_balance.protocol.registers import BY_KEY, REGISTERS
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
-from daly_tools.factory import FACTORY, encode_ascii
-from daly_tools.simulator import (
+from aiodalybalancer.registers import BY_KEY, REGISTERS
+from aiodalybalancer.tools.factory import FACTORY, encode_ascii
+from aiodalybalancer.tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
 )
+from aiodalybalancer.transport_ble import BleTransport
+from custom_components.daly_active_balance.checks import RAISE_AFTER
+from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL, DOMAIN
 
 from .ble_helpers import DALY_ADDRESS, DALY_NAME, inject_advertisement, service_info, use_standin_dongle
 from .conftest import add_serial_entry

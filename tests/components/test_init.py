@@ -22,18 +22,18 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+from aiodalybalancer.registers import SETTINGS
+from aiodalybalancer.tools.simulator import (
+    SimulatedBalancer,
+    SimulatorServer,
+    serve_tcp,
+)
 from custom_components.daly_active_balance.const import (
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.protocol.registers import SETTINGS
 from custom_components.daly_active_balance.writes import SLEEP_TIME
-from daly_tools.simulator import (
-    SimulatedBalancer,
-    SimulatorServer,
-    serve_tcp,
-)
 
 from .conftest import EntityIdFinder, shows_the_module
 

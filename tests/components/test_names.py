@@ -13,17 +13,17 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.daly_active_balance.config_flow import _dongle_label, _serial_label, _title
-from custom_components.daly_active_balance.const import DOMAIN
-from custom_components.daly_active_balance.ports import port_label
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from daly_tools.simulator import (
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
     SimulatorServer,
     serve_tcp,
 )
+from aiodalybalancer.transport import SerialTransport
+from custom_components.daly_active_balance.config_flow import _dongle_label, _serial_label, _title
+from custom_components.daly_active_balance.const import DOMAIN
+from custom_components.daly_active_balance.ports import port_label
 
 from .conftest import add_serial_entry
 

@@ -10,17 +10,17 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL
-from custom_components.daly_active_balance.protocol.registers import (
+from aiodalybalancer.registers import (
     CHEMISTRY,
     SLEEP_NEVER,
     BatteryType,
     register,
 )
-from daly_tools.simulator import (
+from aiodalybalancer.tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
 )
+from custom_components.daly_active_balance.const import CONF_UPDATE_INTERVAL
 
 from .conftest import EntityIdFinder, set_number
 

@@ -15,13 +15,13 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from aiodalybalancer.client import DalyClient
+from aiodalybalancer.errors import ConnectTimeoutError
+from aiodalybalancer.redact import REDACTED, redact
+from aiodalybalancer.tools.simulator import SimulatorServer
+from aiodalybalancer.transport import SerialTransport
 from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_BLE, CONNECTION_SERIAL, DOMAIN
 from custom_components.daly_active_balance.ports import InvalidPortError, canonical_port, port_id
-from custom_components.daly_active_balance.protocol.client import DalyClient
-from custom_components.daly_active_balance.protocol.errors import ConnectTimeoutError
-from custom_components.daly_active_balance.protocol.redact import REDACTED, redact
-from custom_components.daly_active_balance.protocol.transport import SerialTransport
-from daly_tools.simulator import SimulatorServer
 
 from .ble_helpers import DALY_ADDRESS
 from .unaccepting import unaccepting_port

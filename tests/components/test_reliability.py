@@ -24,15 +24,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
-from custom_components.daly_active_balance.protocol.frames import Direction, ReadRequest, WriteSingle, parse
-from custom_components.daly_active_balance.protocol.registers import BY_KEY, PASSWORD, SETTINGS
-from custom_components.daly_active_balance.writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME
-from daly_tools.simulator import (
+from aiodalybalancer.frames import Direction, ReadRequest, WriteSingle, parse
+from aiodalybalancer.registers import BY_KEY, PASSWORD, SETTINGS
+from aiodalybalancer.tools.simulator import (
     SimulatedBalancer,
     SimulatorServer,
     serve_tcp,
 )
+from custom_components.daly_active_balance.const import CONF_CONNECTION, CONNECTION_SERIAL, DOMAIN
+from custom_components.daly_active_balance.writes import BALANCE_START_DELTA, BALANCE_START_VOLTAGE, SLEEP_TIME
 
 from .conftest import EntityIdFinder, select_option, set_number
 

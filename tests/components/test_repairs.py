@@ -14,6 +14,16 @@ from homeassistant.loader import async_get_integration
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+from aiodalybalancer.registers import (
+    BY_KEY,
+    CHEMISTRY,
+    SLEEP_NEVER,
+    BatteryType,
+)
+from aiodalybalancer.tools.simulator import (
+    SimulatedBalancer,
+    SimulatorConfig,
+)
 from custom_components.daly_active_balance.checks import CLEAR_AFTER, DOUBT_AFTER, RAISE_AFTER
 from custom_components.daly_active_balance.const import (
     CONF_SETTINGS_EVERY,
@@ -28,16 +38,6 @@ from custom_components.daly_active_balance.issues import (
     ISSUE_STRING_COUNT,
     ISSUE_VERIFY_BALANCING,
     ISSUES,
-)
-from custom_components.daly_active_balance.protocol.registers import (
-    BY_KEY,
-    CHEMISTRY,
-    SLEEP_NEVER,
-    BatteryType,
-)
-from daly_tools.simulator import (
-    SimulatedBalancer,
-    SimulatorConfig,
 )
 
 from .conftest import select_option, set_number

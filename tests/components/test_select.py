@@ -10,10 +10,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
+from aiodalybalancer.registers import CHEMISTRY, BatteryType, register
+from aiodalybalancer.tools.simulator import SimulatedBalancer
 from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.issues import ISSUE_BALANCE_VOLTAGE, issue_id
-from custom_components.daly_active_balance.protocol.registers import CHEMISTRY, BatteryType, register
-from daly_tools.simulator import SimulatedBalancer
 
 from .conftest import EntityIdFinder, select_option
 

@@ -16,14 +16,14 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.daly_active_balance.const import (
-    DOMAIN,
-)
-from custom_components.daly_active_balance.protocol.errors import DalyError
-from custom_components.daly_active_balance.protocol.registers import BY_KEY, EXTENDED, LIVE, RAW_ABSENT
-from daly_tools.simulator import (
+from aiodalybalancer.errors import DalyError
+from aiodalybalancer.registers import BY_KEY, EXTENDED, LIVE, RAW_ABSENT
+from aiodalybalancer.tools.simulator import (
     SimulatedBalancer,
     SimulatorConfig,
+)
+from custom_components.daly_active_balance.const import (
+    DOMAIN,
 )
 
 from .ble_helpers import inject_advertisement, service_info, use_standin_dongle

@@ -28,6 +28,10 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from aiodalybalancer.registers import SLEEP_DEFAULT, SLEEP_NEVER, register
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorServer
+from aiodalybalancer.transport import Transport
+from aiodalybalancer.transport_ble import BleTransport
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -35,10 +39,6 @@ from custom_components.daly_active_balance.const import (
     DOMAIN,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.protocol.registers import SLEEP_DEFAULT, SLEEP_NEVER, register
-from custom_components.daly_active_balance.protocol.transport import Transport
-from custom_components.daly_active_balance.protocol.transport_ble import BleTransport
-from daly_tools.simulator import SimulatedBalancer, SimulatorServer
 
 from .conftest import UNIQUE_ID, EntityIdFinder, Poll, turn_switch
 
@@ -210,7 +210,7 @@ async def ble_entry(hass: HomeAssistant, sim_server: SimulatorServer) -> MockCon
     entry.add_to_hass(hass)
     with (
         patch("custom_components.daly_active_balance.create_transport", transport),
-        patch("custom_components.daly_active_balance.protocol.transport_ble.establish_connection", _establish),
+        patch("aiodalybalancer.transport_ble.establish_connection", _establish),
     ):
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done(wait_background_tasks=True)

@@ -21,10 +21,10 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+from aiodalybalancer.frames import Function
+from aiodalybalancer.tools.simulator import SimulatedBalancer
 from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
-from custom_components.daly_active_balance.protocol.frames import Function
-from daly_tools.simulator import SimulatedBalancer
 
 from .conftest import select_option, set_number, turn_switch
 

@@ -32,7 +32,7 @@ import warnings
 
 import pytest
 
-from daly_tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
 from tests.skip_gate import IN_CI
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ pytest.importorskip("playwright", reason="playwright is not installed (requireme
 
 from playwright.async_api import ConsoleMessage, Locator, Page, Route, expect
 
-from daly_tools.simulator import Fault, FaultPlan
+from aiodalybalancer.tools.simulator import Fault, FaultPlan
 
 from . import ui
 from .conftest import HomeAssistantProcess, RunningSimulator

@@ -1,0 +1,1 @@
+"""Tests of aiodalybalancer (no Home Assistant needed)."""

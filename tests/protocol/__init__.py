@@ -1,1 +1,0 @@
-"""Tests of the protocol layer (no Home Assistant needed)."""
