@@ -240,10 +240,20 @@ _daly_ensure_cxx() {
 # without Home Assistant, in a venv of their own on the host (DALY_LIBRARY_PYTHON names another
 # interpreter). Skipped, saying so, when there is no such interpreter.
 DALY_LIBRARY_MIN_PY="3.12"
+_daly_is_library_python() {
+  "$1" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$DALY_LIBRARY_MIN_PY'.split('.'))))" 2>/dev/null
+}
 daly_test_library_on_oldest_python() {
   local py="${DALY_LIBRARY_PYTHON:-python$DALY_LIBRARY_MIN_PY}" venv="$DALY_CACHE/venv-library-py$DALY_LIBRARY_MIN_PY"
-  local lib="$DALY_REPO/packages/aiodalybalancer" stamp want
-  if ! "$py" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$DALY_LIBRARY_MIN_PY'.split('.'))))" 2>/dev/null; then
+  local lib="$DALY_REPO/packages/aiodalybalancer" stamp want candidate
+  # A pyenv shim on PATH answers only for the versions pyenv is told to use: fall back to the
+  # interpreter pyenv installed, if any.
+  if [ -z "${DALY_LIBRARY_PYTHON:-}" ] && ! _daly_is_library_python "$py"; then
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$DALY_LIBRARY_MIN_PY".*/bin/python"$DALY_LIBRARY_MIN_PY"; do
+      if _daly_is_library_python "$candidate"; then py="$candidate"; break; fi
+    done
+  fi
+  if ! _daly_is_library_python "$py"; then
     _daly_log "SKIPPED: the library's tests on Python $DALY_LIBRARY_MIN_PY: no working '$py' here (install it, or set DALY_LIBRARY_PYTHON)"
     return 0
   fi
