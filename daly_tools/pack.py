@@ -262,7 +262,7 @@ def weak_cell_pack(
 ) -> PackModel:
     """A pack of ``cells`` about 100 Ah, cell ``weak_cell`` (1-based) only ``weak_capacity``.
 
-    The cells start up to ``spread`` (of their charge) apart at midnight; each self-discharges 0–3 mA, cell
+    At midnight of day 0 the cells miss 70 Ah to full, up to ``spread`` (of 100 Ah) apart; each self-discharges 0–3 mA, cell
     ``leaky_cell`` 10 mA more (about 0.25 Ah a day), so without balancing the top drifts apart.
     ``days_in``: run that many days first (balancer as ``settings`` say).
     """
@@ -271,7 +271,8 @@ def weak_cell_pack(
     capacities[weak_cell - 1] = weak_capacity
     leaks = [rng.uniform(0, 0.003) for _ in range(cells)]
     leaks[leaky_cell - 1] += 0.010
-    soc = [0.3 + rng.uniform(-spread, spread) for _ in range(cells)]
+    # Top-balanced once, the cells miss about the same charge to full (the weak one is emptier).
+    soc = [(cap - 70.0 + 100.0 * rng.uniform(-spread, spread)) / cap for cap in capacities]
     if settings is None:
         settings = BalancerSettings(
             start_voltage=3.3 if chemistry is BatteryType.LIFEPO4 else CURVES[chemistry].volts(0.9)
@@ -324,9 +325,15 @@ def live(
         yield obs
 
 
-def daily_table(days: int = 14, *, balancer: bool = True, seed: int = 0, step: float = MAX_STEP) -> str:
-    """The daily insights of a ``days`` run of a pack with a weak cell, as a text table."""
-    pack = weak_cell_pack(seed=seed)
+def daily_table(
+    days: int = 14, *, balancer: bool = True, settle: float = 5, seed: int = 0, step: float = MAX_STEP
+) -> str:
+    """The daily insights of a pack with a weak cell over ``days``, as a text table.
+
+    The pack first lives ``settle`` days with the balancer on (not in the table), then ``days``
+    with it ``balancer``; the insights see a poll every ``step`` seconds.
+    """
+    pack = weak_cell_pack(seed=seed, days_in=settle)
     pack.settings = replace(pack.settings, enabled=balancer)
     insights = Insights()
     rows = [

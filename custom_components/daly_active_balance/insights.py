@@ -314,12 +314,13 @@ class Insights:
         if today is None or obs.day > today.day:
             if today is not None:
                 self._close_day(today.summary(), obs.day)
+            changed = today is not None and today.chemistry != obs.chemistry
             today = self._today = _Today(obs.day, obs.chemistry)
-            self._refresh()
+            self._refresh(replay=changed)
         # A date going back (the clock or the time zone changed) stays filed under today.
         elif obs.chemistry != today.chemistry:
             today.restart_knees(obs.chemistry)
-            self._refresh()
+            self._refresh(replay=True)
 
         last, self._last = self._last, (obs.time, obs.balancing is True, obs.expected is True)
         if last is not None and 0 < obs.time - last[0] <= self.max_gap:
@@ -370,8 +371,12 @@ class Insights:
         if self._days[0].day < oldest:
             self._days = [day for day in self._days if day.day >= oldest]
 
-    def _refresh(self) -> None:
-        """Work out what depends on finished days only (once a day, or on a chemistry change)."""
+    def _refresh(self, *, replay: bool = False) -> None:
+        """Work out what depends on finished days only (once a day, or on a chemistry change).
+
+        ``replay``: judge "not keeping up" day by day from the first finished day, as when the
+        days were lived (after loading, or when the chemistry changed).
+        """
         today = self._today
         assert today is not None
         finished = [day for day in self._days if day.chemistry == today.chemistry]
@@ -385,8 +390,18 @@ class Insights:
             (day.top_difference for day in finished if day.day == today.day - timedelta(days=1)), None
         )
         topped = [day for day in finished if day.top_difference is not None]
+        bottomed = [day for day in finished if day.weakest_cell is not None]
         self._trend = _slope(topped[-TREND_DAYS:])
-        self._verdict = self._judge(topped, [day for day in finished if day.weakest_cell is not None])
+        if not replay:
+            self._verdict = self._judge(topped, bottomed, self._verdict)
+            return
+        verdict = None
+        for end in range(1, len(finished) + 1):
+            last = finished[end - 1].day
+            verdict = self._judge(
+                [day for day in topped if day.day <= last], [day for day in bottomed if day.day <= last], verdict
+            )
+        self._verdict = verdict
 
     # --- answers ----------------------------------------------------------------------------
 
@@ -421,19 +436,26 @@ class Insights:
             not_keeping_up=self._verdict,
         )
 
-    def _judge(self, topped: list[DaySummary], bottomed: list[DaySummary]) -> NotKeepingUp | None:
-        """Whether the trend rose on each of the last ``rising_days`` finished days with a top.
+    def _judge(
+        self, topped: list[DaySummary], bottomed: list[DaySummary], previous: NotKeepingUp | None
+    ) -> NotKeepingUp | None:
+        """Whether the balancer is not keeping up after the last of ``topped``.
 
+        Raised when the trend was at least ``rising_mv_per_day`` on each of the last
+        ``rising_days`` finished days with a top; once raised it stays while the trend is above
+        0: on LiFePO4 the top difference runs into the charge cut-off (about 200 mV) and then
+        grows only slowly, though the pack is no better.
         ``topped``: finished days of the current chemistry with a top-of-charge difference;
         ``bottomed``: those with a cell lowest at the bottom.
         """
         count = self.rising_days
         if len(topped) < max(count, TREND_MIN_DAYS):
             return None
-        slopes = [
-            _slope(topped[max(0, end - TREND_DAYS) : end]) for end in range(len(topped) - count + 1, len(topped) + 1)
-        ]
-        if any(slope is None or slope < self.rising_mv_per_day for slope in slopes):
+        ends = range(len(topped) - count + 1, len(topped) + 1)
+        slopes = [_slope(topped[max(0, end - TREND_DAYS) : end]) for end in ends]
+        latest = slopes[-1]
+        rising = all(slope is not None and slope >= self.rising_mv_per_day for slope in slopes)
+        if latest is None or not (rising or (previous is not None and latest > 0)):
             return None
         window = topped[-count:]
         causes: list[Cause] = []
@@ -447,7 +469,7 @@ class Insights:
         cell = weakest.pop() if len(bottomed) >= count and len(weakest) == 1 else None
         if cell is not None:
             causes.append(Cause.CELL_CAPACITY)
-        return NotKeepingUp(trend=round(slopes[-1] or 0.0, 2), days=count, causes=tuple(causes), cell=cell)
+        return NotKeepingUp(trend=round(latest, 2), days=count, causes=tuple(causes), cell=cell)
 
     # --- storage ----------------------------------------------------------------------------
 
@@ -467,7 +489,7 @@ class Insights:
         if days:
             insights._days = days[:-1]
             insights._today = _Today.of(days[-1])
-            insights._refresh()
+            insights._refresh(replay=True)
         return insights
 
 
