@@ -17,6 +17,7 @@ rule from :class:`BalancerSettings`. ``python -m daly_tools.pack`` prints the da
 
 from __future__ import annotations
 
+import argparse
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -369,8 +370,17 @@ def _top(summary: object) -> int | None:
     return max(range(len(counts)), key=counts.__getitem__) + 1 if any(counts) else None
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """Print the daily tables of a run with the balancer on and one with it off."""
+    parser = argparse.ArgumentParser(prog="python -m daly_tools.pack", description=main.__doc__)
+    parser.add_argument("--days", type=int, default=14, help="days in each table (default 14)")
+    parser.add_argument("--settle", type=float, default=5, help="days the pack lives first, balancer on (default 5)")
+    args = parser.parse_args(argv)
     for on in (True, False):
         print(f"Balancer {'on' if on else 'off'}:")
-        print(daily_table(balancer=on))
+        print(daily_table(args.days, balancer=on, settle=args.settle))
         print()
+
+
+if __name__ == "__main__":
+    main()

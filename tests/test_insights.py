@@ -187,6 +187,31 @@ def test_not_keeping_up_needs_the_trend_rising_on_several_days_and_names_causes(
     assert insights.answers().not_keeping_up is None
 
 
+def test_no_capacity_cause_when_the_lowest_cell_changes_and_settings_may_be_unknown() -> None:
+    """Rising 10 mV/day, a different cell lowest at the bottom each day, turn-on settings unread."""
+    insights = Insights()
+    for day in range(5):
+        cells = [3.25, 3.25, 3.25]
+        cells[day % 3] = 3.1
+        unknown = {"start_voltage": None, "start_delta": None, "enabled": None}
+        day_with_top(insights, day, 10 * day, **unknown)
+        insights.observe(obs(tuple(cells), t=day * DAY + 60, day=day, **unknown))
+    insights.observe(obs((3.3, 3.3, 3.3), t=5 * DAY, day=5))
+    verdict = insights.answers().not_keeping_up
+    assert verdict is not None
+    assert (verdict.causes, verdict.cell) == ((), None)
+    assert insights.days[0].start_voltage is None
+    assert insights.chemistry is LFP
+
+
+def test_nothing_observed_yet() -> None:
+    insights = Insights()
+    assert insights.chemistry is None
+    assert insights.days == ()
+    assert insights.answers().balancing_today_s == 0.0
+    assert insights.answers().not_keeping_up is None
+
+
 def test_from_poll_takes_the_expectation_from_the_checks() -> None:
     status = Status(
         cell_voltages=(3.45, 3.40, 3.42),

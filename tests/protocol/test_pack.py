@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from custom_components.daly_active_balance.protocol.frames import WriteSingle
@@ -137,3 +140,28 @@ def test_the_module_registers_decide_when_the_pack_balances() -> None:
 def test_a_pack_must_match_the_module_cell_count() -> None:
     with pytest.raises(ValueError, match="the pack has 16 cells, the module 8"):
         SimulatedBalancer(SimulatorConfig(cells=8), pack=weak_cell_pack())
+
+
+def test_a_li_ion_pack_follows_its_own_curve() -> None:
+    pack = PackModel([100.0, 100.0], chemistry=BatteryType.LI_ION, soc=[0.9548, 0.9548])
+    assert pack.cell_voltages() == (4.112, 4.112)  # the Samsung table's 95.48 % breakpoint
+    pack.chemistry = BatteryType.LTO
+    assert pack.chemistry is BatteryType.LTO
+    assert pack.cell_voltages()[0] == 2.619  # 2.6 + (2.8 − 2.6) · (0.9548 − 0.95) / 0.05 = 2.61920
+    given = BalancerSettings(start_voltage=4.0)
+    assert weak_cell_pack(chemistry=BatteryType.LI_ION, settings=given).settings is given
+
+
+def test_the_command_line_prints_both_tables() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daly_tools.pack", "--days", "2", "--settle", "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Balancer on:"
+    assert lines[1].split()[:3] == ["day", "top", "mV"]
+    assert [line.split()[0] for line in lines[2:4]] == ["1", "2"]
+    assert "Balancer off:" in lines
