@@ -48,8 +48,9 @@ TREND_MIN_DAYS: Final = 3
 #: is an outage, not time the module was seen balancing. The wiring should pass at least twice the
 #: update interval.
 DEFAULT_MAX_GAP: Final = 300.0
-#: "Not keeping up": the trend at or above this (mV/day) on each of the last ``DEFAULT_RISING_DAYS``
-#: finished days with a top-of-charge difference.
+#: "Not keeping up": raised by a trend at or above this (mV/day) on each of the last
+#: ``DEFAULT_RISING_DAYS`` finished days with a top-of-charge difference; cleared once the trend
+#: no longer rises (at or below 0).
 DEFAULT_RISING_MV_PER_DAY: Final = 2.0
 DEFAULT_RISING_DAYS: Final = 3
 
