@@ -25,7 +25,7 @@ import os
 import random
 import time
 import tty
-from typing import Final
+from typing import Final, Protocol
 
 from aiodalybalancer import a5
 from aiodalybalancer.frames import (
@@ -204,6 +204,16 @@ class SimulatorConfig:
         object.__setattr__(self, "battery_type", BatteryType(self.battery_type))
 
 
+class CellModel(Protocol):
+    """A model of the cells behind the module (``pack.PackModel``): it drives the cell voltages."""
+
+    def advance(self, seconds: float, *, balancing: bool | None = None) -> None:
+        """Run the cells ``seconds`` on, the module balancing or not."""
+
+    def cell_voltages(self) -> tuple[float, ...]:
+        """Each cell's voltage (V)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """Bytes to send back: ``chunks`` (a pause between them), starting after ``delay`` seconds."""
@@ -249,10 +259,21 @@ class SimulatorStats:
 class SimulatedBalancer:
     """The module: a register bank, a physical model and a protocol front end."""
 
-    def __init__(self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
-        """Build a fresh module as it would leave the factory, set to ``config``."""
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        pack: CellModel | None = None,
+    ) -> None:
+        """Build a fresh module as it would leave the factory, set to ``config``.
+
+        ``pack``: the cells come from this model (``pack.PackModel``), which the module's
+        balancing drives, instead of wandering around fixed voltages.
+        """
         config = config or SimulatorConfig()
         self.config: Final = config
+        self.pack: Final = pack
         self._clock = clock
         self._advanced = 0.0
         self._rng = random.Random(config.seed)
@@ -285,7 +306,7 @@ class SimulatedBalancer:
             self._set("balance_start_delta", DUAL_DELTA_MV)
         base = _CELL_MV[config.battery_type]
         self._centres = [base + self._rng.uniform(-_OFFSET_SPREAD_MV, _OFFSET_SPREAD_MV) for _ in range(config.cells)]
-        self._cells = list(self._centres)
+        self._cells = list(self._centres) if pack is None else self._pack_cells(pack)
         self._pinned: dict[int, float] = {}
         self._temps = [_AMBIENT_C + self._rng.uniform(-1, 1) for _ in range(config.temperature_sensors)]
         self._balancing = False
@@ -423,15 +444,26 @@ class SimulatedBalancer:
 
     def _step(self, dt: float) -> None:
         rng = self._rng
-        noise = _NOISE_MV * math.sqrt(dt)
         pull = min(1.0, _PULL_PER_S * dt)
-        for i, centre in enumerate(self._centres):
-            value = self._cells[i] + rng.gauss(0, noise) + (centre - self._cells[i]) * pull
-            self._cells[i] = min(max(value, centre - _WANDER_MV), centre + _WANDER_MV)
+        if self.pack is not None:
+            self.pack.advance(dt, balancing=self._balancing)
+            self._cells = self._pack_cells(self.pack)
+        else:
+            noise = _NOISE_MV * math.sqrt(dt)
+            for i, centre in enumerate(self._centres):
+                value = self._cells[i] + rng.gauss(0, noise) + (centre - self._cells[i]) * pull
+                self._cells[i] = min(max(value, centre - _WANDER_MV), centre + _WANDER_MV)
         self._temps = [t + (_AMBIENT_C - t) * pull + rng.gauss(0, 0.05 * math.sqrt(dt)) for t in self._temps]
-        if self._balancing:
+        if self._balancing and self.pack is None:
             self._transfer(dt)
         self._refresh()
+
+    def _pack_cells(self, pack: CellModel) -> list[float]:
+        """The pack model's cells in mV (as many as the module is set to)."""
+        cells = [volts * 1000 for volts in pack.cell_voltages()]
+        if len(cells) != self.config.cells:
+            raise ValueError(f"the pack has {len(cells)} cells, the module {self.config.cells}")
+        return cells
 
     def _transfer(self, dt: float) -> None:
         """Move charge from the highest cell to the lowest; pinned cells keep their value."""
