@@ -33,7 +33,7 @@ from aiodalybalancer.models import ProtocolFamily
 from aiodalybalancer.registers import BALANCER, BY_KEY, LIVE
 from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
 
-from ..leaks import until
+from .leaks import until
 from .fakes import ScriptedTransport, SimTransport
 
 
