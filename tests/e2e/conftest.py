@@ -121,8 +121,8 @@ def missing_run_requirements() -> list[str]:
     missing = []
     for raw in REQUIREMENTS_RUN.read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
+        if not line or line.startswith("-"):
+            continue  # pip options: the library's editable install is scripts/_env.sh's business
         requirement = Requirement(line)
         try:
             installed = importlib.metadata.version(requirement.name)

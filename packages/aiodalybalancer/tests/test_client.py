@@ -33,8 +33,8 @@ from aiodalybalancer.models import ProtocolFamily
 from aiodalybalancer.registers import BALANCER, BY_KEY, LIVE
 from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
 
-from .leaks import until
 from .fakes import ScriptedTransport, SimTransport
+from .leaks import until
 
 
 def _client(transport: ScriptedTransport, **kwargs: float) -> DalyClient:
