@@ -100,6 +100,8 @@ class _Owed:
     frames: list[object] = field(default_factory=list)
     #: Valid frames that came while this request waited but fit no request owed an answer.
     misfits: list[object] = field(default_factory=list)
+    #: A sync's: the kind it settles. Once nothing of that kind is owed, it has done its job.
+    settles: _Kind | None = None
 
 
 def _kind(frame: object) -> _Kind | None:
@@ -193,6 +195,9 @@ class Exchange:
                 frames = [frame for frame in frames if frame not in fitting]
         for frame in frames:
             self._pair(frame, waiting)
+        settled = waiting is not None and all(owed.kind != waiting.settles for owed in self._owed)
+        if settled and waiting is not None and waiting.settles is not None and not waiting.future.done():
+            waiting.future.set_result([])  # the late answer a sync was sent for came first
 
     def _pair(self, frame: object, waiting: _Owed | None) -> None:
         """Give ``frame`` to the oldest request owed an answer of its kind."""
@@ -215,7 +220,7 @@ class Exchange:
         del self._owed[:index]  # answers come in order: nothing older can come any more
         owed = self._owed[0]
         owed.frames.append(frame)
-        if owed.future.done():
+        if owed.future.done() and owed.settles is None:
             self.stats.late_answers += 1
             _LOGGER.debug("dropped a late answer to a request that timed out: %s", type(frame).__name__)
         if len(owed.frames) >= owed.wanted:
@@ -274,10 +279,17 @@ class Exchange:
             return
         request, reply_bytes = free
         self.stats.syncs += 1
-        await self._attempt(request, lambda frame: True, reply_bytes=reply_bytes)
+        await self._attempt(request, lambda frame: True, reply_bytes=reply_bytes, settles=kind)
 
     async def _attempt(
-        self, request: bytes, match: _Match, *, wanted: int = 1, drop_echo: bool = True, reply_bytes: int = 0
+        self,
+        request: bytes,
+        match: _Match,
+        *,
+        wanted: int = 1,
+        drop_echo: bool = True,
+        reply_bytes: int = 0,
+        settles: _Kind | None = None,
     ) -> list[object]:
         """Send ``request`` once and wait for its answer; it stays owed if none comes in time."""
         self._check_open()
@@ -295,7 +307,7 @@ class Exchange:
                 stream.expect_echo(request)
         dropped = [stream.stats.dropped_bytes for stream in streams]
         loop = asyncio.get_running_loop()
-        owed = _Owed(_request_kind(request), match, loop.create_future(), wanted)
+        owed = _Owed(_request_kind(request), match, loop.create_future(), wanted, settles=settles)
         self._owed.append(owed)
         self.stats.requests += 1
         try:
