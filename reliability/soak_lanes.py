@@ -28,7 +28,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 import contextlib
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 import itertools
 import math
 from pathlib import Path
@@ -413,7 +413,7 @@ class Lane:
                 for name, value in dataclasses.asdict(truth).items()
                 if getattr(data.settings, name) != value
             },
-            "client": self.coordinator.client.stats.as_dict(),
+            "client": asdict(self.coordinator.client.stats),
         }
 
     async def write(self, hass: HomeAssistant, key: str, value: DecodedValue) -> None:
@@ -611,7 +611,7 @@ async def soak_lane(hass: HomeAssistant, lane: Lane, settings: SoakSettings) -> 
     faults(False)
     lane.sim.served = None
     lane.seconds = time.monotonic() - started
-    lane.client_stats = coordinator.client.stats.as_dict()
+    lane.client_stats = asdict(coordinator.client.stats)
 
 
 async def soak_links(

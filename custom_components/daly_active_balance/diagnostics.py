@@ -127,7 +127,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
         "identity": identity,
         "status": asdict(data.status) if data is not None else None,
         "settings": asdict(coordinator.settings) if coordinator.settings is not None else None,
-        "client_stats": client.stats.as_dict(),
+        "client_stats": asdict(client.stats),
         "issues": active_issues,
         "raw_registers": {"last_read": last_read, "fresh_read": fresh},
         "register_survey": _survey(coordinator.last_survey),

@@ -363,7 +363,7 @@ async def test_an_a5_request_answered_by_a_d2_frame_is_named() -> None:
     client.family = ProtocolFamily.A5
     with pytest.raises(UnreadableAnswerError):
         await client.poll()
-    client.family = None
+    client = _client(transport, timeout=0.05, retries=0)  # nothing owed: the request itself is sent
     with pytest.raises(
         UnexpectedAnswerError, match=r"answered 1 registers to a request for an A5 frame \(command 0x90\)"
     ):

@@ -31,6 +31,7 @@ from aiodalybalancer.frames import (
 )
 from aiodalybalancer.models import ProtocolFamily
 from aiodalybalancer.registers import (
+    BALANCER,
     BY_KEY,
     LIVE,
     REGISTERS,
@@ -321,28 +322,40 @@ async def test_a_stale_same_size_answer_in_the_same_chunk_is_never_taken(before:
     words = await client._read_words(LIVE.start, LIVE.count)
     assert words == current
     assert client.stats.ambiguous == 1
-    assert len(transport.writes) == 2
+    # Asked again once another read (of another size) proved nothing older can still come.
+    assert [parse(w, Direction.REQUEST) for w in transport.writes] == [
+        ReadRequest(LIVE.start, LIVE.count),
+        ReadRequest(BALANCER.start, BALANCER.count),
+        ReadRequest(LIVE.start, LIVE.count),
+    ]
 
 
 async def test_a_late_answer_after_a_timeout_is_not_taken_for_the_retry() -> None:
-    """An answer that comes after its request timed out, but before the retry is sent, is dropped
-    (the client listens before asking again), so the retry gets the module's current value."""
+    """An answer that comes after its request timed out is dropped as that request's: before
+    asking again the client reads another block, whose answer comes after the late one (links
+    deliver in order), so the retry gets the module's current value."""
     answers = iter([(1111,), (2222,)])
 
     def respond(data: bytes) -> list[bytes]:
+        frame = parse(data, Direction.REQUEST)
+        assert isinstance(frame, ReadRequest)
         loop = asyncio.get_running_loop()
-        words = next(answers)
-        frame = ReadResponse(words).encode()
-        if words == (1111,):  # the first answer is late: after the timeout, inside the guard
-            loop.call_later(0.45, transport._received, frame)
+        if frame.start == BALANCER.start:  # queued behind the late answer on the line
+            loop.call_later(0.1, transport._received, ReadResponse((0,) * BALANCER.count).encode())
             return []
-        return [frame]
+        words = next(answers)
+        answer = ReadResponse(words).encode()
+        if words == (1111,):  # the first answer is late: after the timeout
+            loop.call_later(0.45, transport._received, answer)
+            return []
+        return [answer]
 
     transport = ScriptedTransport(respond)
-    client = DalyClient(transport, timeout=0.4, retries=1)  # listens 0.1 s before the retry
+    client = DalyClient(transport, timeout=0.4, retries=1)
     client.family = ProtocolFamily.D2
     assert await client._read_words(0x00A3, 1) == (2222,)
-    assert client.stats.late_answers == 1
+    assert (client.stats.late_answers, client.stats.syncs) == (1, 1)
+    await asyncio.sleep(0.2)  # the other block's answer, still under way, is dropped too
 
 
 async def test_a_late_answer_to_another_request_is_never_taken() -> None:
@@ -355,6 +368,11 @@ async def test_a_late_answer_to_another_request_is_never_taken() -> None:
     def respond(data: bytes) -> list[bytes]:
         frame = parse(data, Direction.REQUEST)
         assert isinstance(frame, ReadRequest)
+        if frame.start == BALANCER.start:  # the line's next answer comes after the late one
+            asyncio.get_running_loop().call_later(
+                0.15, transport._received, ReadResponse((0,) * BALANCER.count).encode()
+            )
+            return []
         answer = ReadResponse((words[frame.start],)).encode()
         if frame.start == 0x00A3:  # answered after its timeout, during the next read
             asyncio.get_running_loop().call_later(0.3, transport._received, answer)

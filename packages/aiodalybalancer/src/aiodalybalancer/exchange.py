@@ -1,23 +1,28 @@
-"""The request/answer exchange over one transport, and the late-answer bookkeeping.
+"""The request/answer exchange over one transport: answers are paired with requests by order.
 
-* Exactly one request is outstanding at a time: D2 replies do not carry the register address,
-  so a reply is paired with the request that is waiting for it (and checked against its size).
-  A late answer to a request that timed out is not taken for the answer to a later request:
-  links deliver in order, so while such an answer may still come (one more timeout), a frame
-  that fits it is dropped as that late answer. The exchange also listens a moment before it asks
-  again, and drops different fitting frames that arrive together (which one is stale cannot be
-  told), so the request is asked again.
-* Every request has a timeout and a bounded number of retries; a lost link is reopened. Silence,
-  bytes that hold no frame and frames that do not fit the request are three different errors.
-* Once closed, a request that waits fails at once, and nothing opens the link again.
+D2 answers carry no register address, so an answer is told from another only by its kind and
+size (a read of N registers answers 2N bytes; a write echoes its register; an A5 reply names its
+command). Links deliver in order and a module answers each request at most once, so:
 
-What is asked, and in which order, is the session's (``client.py``).
+* every request sent is owed its answer until a frame of its kind arrives, or until the answer
+  to a later request arrives (nothing older can come after it); a new link owes nothing;
+* a frame belongs to the oldest owed request of its kind: a late answer to a request that timed
+  out is dropped, never taken for the answer to a later one;
+* a request is never sent while an earlier one of the same kind is still owed: the exchange
+  first asks for something of another kind (a block the app reads) and waits for that answer,
+  which proves that the late answer has come or never will.
+
+Every request has a timeout and a bounded number of attempts; a lost link is reopened. Silence,
+bytes that hold no frame and frames that do not fit are three different errors. Once closed, a
+request that waits fails at once, and nothing opens the link again. What is asked, and in which
+order, is the session's (``client.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 import logging
 from typing import Final
 
@@ -34,7 +39,7 @@ from .errors import (
 )
 from .frames import Direction, ExceptionResponse, Frame, ReadRequest, ReadResponse, WriteSingle, parse
 from .models import ProtocolFamily
-from .record import Record
+from .registers import BALANCER, EXTENDED, IDENTITY, LIVE, SETTINGS
 from .stream import D2Framing, FrameStream
 from .transport import Transport, wire_time
 
@@ -43,70 +48,76 @@ _LOGGER = logging.getLogger(__name__)
 #: Replies came 63–501 ms after the request in the capture (reference §7.4); 1.5–3 s advised.
 DEFAULT_TIMEOUT: Final = 2.0
 DEFAULT_RETRIES: Final = 2
-#: After a timeout, how long to listen (and drop) before asking again: a late answer to the
-#: request that timed out must not be taken for the answer to the retry.
-LATE_GUARD: Final = 0.25
 #: Reads held for an answer's wire time resume this much earlier, so that the timer's
 #: granularity never makes the last bytes wait (about 5 bytes at 9600 baud).
 HOLD_MARGIN: Final = 0.005
+#: Requests that settle the line after a timeout: reads the app makes, of distinct sizes
+#: (D2), and single-frame A5 commands. Each is sent only when nothing of its kind is owed.
+#: Each is the request and its answer's length.
+_SYNC_D2: Final = tuple(
+    (ReadRequest(b.start, b.count).encode(), 5 + 2 * b.count) for b in (BALANCER, EXTENDED, IDENTITY, SETTINGS, LIVE)
+)
+_SYNC_A5: Final = tuple(
+    (a5.build_request(c).encode(), 0) for c in (a5.Command.PACK, a5.Command.COUNTS, a5.Command.BALANCING)
+)
 _Match = Callable[[object], bool]
+#: What an answer is told apart by: its kind and size (registers read), register or command.
+_Kind = tuple[str, int]
 
 
-class ClientStats(Record):
+@dataclass(slots=True)
+class ClientStats:
     """Counters for diagnostics, the benchmark and the soak."""
 
-    __slots__ = ("requests", "timeouts", "retries", "link_errors", "unsolicited", "ambiguous", "late_answers")
-
-    __hash__ = None  # type: ignore[assignment]  # counters change: not hashable
-
-    def __init__(
-        self,
-        *,
-        requests: int = 0,
-        timeouts: int = 0,
-        retries: int = 0,
-        link_errors: int = 0,
-        unsolicited: int = 0,
-        ambiguous: int = 0,
-        late_answers: int = 0,
-    ) -> None:
-        self.requests = requests
-        self.timeouts = timeouts
-        self.retries = retries
-        self.link_errors = link_errors
-        self.unsolicited = unsolicited
-        #: Times several different answers that fit one request arrived together (all dropped).
-        self.ambiguous = ambiguous
-        #: Late answers to requests that had timed out, recognised and dropped.
-        self.late_answers = late_answers
+    requests: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    link_errors: int = 0
+    #: Valid frames that fit no request owed an answer.
+    unsolicited: int = 0
+    #: Times several different answers that fit one request arrived together (all dropped).
+    ambiguous: int = 0
+    #: Late answers to requests that had timed out, recognised and dropped.
+    late_answers: int = 0
+    #: Requests sent only to settle the line before asking again (see the module's docstring).
+    syncs: int = 0
+    #: Chunks of bytes handed over by the link (each one wake-up of the event loop).
+    reads: int = 0
 
 
-class _Pending:
-    __slots__ = ("match", "future", "frames", "wanted", "seq", "exchange", "misfits")
-
-    def __init__(
-        self, match: _Match, future: asyncio.Future[object], *, wanted: int = 1, seq: int = 0, exchange: int = 0
-    ) -> None:
-        self.match = match
-        self.future = future
-        self.frames: list[object] = []
-        self.wanted = wanted
-        self.seq = seq
-        self.exchange = exchange
-        #: Valid frames that came while this request waited but do not fit it.
-        self.misfits: list[object] = []
-
-
+@dataclass(slots=True, eq=False)
 class _Owed:
-    """A request that timed out: its answer may still come (links deliver in order)."""
+    """A request sent whose answer may still come."""
 
-    __slots__ = ("seq", "exchange", "match", "expires")
+    kind: _Kind | None
+    match: _Match
+    future: asyncio.Future[list[object]]
+    wanted: int = 1
+    frames: list[object] = field(default_factory=list)
+    #: Valid frames that came while this request waited but fit no request owed an answer.
+    misfits: list[object] = field(default_factory=list)
+    #: A sync's: the kind it settles. Once nothing of that kind is owed, it has done its job.
+    settles: _Kind | None = None
 
-    def __init__(self, seq: int, exchange: int, match: _Match, expires: float) -> None:
-        self.seq: Final = seq
-        self.exchange: Final = exchange
-        self.match: Final = match
-        self.expires: Final = expires
+
+def _kind(frame: object) -> _Kind | None:
+    """What an answer is told apart by (None: an exception or a frame that answers nothing)."""
+    if isinstance(frame, ReadRequest):
+        return ("read", frame.count)
+    if isinstance(frame, ReadResponse):
+        return ("read", len(frame.values))
+    if isinstance(frame, WriteSingle):
+        return ("write", frame.register)
+    if isinstance(frame, a5.A5Frame) and frame.is_reply:
+        return ("a5", frame.command)
+    return None
+
+
+def _request_kind(request: bytes) -> _Kind | None:
+    """The kind of answer ``request`` is owed."""
+    if request[:1] == bytes((a5.START,)):
+        return ("a5", a5.parse(request).command)
+    return _kind(parse(request, Direction.REQUEST))
 
 
 class Exchange:
@@ -126,15 +137,12 @@ class Exchange:
         self.retries = retries
         #: The protocol family the module speaks (None: not known yet, both are listened for).
         self.family = family
-        #: Whether the last read took its UART wire time (a real 9600-baud line, not a fast one).
+        #: Whether this link's answers took their UART wire time (a real 9600-baud line).
         self._wire_paced = False
         self.stats = ClientStats()
         self._d2: FrameStream[Frame] = FrameStream(D2Framing(Direction.RESPONSE))
         self._a5: FrameStream[a5.A5Frame] = FrameStream(a5.A5Framing())
-        self._pending: _Pending | None = None
-        #: Requests sent, and ``request`` calls made (answers are told apart by their order).
-        self._seq = 0
-        self._exchanges = 0
+        #: Requests owed an answer, oldest first; the newest may be the one that waits.
         self._owed: list[_Owed] = []
         self.closed = False
         transport.attach(self._on_data, self._on_lost)
@@ -142,78 +150,22 @@ class Exchange:
     def close(self) -> None:
         """Refuse every request from now on; one that waits for its answer fails at once."""
         self.closed = True
-        self._fail_pending(DalyConnectionError(f"link to {self.transport.description} closed"))
+        self._fail_waiting(DalyConnectionError(f"link to {self.transport.description} closed"))
 
     def _check_open(self) -> None:
-        """Raise ``DalyConnectionError`` once closed."""
         if self.closed:
             raise DalyConnectionError(f"link to {self.transport.description} closed")
 
-    def _fail_pending(self, error: DalyError) -> None:
-        pending = self._pending
-        if pending is not None and not pending.future.done():
-            pending.future.set_exception(error)
+    def _waiting(self) -> _Owed | None:
+        owed = self._owed[-1] if self._owed else None
+        return owed if owed is not None and not owed.future.done() else None
 
-    # --- receiving --------------------------------------------------------------------------
-
-    def _on_data(self, data: bytes) -> None:
-        frames: list[object] = []
-        if self.family is not ProtocolFamily.A5:
-            frames.extend(self._d2.feed(data))
-        if self.family is not ProtocolFamily.D2:
-            frames.extend(self._a5.feed(data))
-        pending = self._pending
-        if self._owed:
-            frames = self._drop_late(frames, pending)
-        if pending is not None and pending.wanted == 1 and not pending.future.done():
-            fitting = [frame for frame in frames if pending.match(frame)]
-            if len(fitting) > 1 and any(frame != fitting[0] for frame in fitting):
-                # Several different frames that fit arrived together: one is a late answer to an
-                # earlier request (D2 answers carry no address) and nothing tells which. Take
-                # none; the request times out and is asked again.
-                self.stats.ambiguous += 1
-                _LOGGER.debug("dropped %d different answers that arrived together", len(fitting))
-                frames = [frame for frame in frames if frame not in fitting]
-        for frame in frames:
-            if pending is not None and not pending.future.done() and pending.match(frame):
-                pending.frames.append(frame)
-                if len(pending.frames) >= pending.wanted:
-                    pending.future.set_result(pending.frames)
-                    # Answers come in order: a request older than this one whose answer would
-                    # look different cannot be answered any more.
-                    self._owed = [o for o in self._owed if o.seq > pending.seq or o.match(frame)]
-            else:
-                self.stats.unsolicited += 1
-                if pending is not None and not pending.future.done():
-                    pending.misfits.append(frame)
-                _LOGGER.debug("dropped a frame nobody asked for: %s", type(frame).__name__)
-
-    def _drop_late(self, frames: list[object], pending: _Pending | None) -> list[object]:
-        """Drop frames that are late answers to requests of earlier exchanges that timed out.
-
-        D2 answers carry no address, but a link delivers in order: while a request that timed
-        out may still be answered, a frame that fits it is its answer, not the answer to the
-        request sent after it. (A late answer to an earlier attempt of the *same* request is
-        taken: it holds the same registers, read after that request was first made.)
-        """
-        now = asyncio.get_running_loop().time()
-        self._owed = [o for o in self._owed if o.expires > now]
-        kept = []
-        for frame in frames:
-            owed = next(
-                (o for o in self._owed if o.match(frame) and (pending is None or o.exchange != pending.exchange)),
-                None,
-            )
-            if owed is None:
-                kept.append(frame)
-                continue
-            self._owed.remove(owed)
-            self.stats.late_answers += 1
-            _LOGGER.debug("dropped a late answer to an earlier request: %s", type(frame).__name__)
-        return kept
+    def _fail_waiting(self, error: DalyError) -> None:
+        if (waiting := self._waiting()) is not None:
+            waiting.future.set_exception(error)
 
     def _on_lost(self, exc: Exception | None) -> None:
-        self._fail_pending(DalyConnectionError(f"link to {self.transport.description} lost: {exc}"))
+        self._fail_waiting(DalyConnectionError(f"link to {self.transport.description} lost: {exc}"))
 
     def _streams(self) -> list[FrameStream[Frame] | FrameStream[a5.A5Frame]]:
         """The re-assemblers received bytes are fed to (both while the family is unknown)."""
@@ -224,24 +176,55 @@ class Exchange:
             streams.append(self._a5)
         return streams
 
-    def _unanswered(self, request: bytes, pending: _Pending, unreadable: int) -> DalyError:
-        """Why ``request`` got no answer: silence, bytes that hold no frame, or frames that do not fit."""
-        link = self.transport.description
-        if pending.misfits:
-            got = _describe(pending.misfits[-1])
-            return UnexpectedAnswerError(
-                f"{link} answered {got} to a request for {_describe_request(request)} (another device or firmware?)"
-            )
-        if unreadable:
-            return UnreadableAnswerError(
-                f"only bytes that hold no frame came from {link} ({unreadable} bytes: noise on the line, "
-                "a wrong baud rate, or not a DALY balancer?)"
-            )
-        return DalyTimeoutError(
-            f"no answer from {link} within {self.timeout:g} s (module asleep, unplugged or out of range?)"
-        )
+    # --- receiving --------------------------------------------------------------------------
 
-    # --- one exchange -----------------------------------------------------------------------
+    def _on_data(self, data: bytes) -> None:
+        self.stats.reads += 1
+        frames: list[object] = [frame for stream in self._streams() for frame in stream.feed(data)]
+        waiting = self._waiting()
+        if waiting is not None and waiting.wanted == 1:
+            fitting = [frame for frame in frames if _kind(frame) == waiting.kind]
+            if any(frame != fitting[0] for frame in fitting):
+                # Different answers of the kind asked for, in one chunk: one is an old frame
+                # a dongle passed on again, and nothing tells which. Take none; ask again.
+                self.stats.ambiguous += 1
+                frames = [frame for frame in frames if frame not in fitting]
+        for frame in frames:
+            self._pair(frame, waiting)
+        settled = waiting is not None and all(owed.kind != waiting.settles for owed in self._owed)
+        if settled and waiting is not None and waiting.settles is not None and not waiting.future.done():
+            waiting.future.set_result([])  # the late answer a sync was sent for came first
+
+    def _pair(self, frame: object, waiting: _Owed | None) -> None:
+        """Give ``frame`` to the oldest request owed an answer of its kind."""
+        kind = _kind(frame)
+        index = next(
+            (
+                i
+                for i, owed in enumerate(self._owed)
+                # An exception names no size: it is only trusted when one request is owed.
+                if (kind is not None and kind == owed.kind) or (kind is None and i == 0 and owed.match(frame))
+            ),
+            None,
+        )
+        if index is None or not self._owed[index].match(frame):
+            self.stats.unsolicited += 1
+            if waiting is not None:
+                waiting.misfits.append(frame)
+            _LOGGER.debug("dropped a frame nobody asked for: %s", type(frame).__name__)
+            return
+        del self._owed[:index]  # answers come in order: nothing older can come any more
+        owed = self._owed[0]
+        owed.frames.append(frame)
+        if owed.future.done() and owed.settles is None:
+            self.stats.late_answers += 1
+            _LOGGER.debug("dropped a late answer to a request that timed out: %s", type(frame).__name__)
+        if len(owed.frames) >= owed.wanted:
+            del self._owed[0]
+            if not owed.future.done():
+                owed.future.set_result(owed.frames)
+
+    # --- sending ----------------------------------------------------------------------------
 
     async def request(
         self,
@@ -258,89 +241,106 @@ class Exchange:
         ``drop_echo`` discards one exact copy of the request (a half-duplex adapter's echo).
         It must be off for single writes: the module's real answer is byte-identical to the
         request there, so the write is verified by reading the register back instead.
-
-        ``reply_bytes`` (the answer's known length) lets the transport hold its reads until the
-        answer can have crossed the UART, once the link has shown it is that slow: then the
-        event loop wakes once per answer, not once per piece of it, and nothing comes later.
+        ``reply_bytes`` (the answer's length) lets a slow link hold its reads until the answer
+        can be complete: the event loop then wakes once per answer, not once per piece of it.
         """
-        attempts = (self.retries if retries is None else retries) + 1
+        kind = _request_kind(request)
         error: DalyError = DalyTimeoutError("no attempt made")
-        #: Something answered, though not usefully, in an earlier attempt: that, not a later
-        #: attempt's silence, is what the caller is told.
-        bad: BadAnswerError | None = None
-        self._exchanges += 1
-        for attempt in range(attempts):
-            if attempt:
-                self.stats.retries += 1
-                if isinstance(error, DalyTimeoutError | BadAnswerError):
-                    # The answer that timed out may still be on its way: let it arrive (and be
-                    # dropped, nobody waits) rather than take it for the answer to the retry.
-                    await asyncio.sleep(min(LATE_GUARD, self.timeout / 4))
-            self._check_open()
-            loop = asyncio.get_running_loop()
-            self._seq += 1
-            pending = _Pending(match, loop.create_future(), wanted=wanted, seq=self._seq, exchange=self._exchanges)
-            streams = self._streams()
-            dropped = [stream.stats.dropped_bytes for stream in streams]
-            held = False
+        bad: BadAnswerError | None = None  # what answered badly, rather than a later silence
+        for attempt in range((self.retries if retries is None else retries) + 1):
+            self.stats.retries += bool(attempt)
             try:
-                if not self.transport.is_open:
-                    self._wire_paced = False  # a new link (maybe another adapter): learn its pace again
-                await self.transport.open()
-                if self.closed:  # closed while the link was being opened: close what was opened
-                    await self.transport.close()
-                    self._check_open()
-                self._d2.reset()
-                self._a5.reset()
-                dropped = [stream.stats.dropped_bytes for stream in streams]
-                if drop_echo:
-                    self._d2.expect_echo(request)
-                    self._a5.expect_echo(request)
-                self._pending = pending
-                self.stats.requests += 1
-                await self.transport.write(request)
-                wire = wire_time(len(request) + reply_bytes) if reply_bytes else 0.0
-                if wire and self._wire_paced:
-                    self.transport.hold_reads(wire - HOLD_MARGIN)
-                    held = True
-                sent = loop.time()
-                async with asyncio.timeout(self.timeout):
-                    result = await pending.future
-                if wire:
-                    self._wire_paced = loop.time() - sent >= 0.9 * wire
-                assert isinstance(result, list)
-                return result
-            except TimeoutError:
-                self.stats.timeouts += 1
-                if held:
-                    # Held reads may have kept an answer from being read in time (one slow answer
-                    # can make a fast link look paced): read what came now, so a late answer is
-                    # dropped before the retry, and let the next attempt read as bytes come.
-                    self._wire_paced = False
-                    self.transport.hold_reads(0)
-                if wanted == 1:
-                    # Its answer may still come; until a timeout more has passed it is owed.
-                    self._owed.append(_Owed(pending.seq, pending.exchange, match, loop.time() + self.timeout))
-                # Bytes every re-assembler fed had to drop, or still holds as a partial frame.
-                unreadable = min(
-                    stream.stats.dropped_bytes - before + stream.pending
-                    for stream, before in zip(streams, dropped, strict=True)
-                )
-                error = self._unanswered(request, pending, unreadable)
-                if isinstance(error, BadAnswerError):
-                    bad = error
+                if any(owed.kind == kind for owed in self._owed):
+                    await self._sync(kind)
+                return await self._attempt(request, match, wanted=wanted, drop_echo=drop_echo, reply_bytes=reply_bytes)
+            except BadAnswerError as err:
+                error, bad = err, bad or err  # the request's own bad answer, not a sync's
+            except DalyTimeoutError as err:
+                error = err
             except DalyConnectionError as err:
                 self.stats.link_errors += 1
                 error = err
-                self._owed.clear()  # a new link carries nothing of the old one
                 await self.transport.close()
                 if isinstance(err, ConnectTimeoutError):
                     raise  # a bridge that let a whole connect time pass will not accept the next one
-            finally:
-                self._pending = None
-                if not pending.future.done():
-                    pending.future.cancel()
-        raise bad if bad is not None and isinstance(error, DalyTimeoutError) else error
+        raise error if bad is None or isinstance(error, DalyConnectionError) else bad
+
+    async def _sync(self, kind: _Kind | None) -> None:
+        """Ask for something of a kind nobody is owed: once it is answered, nothing older can come."""
+        owed = {owed.kind for owed in self._owed}
+        sync = _SYNC_A5 if kind is not None and kind[0] == "a5" else _SYNC_D2
+        free = next(((r, size) for r, size in sync if _request_kind(r) not in owed), None)
+        if free is None:  # every kind is owed: the module was silent for that many requests
+            self._owed.clear()
+            return
+        request, reply_bytes = free
+        self.stats.syncs += 1
+        await self._attempt(request, lambda frame: True, reply_bytes=reply_bytes, settles=kind)
+
+    async def _attempt(
+        self,
+        request: bytes,
+        match: _Match,
+        *,
+        wanted: int = 1,
+        drop_echo: bool = True,
+        reply_bytes: int = 0,
+        settles: _Kind | None = None,
+    ) -> list[object]:
+        """Send ``request`` once and wait for its answer; it stays owed if none comes in time."""
+        self._check_open()
+        if not self.transport.is_open:
+            self._owed.clear()  # a new link carries nothing of the old one
+            self._wire_paced = False  # and may be another adapter: learn its pace again
+        await self.transport.open()
+        if self.closed:  # closed while the link was being opened: close what was opened
+            await self.transport.close()
+            self._check_open()
+        streams = self._streams()
+        for stream in streams:
+            stream.reset()
+            if drop_echo:
+                stream.expect_echo(request)
+        dropped = [stream.stats.dropped_bytes for stream in streams]
+        loop = asyncio.get_running_loop()
+        owed = _Owed(_request_kind(request), match, loop.create_future(), wanted, settles=settles)
+        self._owed.append(owed)
+        self.stats.requests += 1
+        try:
+            await self.transport.write(request)
+            wire = wire_time(len(request) + reply_bytes) if reply_bytes else 0.0
+            if wire and self._wire_paced:  # never longer than half a timeout: a fast link loses no answer
+                self.transport.hold_reads(min(wire - HOLD_MARGIN, self.timeout / 2))
+            sent = loop.time()
+            async with asyncio.timeout(self.timeout):
+                frames = await owed.future
+        except TimeoutError:
+            self.stats.timeouts += 1
+            unreadable = min(s.stats.dropped_bytes - d + s.pending for s, d in zip(streams, dropped, strict=True))
+            raise self._unanswered(request, owed, unreadable) from None
+        finally:
+            if not owed.future.done():
+                owed.future.cancel()
+        if wire and not self._wire_paced:
+            self._wire_paced = loop.time() - sent >= 0.9 * wire
+        return frames
+
+    def _unanswered(self, request: bytes, owed: _Owed, unreadable: int) -> DalyError:
+        """Why ``request`` got no answer: frames that do not fit, bytes that hold no frame, or silence."""
+        link = self.transport.description
+        if owed.misfits:
+            got = _describe(owed.misfits[-1])
+            return UnexpectedAnswerError(
+                f"{link} answered {got} to a request for {_describe_request(request)} (another device or firmware?)"
+            )
+        if unreadable:
+            return UnreadableAnswerError(
+                f"only bytes that hold no frame came from {link} ({unreadable} bytes: noise on the line, "
+                "a wrong baud rate, or not a DALY balancer?)"
+            )
+        return DalyTimeoutError(
+            f"no answer from {link} within {self.timeout:g} s (module asleep, unplugged or out of range?)"
+        )
 
 
 def _describe(frame: object) -> str:
