@@ -262,22 +262,69 @@ def _leaves(tree: Any, path: str = "") -> dict[str, str]:
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+#: Every language the integration and its card ship; translations/ holds exactly these.
+LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pl", "cs")
+#: Markdown a translation keeps as it is: link targets, bare URLs, bold spans, list items, line breaks.
+LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
+SCHEME = r"\b(?:https?|socket|tcp|rfc2217|esphome)://"
+#: A URL with a host or path, as written (``rfc2217://`` alone may take a grammatical suffix).
+URL = re.compile(SCHEME + r"[\w…][^\s),]*")
 
 
-@pytest.mark.parametrize("language", ["en", "de"])
+def _markdown(text: str) -> tuple[list[str], list[str], list[str], int, int, int]:
+    return (
+        sorted(LINK_TARGET.findall(text)),
+        sorted(re.findall(SCHEME, text)),
+        sorted(URL.findall(text)),
+        text.count("**"),
+        len(re.findall(r"^- ", text, flags=re.MULTILINE)),
+        text.count("\n"),
+    )
+
+
+def test_every_language_file_is_listed() -> None:
+    """translations/ holds one file per listed language: a new one is tested as soon as it is added."""
+    assert {path.stem for path in (COMPONENT / "translations").glob("*.json")} == set(LANGUAGES)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_translation_covers_every_string_with_its_placeholders(language: str) -> None:
-    """Every key of strings.json, no other, and each string keeps its {placeholders}."""
+    """Exactly the keys of strings.json (hassfest refuses others), each string non-empty with its
+    {placeholders}, links, URLs, bold spans and list items."""
     strings = _leaves(_json(COMPONENT / "strings.json"))
     translated = _leaves(_json(COMPONENT / "translations" / f"{language}.json"))
-    assert set(translated) == set(strings)
+    assert sorted(set(strings) - set(translated)) == [], "missing"
+    assert sorted(set(translated) - set(strings)) == [], "not in strings.json"
     for key, text in strings.items():
+        assert isinstance(translated[key], str), key
+        assert translated[key].strip() == translated[key] != "", key
         assert sorted(PLACEHOLDER.findall(translated[key])) == sorted(PLACEHOLDER.findall(text)), key
-        assert translated[key].strip(), key
+        assert _markdown(translated[key]) == _markdown(text), key
+        assert "[%key:" not in translated[key], key
 
 
-def test_german_is_german() -> None:
-    """de.json is a translation, not a copy: most texts differ from the English ones."""
+@pytest.mark.parametrize("language", [language for language in LANGUAGES if language != "en"])
+def test_translation_is_translated(language: str) -> None:
+    """Each file is a translation, not a copy: most texts differ from the English ones."""
     strings = _leaves(_json(COMPONENT / "strings.json"))
-    german = _leaves(_json(COMPONENT / "translations" / "de.json"))
-    same = [key for key, text in strings.items() if german[key] == text and len(text) > 12]
+    translated = _leaves(_json(COMPONENT / "translations" / f"{language}.json"))
+    same = [key for key, text in strings.items() if translated[key] == text and len(text) > 12]
     assert len(same) <= len(strings) // 10, same
+
+
+def test_translations_missing_script_lists_the_gaps(tmp_path: Path) -> None:
+    """scripts/translations_missing.py names, per language, the keys of en.json it lacks."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "translations"
+    folder.mkdir()
+    (folder / "en.json").write_text(json.dumps({"a": {"b": "B", "c": "C"}, "d": "D"}), encoding="utf-8")
+    (folder / "fr.json").write_text(json.dumps({"a": {"b": "Bé"}, "d": "Dé", "x": "X"}), encoding="utf-8")
+    (folder / "de.json").write_text(json.dumps({"a": {"b": "B", "c": "C"}, "d": "D"}), encoding="utf-8")
+    script = ROOT / "scripts" / "translations_missing.py"
+    gaps = subprocess.run([sys.executable, script, folder], capture_output=True, text=True, check=False)
+    assert gaps.returncode == 1, gaps.stderr
+    assert gaps.stdout.splitlines() == ["fr: 1 missing", "  a.c", "fr: 1 not in en.json", "  x"]
+    complete = subprocess.run([sys.executable, script], capture_output=True, text=True, check=False)
+    assert (complete.returncode, complete.stdout) == (0, ""), complete.stdout + complete.stderr

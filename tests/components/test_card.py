@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL
 from homeassistant.config_entries import ConfigEntryState
@@ -16,11 +17,29 @@ from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig, 
 from custom_components.daly_active_balance.card import CARD_FILE, CARD_URL
 from custom_components.daly_active_balance.const import DOMAIN
 
+from ..card_table import card_strings
 from .conftest import add_serial_entry
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 VERSION = json.loads((CARD_FILE.parents[1] / "manifest.json").read_text(encoding="utf-8"))["version"]
+TRANSLATIONS = CARD_FILE.parents[1] / "translations"
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def test_card_speaks_every_language_of_the_integration() -> None:
+    """The card's table has each language of translations/, with English's keys and placeholders."""
+    table = card_strings()
+    assert set(table) == {path.stem for path in TRANSLATIONS.glob("*.json")}
+    english = table["en"]
+    for language, texts in table.items():
+        assert set(texts) == set(english), language
+        for key, text in english.items():
+            assert texts[key].strip() == texts[key] != "", (language, key)
+            assert PLACEHOLDER.findall(texts[key]) == PLACEHOLDER.findall(text), (language, key)
+        if language != "en":
+            same = [key for key, text in english.items() if texts[key] == text and len(text) > 12]
+            assert not same, (language, same)
 
 
 def card_urls(hass: HomeAssistant) -> list[str]:
