@@ -9,7 +9,7 @@ register keys, and the register's kind says the value's type.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Final
+from typing import Any, Final
 
 from aiodalybalancer.models import Settings, Status
 from aiodalybalancer.registers import DecodedValue, Kind, Register, register
@@ -43,7 +43,8 @@ class Writable:
 
     def apply(self, status: Status, settings: Settings, value: DecodedValue) -> tuple[Status, Settings]:
         """The status and settings with the verified ``value`` in the register's field."""
-        change = {self.register.key: _typed(self.register, value)}
+        # The field is the register's key, checked at construction: mypy cannot follow it.
+        change: dict[str, Any] = {self.register.key: _typed(self.register, value)}
         if self.register.key in _SETTINGS_FIELDS:
             return status, replace(settings, **change)
         return replace(status, **change), settings

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
