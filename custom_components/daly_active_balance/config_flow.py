@@ -19,6 +19,7 @@ from homeassistant.components.bluetooth import (
 )
 from homeassistant.components.bluetooth.match import ble_device_matches
 from homeassistant.config_entries import (
+    ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
@@ -68,8 +69,8 @@ from .const import (
     MIN_UPDATE_INTERVAL,
     PROBE_TIMEOUT,
 )
-from .coordinator import DalyConfigEntry, create_transport
 from .identity import async_adopt_ids
+from .link import create_transport
 from .ports import InvalidPortError, canonical_port, esphome_entry_id, port_id, port_label
 
 _MAC = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
@@ -171,10 +172,10 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @override
     @callback
-    def async_get_options_flow(config_entry: DalyConfigEntry) -> DalyOptionsFlow:
+    def async_get_options_flow(config_entry: ConfigEntry) -> DalyOptionsFlow:
         return DalyOptionsFlow()
 
-    def _module_entry(self, probe: ProbeResult, this: DalyConfigEntry | None = None) -> DalyConfigEntry | None:
+    def _module_entry(self, probe: ProbeResult, this: ConfigEntry | None = None) -> ConfigEntry | None:
         """The entry (other than ``this``) that has the probed module already, known by its serial number.
 
         A module without one (the captured unit's is empty) cannot be told from another.
@@ -190,7 +191,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                 return entry
         return None
 
-    def _abort_module_configured(self, other: DalyConfigEntry) -> ConfigFlowResult:
+    def _abort_module_configured(self, other: ConfigEntry) -> ConfigFlowResult:
         """Refuse a second entry for one module: both would poll it, one link would lose."""
         return self.async_abort(reason="module_already_configured", description_placeholders={"title": other.title})
 
