@@ -136,6 +136,9 @@ def _title(probe: ProbeResult, where: str) -> str:
     return f"DALY balancer {probe.status.cell_count}S ({where})"
 
 
+_TITLE = re.compile(r"DALY balancer \d+S \((?P<where>.*)\)")
+
+
 def _dongle_label(address: str, name: str | None) -> str:
     """A Bluetooth module's part of its title: the dongle's name, the address in it shortened.
 
@@ -154,6 +157,25 @@ def _serial_label(hass: HomeAssistant, port: str) -> str:
     entry_id = esphome_entry_id(port)
     entry = hass.config_entries.async_get_entry(entry_id) if entry_id else None
     return port_label(port, entry.title if entry else None)
+
+
+def _ble_label(hass: HomeAssistant, address: str) -> str:
+    """A Bluetooth module's part of its title, from the name its dongle was last seen with."""
+    seen = async_last_service_info(hass, address, connectable=True)
+    return _dongle_label(address, seen.name if seen else None)
+
+
+def _titled_by_the_flow(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Whether the entry's title is the one the flow gave it for its link (not the user's own)."""
+    if (titled := _TITLE.fullmatch(entry.title)) is None:
+        return False
+    where = titled["where"]
+    if entry.data[CONF_CONNECTION] == CONNECTION_BLE:
+        # A dongle out of reach has no name to compare with; the flow's label of one that
+        # advertises its address ends in the address's tail.
+        address = entry.data[CONF_ADDRESS]
+        return where == _ble_label(hass, address) or where.endswith(_dongle_label(address, None))
+    return where == _serial_label(hass, entry.data[CONF_PORT])
 
 
 class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -262,9 +284,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             else:
                 if (other := self._module_entry(probe)) is not None:
                     return self._abort_module_configured(other)
-                seen = async_last_service_info(self.hass, address, connectable=True)
-                label = _dongle_label(address, seen.name if seen else None)
-                return self.async_create_entry(title=_title(probe, label), data=data)
+                return self.async_create_entry(title=_title(probe, _ble_label(self.hass, address)), data=data)
         schema = probatio.Schema(
             {
                 probatio.Required(CONF_ADDRESS): SelectSelector(
@@ -372,7 +392,10 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                     # it, or the same module comes back as new entities (``_2``) on a new device.
                     connections = {(CONNECTION_BLUETOOTH, value)} if ble else None
                     async_adopt_ids(self.hass, entry.entry_id, entry.unique_id, unique_id, connections)
-                return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
+                title = entry.title
+                if _titled_by_the_flow(self.hass, entry):  # the device's name follows it
+                    title = _title(probe, _ble_label(self.hass, value) if ble else _serial_label(self.hass, value))
+                return self.async_update_reload_and_abort(entry, unique_id=unique_id, title=title, data=data)
         if ble:
             schema = probatio.Schema({probatio.Required(CONF_ADDRESS): str})
         else:

@@ -1114,6 +1114,44 @@ async def test_reconfigure_to_another_bridge_keeps_entity_and_device_ids(
         await moved.close()
 
 
+@pytest.mark.parametrize("own_title", [None, "Garage pack", "DALY balancer 16S (garage)"])
+async def test_reconfigure_names_the_new_link_in_the_title_the_flow_gave(
+    hass: HomeAssistant,
+    device_registry: dr.DeviceRegistry,
+    simulator: SimulatedBalancer,
+    sim_server: SimulatorServer,
+    usb_ports: list[Any],
+    own_title: str | None,
+) -> None:
+    """The title the flow made names the link; after a move to another bridge it names the new
+    one, and so does the device (its name follows the title). A title of the user's own, even
+    one that looks like the flow's, is theirs: it stays."""
+    result = await add_port(hass, sim_server.url)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    await hass.async_block_till_done()
+    assert entry.title == f"DALY balancer 16S (127.0.0.1:{sim_server.port})"
+    if own_title is not None:
+        hass.config_entries.async_update_entry(entry, title=own_title)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+    moved = await serve_tcp(simulator)
+    try:
+        result = await start_reconfigure(hass, entry)
+        result = await submit(hass, result, {CONF_PORT: moved.url})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        expected = own_title or f"DALY balancer 16S (127.0.0.1:{moved.port})"
+        assert entry.title == expected
+        (device,) = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+        assert device.name == expected
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await moved.close()
+
+
 async def test_reconfigure_running_entry_on_its_own_port(
     hass: HomeAssistant, simulator: SimulatedBalancer, usb_ports: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1207,7 +1245,10 @@ async def test_reconfigure_ble_address(
     """A BLE entry's address is changed (e.g. a replaced dongle) after the new one is read."""
     dongle = use_standin_dongle(monkeypatch, simulator)
     entry = MockConfigEntry(
-        domain=DOMAIN, unique_id=OTHER_ADDRESS, data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: OTHER_ADDRESS}
+        domain=DOMAIN,
+        title="DALY balancer 16S (DL-…2233)",  # as the flow titled the old dongle
+        unique_id=OTHER_ADDRESS,
+        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: OTHER_ADDRESS},
     )
     entry.add_to_hass(hass)
     device = dr.async_get(hass).async_get_or_create(
@@ -1238,6 +1279,7 @@ async def test_reconfigure_ble_address(
     assert result["reason"] == "reconfigure_successful"
     assert entry.data == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
     assert entry.unique_id == DALY_ADDRESS
+    assert entry.title == "DALY balancer 16S (DL-…5C9B)"  # the new dongle's name, as the flow gives it
     assert dongle.connects == dongle.disconnects == 1
     # The entity and the device move with the entry: the device is reached at the new address.
     registered = er.async_get(hass).async_get(pack.entity_id)
