@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, cast, override
+from typing import TYPE_CHECKING, Any, cast, override
 
 from homeassistant.components import usb
 from homeassistant.components.bluetooth import (
@@ -19,7 +19,6 @@ from homeassistant.components.bluetooth import (
 )
 from homeassistant.components.bluetooth.match import ble_device_matches
 from homeassistant.config_entries import (
-    ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
@@ -51,6 +50,7 @@ from aiodalybalancer.errors import (
     DalyTimeoutError,
     NotABalancerError,
 )
+from aiodalybalancer.registers import SLEEP_NEVER
 
 from .const import (
     CONF_CONNECTION,
@@ -72,6 +72,10 @@ from .const import (
 from .identity import async_adopt_ids
 from .link import create_transport
 from .ports import InvalidPortError, canonical_port, esphome_entry_id, port_id, port_label
+
+if TYPE_CHECKING:
+    # Annotations only: the flow runs without the coordinator (it probes through ``link``).
+    from .coordinator import DalyConfigEntry
 
 _MAC = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
@@ -165,7 +169,7 @@ def _ble_label(hass: HomeAssistant, address: str) -> str:
     return _dongle_label(address, seen.name if seen else None)
 
 
-def _titled_by_the_flow(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+def _titled_by_the_flow(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
     """Whether the entry's title is the one the flow gave it for its link (not the user's own)."""
     if (titled := _TITLE.fullmatch(entry.title)) is None:
         return False
@@ -194,10 +198,10 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @override
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> DalyOptionsFlow:
+    def async_get_options_flow(config_entry: DalyConfigEntry) -> DalyOptionsFlow:
         return DalyOptionsFlow()
 
-    def _module_entry(self, probe: ProbeResult, this: ConfigEntry | None = None) -> ConfigEntry | None:
+    def _module_entry(self, probe: ProbeResult, this: DalyConfigEntry | None = None) -> DalyConfigEntry | None:
         """The entry (other than ``this``) that has the probed module already, known by its serial number.
 
         A module without one (the captured unit's is empty) cannot be told from another.
@@ -213,7 +217,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                 return entry
         return None
 
-    def _abort_module_configured(self, other: ConfigEntry) -> ConfigFlowResult:
+    def _abort_module_configured(self, other: DalyConfigEntry) -> ConfigFlowResult:
         """Refuse a second entry for one module: both would poll it, one link would lose."""
         return self.async_abort(reason="module_already_configured", description_placeholders={"title": other.title})
 
@@ -412,14 +416,24 @@ class DalyOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form; options take effect without a reload."""
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    **user_input,
-                    CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL]),
-                    CONF_SETTINGS_EVERY: int(user_input[CONF_SETTINGS_EVERY]),
-                }
-            )
+            interval = int(user_input[CONF_UPDATE_INTERVAL])
+            sleep_time = self._sleep_time()
+            if sleep_time is not None and interval > sleep_time:
+                # The rule the Sleep time number keeps from its side: a module that falls asleep
+                # between polls loses each poll's first request.
+                errors[CONF_UPDATE_INTERVAL] = "interval_longer_than_sleep"
+                placeholders["sleep_time"] = str(sleep_time)
+            else:
+                return self.async_create_entry(
+                    data={
+                        **user_input,
+                        CONF_UPDATE_INTERVAL: interval,
+                        CONF_SETTINGS_EVERY: int(user_input[CONF_SETTINGS_EVERY]),
+                    }
+                )
         fields: dict[Any, Any] = {
             probatio.Required(CONF_UPDATE_INTERVAL, default=DEFAULT_UPDATE_INTERVAL): NumberSelector(
                 NumberSelectorConfig(
@@ -438,5 +452,18 @@ class DalyOptionsFlow(OptionsFlow):
             fields[probatio.Required(CONF_KEEP_CONNECTED, default=DEFAULT_KEEP_CONNECTED)] = BooleanSelector()
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(probatio.Schema(fields), self.config_entry.options),
+            data_schema=self.add_suggested_values_to_schema(
+                probatio.Schema(fields), user_input if user_input is not None else self.config_entry.options
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
         )
+
+    def _sleep_time(self) -> int | None:
+        """The sleep time the running module last reported; None when unknown or "never"."""
+        entry: DalyConfigEntry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return None
+        settings = entry.runtime_data.settings
+        sleep_time = None if settings is None else settings.sleep_time
+        return None if sleep_time is None or sleep_time == SLEEP_NEVER else sleep_time

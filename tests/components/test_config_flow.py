@@ -39,7 +39,7 @@ from serialx.platforms.serial_socket import SocketSerial, SocketSerialTransport
 
 from aiodalybalancer.client import DalyClient
 from aiodalybalancer.frames import Direction, ExceptionResponse, Function, ReadRequest
-from aiodalybalancer.registers import BY_KEY
+from aiodalybalancer.registers import BY_KEY, SLEEP_NEVER
 from aiodalybalancer.stream import D2Framing, FrameStream
 from aiodalybalancer.tools.factory import encode_ascii
 from aiodalybalancer.tools.simulator import (
@@ -1294,6 +1294,47 @@ async def test_reconfigure_ble_address(
 
 
 # --- options ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sleep_time", "interval", "error"),
+    [
+        (60, 120, "interval_longer_than_sleep"),
+        (60, 60, None),
+        (SLEEP_NEVER, MAX_UPDATE_INTERVAL, None),
+    ],
+    ids=["longer", "equal", "never sleeps"],
+)
+async def test_options_refuse_polls_further_apart_than_the_sleep_time(
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    config_entry: MockConfigEntry,
+    sleep_time: int,
+    interval: int,
+    error: str | None,
+) -> None:
+    """A module that sleeps between polls loses each poll's first request: the options flow
+    refuses an interval longer than the sleep time the module reports (as the Sleep time number
+    refuses the opposite), and keeps what was typed; a module that never sleeps takes any."""
+    simulator.write_word(BY_KEY["sleep_time"].address, sleep_time)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        result = await hass.config_entries.options.async_init(config_entry.entry_id)
+        user_input = {CONF_UPDATE_INTERVAL: interval, CONF_SETTINGS_EVERY: 10}
+        result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
+        if error is None:
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+            assert config_entry.options[CONF_UPDATE_INTERVAL] == interval
+        else:
+            assert result["type"] is FlowResultType.FORM
+            assert result["errors"] == {CONF_UPDATE_INTERVAL: error}
+            assert result["description_placeholders"] == {"sleep_time": str(sleep_time)}
+            assert suggested(result, CONF_UPDATE_INTERVAL) == interval
+            assert CONF_UPDATE_INTERVAL not in config_entry.options
+    finally:
+        await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()
 
 
 def _entry(hass: HomeAssistant, connection: str, options: dict[str, Any] | None = None) -> MockConfigEntry:
