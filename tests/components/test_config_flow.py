@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import json
 import logging
+import os
 from pathlib import Path
 import socket
 from typing import Any, override
@@ -51,7 +52,7 @@ from aiodalybalancer.tools.simulator import (
     serve_tcp,
 )
 from aiodalybalancer.transport import SerialTransport
-from custom_components.daly_active_balance import config_flow, ports
+from custom_components.daly_active_balance import config_flow
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -623,6 +624,18 @@ async def test_serial_url_stored_in_canonical_spelling(
     assert result["result"].unique_id == sim_server.url
 
 
+def serial_by_id_in(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """``/dev/serial/by-id`` is ``folder`` (which may not exist) for whoever reads it; other paths are left alone."""
+    real_isdir, real_scandir, real_listdir = os.path.isdir, os.scandir, os.listdir
+
+    def moved(path: Any) -> Any:
+        return str(folder) if os.fspath(path) == "/dev/serial/by-id" else path
+
+    monkeypatch.setattr(os.path, "isdir", lambda path: real_isdir(moved(path)))
+    monkeypatch.setattr(os, "scandir", lambda path=".": real_scandir(moved(path)))
+    monkeypatch.setattr(os, "listdir", lambda path=".": real_listdir(moved(path)))
+
+
 @pytest.mark.parametrize("by_id", [True, False], ids=["by-id", "no-by-id"])
 async def test_serial_device_link_and_target_are_one_port(
     hass: HomeAssistant,
@@ -641,7 +654,7 @@ async def test_serial_device_link_and_target_are_one_port(
         if by_id:
             stable.parent.mkdir()
             stable.symlink_to(server.url)
-        monkeypatch.setattr(ports, "BY_ID_DIR", str(stable.parent))
+        serial_by_id_in(monkeypatch, stable.parent)
         link = tmp_path / "daly"
         link.symlink_to(server.url)
 
