@@ -46,6 +46,29 @@ def test_import_contracts_are_kept() -> None:
     assert "3 kept, 0 broken" in result.stdout
 
 
+def test_the_config_flow_imports_no_coordinator() -> None:
+    """The flow probes through ``link.create_transport``: loading it loads no coordinator.
+
+    Home Assistant loads the package before its flow, and the package sets up through the
+    coordinator, so the flow is loaded here beside an empty package: what it loads is its own.
+    Its type annotations may name the coordinator's entry type (not imported at run time).
+    """
+    code = f"""
+import sys, types
+package = types.ModuleType("custom_components.daly_active_balance")
+package.__path__ = [{str(COMPONENT)!r}]
+sys.modules[package.__name__] = package
+import custom_components.daly_active_balance.config_flow
+loaded = sorted(name for name in sys.modules if name.startswith(package.__name__ + "."))
+assert package.__name__ + ".coordinator" not in loaded, loaded
+assert package.__name__ + ".link" in loaded, loaded
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_a_broken_contract_fails(tmp_path: Path) -> None:
     """The check itself: a library module importing Home Assistant breaks the first contract."""
     package = tmp_path / "aiodalybalancer"

@@ -13,9 +13,10 @@ from aiodalybalancer.client import DalyClient
 
 from .card import async_register_card
 from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_BLE, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
-from .coordinator import DalyConfigEntry, DalyCoordinator, create_transport
+from .coordinator import DalyConfigEntry, DalyCoordinator
 from .identity import async_adopt_ids
 from .issues import async_forget
+from .link import create_transport
 from .ports import InvalidPortError, canonical_port, port_id
 
 PLATFORMS: list[Platform] = [
@@ -41,21 +42,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool
     transport = create_transport(
         hass, dict(entry.data), keep_connected=entry.options.get(CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED)
     )
+    # The coordinator shuts down (and closes its client) when the entry unloads, also after a
+    # failed first refresh.
     coordinator = DalyCoordinator(hass, entry, DalyClient(transport))
-    try:
-        await coordinator.async_config_entry_first_refresh()
-    except BaseException:
-        await coordinator.client.close()
-        raise
+    await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
 
-    async def _async_close(_event: Event) -> None:
+    async def _async_stop(_event: Event) -> None:
         # Home Assistant stops without unloading: release the port (its lock) or the BLE link
-        # (the dongle takes one central at a time) instead of holding it until the process ends.
-        await coordinator.client.close()
+        # instead of holding it until the process ends.
+        await coordinator.async_shutdown()
 
-    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_close))
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -127,16 +126,14 @@ async def _async_options_updated(hass: HomeAssistant, entry: DalyConfigEntry) ->
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
-    """Unload the platforms and close the port or BLE connection.
+    """Unload the platforms; the coordinator's shutdown then closes the port or BLE connection.
 
     The repair issues stay while their findings hold (a reload must not withdraw a warning, nor
     show an ignored one again); a disabled entry's go, as nothing would clear them.
     """
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
-    if unloaded:
-        if entry.disabled_by is not None:
-            async_forget(hass, entry.entry_id)
-        await entry.runtime_data.client.close()
+    if unloaded and entry.disabled_by is not None:
+        async_forget(hass, entry.entry_id)
     return unloaded
 
 

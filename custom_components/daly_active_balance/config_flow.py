@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, cast, override
+from typing import TYPE_CHECKING, Any, cast, override
 
 from homeassistant.components import usb
 from homeassistant.components.bluetooth import (
@@ -50,6 +50,7 @@ from aiodalybalancer.errors import (
     DalyTimeoutError,
     NotABalancerError,
 )
+from aiodalybalancer.registers import SLEEP_NEVER
 
 from .const import (
     CONF_CONNECTION,
@@ -68,9 +69,13 @@ from .const import (
     MIN_UPDATE_INTERVAL,
     PROBE_TIMEOUT,
 )
-from .coordinator import DalyConfigEntry, create_transport
 from .identity import async_adopt_ids
+from .link import create_transport
 from .ports import InvalidPortError, canonical_port, esphome_entry_id, port_id, port_label
+
+if TYPE_CHECKING:
+    # Annotations only: the flow runs without the coordinator (it probes through ``link``).
+    from .coordinator import DalyConfigEntry
 
 _MAC = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
@@ -135,6 +140,9 @@ def _title(probe: ProbeResult, where: str) -> str:
     return f"DALY balancer {probe.status.cell_count}S ({where})"
 
 
+_TITLE = re.compile(r"DALY balancer \d+S \((?P<where>.*)\)")
+
+
 def _dongle_label(address: str, name: str | None) -> str:
     """A Bluetooth module's part of its title: the dongle's name, the address in it shortened.
 
@@ -153,6 +161,25 @@ def _serial_label(hass: HomeAssistant, port: str) -> str:
     entry_id = esphome_entry_id(port)
     entry = hass.config_entries.async_get_entry(entry_id) if entry_id else None
     return port_label(port, entry.title if entry else None)
+
+
+def _ble_label(hass: HomeAssistant, address: str) -> str:
+    """A Bluetooth module's part of its title, from the name its dongle was last seen with."""
+    seen = async_last_service_info(hass, address, connectable=True)
+    return _dongle_label(address, seen.name if seen else None)
+
+
+def _titled_by_the_flow(hass: HomeAssistant, entry: DalyConfigEntry) -> bool:
+    """Whether the entry's title is the one the flow gave it for its link (not the user's own)."""
+    if (titled := _TITLE.fullmatch(entry.title)) is None:
+        return False
+    where = titled["where"]
+    if entry.data[CONF_CONNECTION] == CONNECTION_BLE:
+        # A dongle out of reach has no name to compare with; the flow's label of one that
+        # advertises its address ends in the address's tail.
+        address = entry.data[CONF_ADDRESS]
+        return where == _ble_label(hass, address) or where.endswith(_dongle_label(address, None))
+    return where == _serial_label(hass, entry.data[CONF_PORT])
 
 
 class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -261,9 +288,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
             else:
                 if (other := self._module_entry(probe)) is not None:
                     return self._abort_module_configured(other)
-                seen = async_last_service_info(self.hass, address, connectable=True)
-                label = _dongle_label(address, seen.name if seen else None)
-                return self.async_create_entry(title=_title(probe, label), data=data)
+                return self.async_create_entry(title=_title(probe, _ble_label(self.hass, address)), data=data)
         schema = probatio.Schema(
             {
                 probatio.Required(CONF_ADDRESS): SelectSelector(
@@ -371,7 +396,10 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
                     # it, or the same module comes back as new entities (``_2``) on a new device.
                     connections = {(CONNECTION_BLUETOOTH, value)} if ble else None
                     async_adopt_ids(self.hass, entry.entry_id, entry.unique_id, unique_id, connections)
-                return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
+                title = entry.title
+                if _titled_by_the_flow(self.hass, entry):  # the device's name follows it
+                    title = _title(probe, _ble_label(self.hass, value) if ble else _serial_label(self.hass, value))
+                return self.async_update_reload_and_abort(entry, unique_id=unique_id, title=title, data=data)
         if ble:
             schema = probatio.Schema({probatio.Required(CONF_ADDRESS): str})
         else:
@@ -388,14 +416,24 @@ class DalyOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form; options take effect without a reload."""
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    **user_input,
-                    CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL]),
-                    CONF_SETTINGS_EVERY: int(user_input[CONF_SETTINGS_EVERY]),
-                }
-            )
+            interval = int(user_input[CONF_UPDATE_INTERVAL])
+            sleep_time = self._sleep_time()
+            if sleep_time is not None and interval > sleep_time:
+                # The rule the Sleep time number keeps from its side: a module that falls asleep
+                # between polls loses each poll's first request.
+                errors[CONF_UPDATE_INTERVAL] = "interval_longer_than_sleep"
+                placeholders["sleep_time"] = str(sleep_time)
+            else:
+                return self.async_create_entry(
+                    data={
+                        **user_input,
+                        CONF_UPDATE_INTERVAL: interval,
+                        CONF_SETTINGS_EVERY: int(user_input[CONF_SETTINGS_EVERY]),
+                    }
+                )
         fields: dict[Any, Any] = {
             probatio.Required(CONF_UPDATE_INTERVAL, default=DEFAULT_UPDATE_INTERVAL): NumberSelector(
                 NumberSelectorConfig(
@@ -414,5 +452,18 @@ class DalyOptionsFlow(OptionsFlow):
             fields[probatio.Required(CONF_KEEP_CONNECTED, default=DEFAULT_KEEP_CONNECTED)] = BooleanSelector()
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(probatio.Schema(fields), self.config_entry.options),
+            data_schema=self.add_suggested_values_to_schema(
+                probatio.Schema(fields), user_input if user_input is not None else self.config_entry.options
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
         )
+
+    def _sleep_time(self) -> int | None:
+        """The sleep time the running module last reported; None when unknown or "never"."""
+        entry: DalyConfigEntry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return None
+        settings = entry.runtime_data.settings
+        sleep_time = None if settings is None else settings.sleep_time
+        return None if sleep_time is None or sleep_time == SLEEP_NEVER else sleep_time

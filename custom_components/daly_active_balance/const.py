@@ -20,8 +20,8 @@ CONF_KEEP_CONNECTED: Final = "keep_connected"
 CONF_SETTINGS_EVERY: Final = "settings_every"
 
 DEFAULT_UPDATE_INTERVAL: Final = 10
-#: One poll cycle needs ≈0.2 s of wire time at 9600 baud and BLE adds connection events; a
-#: floor of 2 s keeps the adapter (or proxy slot) free for other devices.
+#: A poll cycle is a fraction of a second on a 9600-baud wire (docs/performance.md) and BLE
+#: adds connection events; the floor keeps the adapter (or proxy slot) free for other devices.
 MIN_UPDATE_INTERVAL: Final = 2
 MAX_UPDATE_INTERVAL: Final = 3600
 DEFAULT_SETTINGS_EVERY: Final = 10

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import time
-from typing import Any, Final, override
+from typing import Final, override
 
 from homeassistant.components import bluetooth
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import CONF_ADDRESS, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -31,16 +30,13 @@ from aiodalybalancer.errors import (
 from aiodalybalancer.models import Identity, Settings, Status
 from aiodalybalancer.redact import redact
 from aiodalybalancer.registers import DecodedValue
-from aiodalybalancer.transport import SerialTransport, Transport
 from aiodalybalancer.transport_ble import BleTransport
 
 from .checks import Findings
 from .const import (
-    CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
-    CONNECTION_BLE,
     DEFAULT_KEEP_CONNECTED,
     DEFAULT_SETTINGS_EVERY,
     DEFAULT_UPDATE_INTERVAL,
@@ -48,6 +44,7 @@ from .const import (
     LOGGER,
 )
 from .issues import IssueTarget, async_pack_checks, async_update_issues
+from .link import entry_link
 from .writes import Writable
 
 type DalyConfigEntry = ConfigEntry[DalyCoordinator]
@@ -70,22 +67,6 @@ class Survey:
 
     time: datetime
     ranges: tuple[SurveyRange, ...]
-
-
-def entry_link(data: Mapping[str, Any]) -> str:
-    """The Bluetooth address or the serial port / URL a config entry's data connects to."""
-    return str(data[CONF_ADDRESS] if data.get(CONF_CONNECTION) == CONNECTION_BLE else data[CONF_PORT])
-
-
-def create_transport(hass: HomeAssistant, data: dict[str, object], *, keep_connected: bool = True) -> Transport:
-    """The transport a config entry's data describes."""
-    link = entry_link(data)
-    if data.get(CONF_CONNECTION) == CONNECTION_BLE:
-        return BleTransport(
-            lambda: bluetooth.async_ble_device_from_address(hass, link, connectable=True),
-            keep_connected=keep_connected,
-        )
-    return SerialTransport(link)
 
 
 class DalyCoordinator(DataUpdateCoordinator[DalyData]):
@@ -181,6 +162,12 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         transport = self.client.transport
         if isinstance(transport, BleTransport):
             transport.keep_connected = options.get(CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED)
+
+    @override
+    async def async_shutdown(self) -> None:
+        """Stop polling, then release the port (its lock) or the BLE link (the dongle takes one central)."""
+        await super().async_shutdown()
+        await self.client.close()
 
     @override
     async def _async_setup(self) -> None:

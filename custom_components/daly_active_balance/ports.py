@@ -25,6 +25,8 @@ import re
 from typing import Final
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from homeassistant.components import usb
+
 from aiodalybalancer.redact import is_secret_parameter
 
 #: URL schemes serialx opens that Home Assistant offers or users type (see the module text).
@@ -35,8 +37,6 @@ _HOST_PORT_SCHEMES: Final = frozenset({"socket", "tcp", "rfc2217"})
 _DEFAULT_PORTS: Final = {"esphome": 6053}
 #: Schemes serialx opens alike, by the one an entry stores.
 _SAME_SCHEME: Final = {"tcp": "socket"}
-#: Where udev keeps one stable name per USB serial adapter.
-BY_ID_DIR: Final = "/dev/serial/by-id"
 _COM: Final = re.compile(r"COM\d+", re.IGNORECASE)
 
 
@@ -110,9 +110,10 @@ def port_id(port: str) -> str:
     """What identifies ``port`` (a canonical port): the same for every spelling of one port.
 
     A URL loses its credentials (they must never be part of a unique id) and names its host in
-    IDNA. A device path is resolved to its device, named by the ``by-id`` link to it when there
-    is one (stable across reboots), else by the device itself. Reads the file system: run it in
-    an executor. ``InvalidPortError`` for a URL no rule accepts (an entry from before the rules).
+    IDNA. A device path is resolved to its device, named by the ``/dev/serial/by-id`` link to it
+    when there is one (stable across reboots; Home Assistant's usb helper finds it), else by the
+    device itself. Reads the file system: run it in an executor. ``InvalidPortError`` for a URL
+    no rule accepts (an entry from before the rules).
     """
     if "://" in port:
         parts, host, number = _split(port)
@@ -125,16 +126,7 @@ def port_id(port: str) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     if not port.startswith("/"):
         return port
-    device = os.path.realpath(port)
-    try:
-        links = sorted(os.listdir(BY_ID_DIR))
-    except OSError:
-        return device
-    for name in links:
-        link = os.path.join(BY_ID_DIR, name)
-        if os.path.realpath(link) == device:
-            return link
-    return device
+    return usb.get_serial_by_id(os.path.realpath(port))
 
 
 def esphome_entry_id(port: str) -> str | None:

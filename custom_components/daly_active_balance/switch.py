@@ -179,10 +179,19 @@ class DalyNeverSleepSwitch(DalySwitch, RestoreEntity):
 
     @override
     async def async_turn_off(self, **kwargs: Any) -> None:
-        """Write back the user's sleep time (verified), unless it is in force already."""
+        """Write back the user's sleep time (verified), unless it is in force already.
+
+        One shorter than the time between polls (the interval grew while the module never
+        slept) would have it asleep at every poll, which the Sleep time number refuses: the
+        manual's default, which outlasts every interval the options allow, is written instead,
+        so turning off never fails a script or a group.
+        """
         if self.is_on is False:
             return
         off = self._last_sleep_time
+        interval = self.coordinator.update_interval
+        if off is not None and interval is not None and off < interval.total_seconds():
+            off = None
         await self.async_write(self.entity_description.off_value if off is None else off)
 
 

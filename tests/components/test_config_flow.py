@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 import json
 import logging
+import os
 from pathlib import Path
 import socket
 from typing import Any, override
@@ -39,7 +40,7 @@ from serialx.platforms.serial_socket import SocketSerial, SocketSerialTransport
 
 from aiodalybalancer.client import DalyClient
 from aiodalybalancer.frames import Direction, ExceptionResponse, Function, ReadRequest
-from aiodalybalancer.registers import BY_KEY
+from aiodalybalancer.registers import BY_KEY, SLEEP_NEVER
 from aiodalybalancer.stream import D2Framing, FrameStream
 from aiodalybalancer.tools.factory import encode_ascii
 from aiodalybalancer.tools.simulator import (
@@ -51,7 +52,7 @@ from aiodalybalancer.tools.simulator import (
     serve_tcp,
 )
 from aiodalybalancer.transport import SerialTransport
-from custom_components.daly_active_balance import config_flow, ports
+from custom_components.daly_active_balance import config_flow
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -623,6 +624,18 @@ async def test_serial_url_stored_in_canonical_spelling(
     assert result["result"].unique_id == sim_server.url
 
 
+def serial_by_id_in(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """``/dev/serial/by-id`` is ``folder`` (which may not exist) for whoever reads it; other paths are left alone."""
+    real_isdir, real_scandir, real_listdir = os.path.isdir, os.scandir, os.listdir
+
+    def moved(path: Any) -> Any:
+        return str(folder) if os.fspath(path) == "/dev/serial/by-id" else path
+
+    monkeypatch.setattr(os.path, "isdir", lambda path: real_isdir(moved(path)))
+    monkeypatch.setattr(os, "scandir", lambda path=".": real_scandir(moved(path)))
+    monkeypatch.setattr(os, "listdir", lambda path=".": real_listdir(moved(path)))
+
+
 @pytest.mark.parametrize("by_id", [True, False], ids=["by-id", "no-by-id"])
 async def test_serial_device_link_and_target_are_one_port(
     hass: HomeAssistant,
@@ -641,7 +654,7 @@ async def test_serial_device_link_and_target_are_one_port(
         if by_id:
             stable.parent.mkdir()
             stable.symlink_to(server.url)
-        monkeypatch.setattr(ports, "BY_ID_DIR", str(stable.parent))
+        serial_by_id_in(monkeypatch, stable.parent)
         link = tmp_path / "daly"
         link.symlink_to(server.url)
 
@@ -1114,6 +1127,44 @@ async def test_reconfigure_to_another_bridge_keeps_entity_and_device_ids(
         await moved.close()
 
 
+@pytest.mark.parametrize("own_title", [None, "Garage pack", "DALY balancer 16S (garage)"])
+async def test_reconfigure_names_the_new_link_in_the_title_the_flow_gave(
+    hass: HomeAssistant,
+    device_registry: dr.DeviceRegistry,
+    simulator: SimulatedBalancer,
+    sim_server: SimulatorServer,
+    usb_ports: list[Any],
+    own_title: str | None,
+) -> None:
+    """The title the flow made names the link; after a move to another bridge it names the new
+    one, and so does the device (its name follows the title). A title of the user's own, even
+    one that looks like the flow's, is theirs: it stays."""
+    result = await add_port(hass, sim_server.url)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    await hass.async_block_till_done()
+    assert entry.title == f"DALY balancer 16S (127.0.0.1:{sim_server.port})"
+    if own_title is not None:
+        hass.config_entries.async_update_entry(entry, title=own_title)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+    moved = await serve_tcp(simulator)
+    try:
+        result = await start_reconfigure(hass, entry)
+        result = await submit(hass, result, {CONF_PORT: moved.url})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        expected = own_title or f"DALY balancer 16S (127.0.0.1:{moved.port})"
+        assert entry.title == expected
+        (device,) = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+        assert device.name == expected
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await moved.close()
+
+
 async def test_reconfigure_running_entry_on_its_own_port(
     hass: HomeAssistant, simulator: SimulatedBalancer, usb_ports: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1207,7 +1258,10 @@ async def test_reconfigure_ble_address(
     """A BLE entry's address is changed (e.g. a replaced dongle) after the new one is read."""
     dongle = use_standin_dongle(monkeypatch, simulator)
     entry = MockConfigEntry(
-        domain=DOMAIN, unique_id=OTHER_ADDRESS, data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: OTHER_ADDRESS}
+        domain=DOMAIN,
+        title="DALY balancer 16S (DL-…2233)",  # as the flow titled the old dongle
+        unique_id=OTHER_ADDRESS,
+        data={CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: OTHER_ADDRESS},
     )
     entry.add_to_hass(hass)
     device = dr.async_get(hass).async_get_or_create(
@@ -1238,6 +1292,7 @@ async def test_reconfigure_ble_address(
     assert result["reason"] == "reconfigure_successful"
     assert entry.data == {CONF_CONNECTION: CONNECTION_BLE, CONF_ADDRESS: DALY_ADDRESS}
     assert entry.unique_id == DALY_ADDRESS
+    assert entry.title == "DALY balancer 16S (DL-…5C9B)"  # the new dongle's name, as the flow gives it
     assert dongle.connects == dongle.disconnects == 1
     # The entity and the device move with the entry: the device is reached at the new address.
     registered = er.async_get(hass).async_get(pack.entity_id)
@@ -1252,6 +1307,47 @@ async def test_reconfigure_ble_address(
 
 
 # --- options ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sleep_time", "interval", "error"),
+    [
+        (60, 120, "interval_longer_than_sleep"),
+        (60, 60, None),
+        (SLEEP_NEVER, MAX_UPDATE_INTERVAL, None),
+    ],
+    ids=["longer", "equal", "never sleeps"],
+)
+async def test_options_refuse_polls_further_apart_than_the_sleep_time(
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    config_entry: MockConfigEntry,
+    sleep_time: int,
+    interval: int,
+    error: str | None,
+) -> None:
+    """A module that sleeps between polls loses each poll's first request: the options flow
+    refuses an interval longer than the sleep time the module reports (as the Sleep time number
+    refuses the opposite), and keeps what was typed; a module that never sleeps takes any."""
+    simulator.write_word(BY_KEY["sleep_time"].address, sleep_time)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        result = await hass.config_entries.options.async_init(config_entry.entry_id)
+        user_input = {CONF_UPDATE_INTERVAL: interval, CONF_SETTINGS_EVERY: 10}
+        result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
+        if error is None:
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+            assert config_entry.options[CONF_UPDATE_INTERVAL] == interval
+        else:
+            assert result["type"] is FlowResultType.FORM
+            assert result["errors"] == {CONF_UPDATE_INTERVAL: error}
+            assert result["description_placeholders"] == {"sleep_time": str(sleep_time)}
+            assert suggested(result, CONF_UPDATE_INTERVAL) == interval
+            assert CONF_UPDATE_INTERVAL not in config_entry.options
+    finally:
+        await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()
 
 
 def _entry(hass: HomeAssistant, connection: str, options: dict[str, Any] | None = None) -> MockConfigEntry:

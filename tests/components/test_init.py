@@ -363,3 +363,24 @@ async def test_nothing_written_during_setup_reload_or_options(
     write.result()
     assert simulator.stats.writes == 1
     assert persistent_words(simulator) != words
+
+
+async def test_the_coordinator_s_shutdown_releases_the_link(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, init_integration: MockConfigEntry
+) -> None:
+    """The coordinator's shutdown (what Home Assistant calls when the entry unloads) closes the
+    client: the port and its lock are released, and no poll opens the link again."""
+    coordinator: DalyCoordinator = init_integration.runtime_data
+    client = coordinator.client
+    assert client.transport.is_open
+
+    await coordinator.async_shutdown()
+    await hass.async_block_till_done()
+
+    assert not client.transport.is_open
+    await wait_for(lambda: not simulator_links())
+    requests = client.stats.requests
+    await advance(hass, freezer, 3 * UPDATE_INTERVAL)
+    assert client.stats.requests == requests
+    assert not client.transport.is_open
+    assert await hass.config_entries.async_unload(init_integration.entry_id)

@@ -35,8 +35,10 @@ from aiodalybalancer.transport_ble import BleTransport
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
+    CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
     DOMAIN,
+    MAX_UPDATE_INTERVAL,
 )
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 
@@ -356,3 +358,31 @@ async def test_never_sleep_off_after_a_restart(
     finally:
         await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+async def test_never_sleep_off_never_gives_back_a_sleep_time_shorter_than_polls(
+    hass: HomeAssistant,
+    user_sleep_time: int,
+    entity_id: EntityIdFinder,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The user's sleep time is shorter than the time between polls set since Never sleep went
+    on: off writes the manual's default instead (as the Sleep time number would refuse it), and
+    the switch goes off without an error (scripts and groups turn it off too)."""
+    never = entity_id(Platform.SWITCH, "never_sleep")
+    await turn_switch(hass, never, on=True)
+    longer = user_sleep_time + 300
+    hass.config_entries.async_update_entry(
+        init_integration, options={**init_integration.options, CONF_UPDATE_INTERVAL: longer}
+    )
+    await hass.async_block_till_done()
+    assert longer <= SLEEP_DEFAULT
+    await turn_switch(hass, never, on=False)
+    assert simulator.value("sleep_time") == SLEEP_DEFAULT
+    assert hass.states.get(never).state == STATE_OFF
+
+
+def test_the_default_sleep_time_outlasts_every_poll_interval() -> None:
+    """What Never sleep off falls back on is never itself shorter than the time between polls."""
+    assert MAX_UPDATE_INTERVAL <= SLEEP_DEFAULT

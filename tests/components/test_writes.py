@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from aiodalybalancer.frames import Function
+from aiodalybalancer.models import Settings, Status
+from aiodalybalancer.registers import SLEEP_NEVER, DecodedValue, register
 from aiodalybalancer.tools.simulator import SimulatedBalancer
+from custom_components.daly_active_balance import writes
 from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.coordinator import DalyCoordinator
 
@@ -214,3 +218,46 @@ async def test_write_not_accepted_speaks_like_the_entity(
     assert caught.value.translation_key == "write_not_accepted"
     assert caught.value.translation_placeholders == placeholders
     assert str(caught.value) == message
+
+
+# --- where a verified value lands: it follows from the register -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "written", "field", "expected"),
+    [
+        (writes.BALANCE_START_VOLTAGE, 3.45, "balance_start_voltage", 3.45),
+        (writes.BALANCE_START_DELTA, 0.035, "balance_start_delta", 0.035),
+        (writes.SLEEP_TIME, 600, "sleep_time", 600),
+        (writes.SLEEP_TIME, SLEEP_NEVER, "sleep_time", SLEEP_NEVER),
+        (writes.STRING_COUNT, 8, "string_count", 8),
+        (writes.BATTERY_TYPE, "li_ion", "battery_type", "li_ion"),
+        (writes.BALANCER_ENABLED, False, "balancer_enabled", False),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_a_verified_value_lands_in_the_field_its_register_names(
+    setting: writes.Writable, written: DecodedValue, field: str, expected: object
+) -> None:
+    """The field a write updates is its register's key, in Settings or in Status, with the type
+    the register's kind decodes to; the other half of the data is left as it was."""
+    status = Status(cell_voltages=(3.3,) * 4, cell_count=4, balancer_enabled=True)
+    settings = Settings(
+        string_count=4, battery_type="lifepo4", sleep_time=3600, balance_start_voltage=3.4, balance_start_delta=0.02
+    )
+    new_status, new_settings = setting.apply(status, settings, written)
+    in_status = field in {f.name for f in dataclasses.fields(Status)}
+    changed, kept = (new_status, new_settings) if in_status else (new_settings, new_status)
+    assert getattr(changed, field) == expected
+    assert type(getattr(changed, field)) is type(expected)
+    assert kept is (settings if in_status else status)
+    assert dataclasses.replace(changed, **{field: getattr(status if in_status else settings, field)}) == (
+        status if in_status else settings
+    )
+
+
+@pytest.mark.parametrize("key", ["cell_voltages", "rated_capacity", "temperature_sensor_setting"])
+def test_a_register_without_a_writable_field_is_no_setting(key: str) -> None:
+    """A read-only register, or one whose value has no field in the data, cannot be written."""
+    with pytest.raises(ValueError, match=key):
+        writes.Writable(register(key))

@@ -223,7 +223,7 @@ def parse(frame: bytes | bytearray | memoryview, direction: Direction, *, crc_ch
     """Parse exactly one whole frame, checking address, length and CRC.
 
     ``crc_checked=True`` skips the CRC for a frame whose CRC the caller has just checked (the
-    re-assembler does, before it hands a frame over): the CRC is most of a frame's cost.
+    re-assembler does, before it hands a frame over), so it is not computed twice.
     """
     data = bytes(frame)
     if len(data) < 5 or data[0] != D2_ADDRESS:

@@ -168,7 +168,7 @@ class Register:
         Absent values are ``None`` and special values stay raw. A number is (raw − offset) ×
         scale: an int for a scale of 1, else a float. The scale is 10**-decimals, so dividing by
         10**decimals gives the float nearest the decimal value, the one
-        ``round(x * scale, decimals)`` gives, at a tenth of its cost.
+        ``round(x * scale, decimals)`` gives, without rounding (docs/performance.md).
         """
         if raw in self.absent:
             return None
