@@ -12,8 +12,9 @@ from typing import Final, override
 
 from homeassistant.components import bluetooth
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
@@ -51,6 +52,8 @@ type DalyConfigEntry = ConfigEntry[DalyCoordinator]
 
 #: The window of the share of successful polls.
 POLL_WINDOW: Final = timedelta(hours=1)
+#: How long "Let the phone app in" leaves the dongle to the phone app.
+RELEASE_WINDOW: Final = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self._issue_tracker = ""
         #: Whether the refresh under way follows a failed one.
         self._failing = False
+        #: Until when the dongle is left to the phone app (None: it is not), and the timer that
+        #: ends that window. Kept in memory only: a restart or reload ends the window.
+        self._released_until: datetime | None = None
+        self._unsub_release: CALLBACK_TYPE | None = None
         self.apply_options()
 
     @property
@@ -165,7 +172,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
 
     @override
     async def async_shutdown(self) -> None:
-        """Stop polling, then release the port (its lock) or the BLE link (the dongle takes one central)."""
+        """Stop polling and end the phone app's window, then release the port (its lock) or the BLE link."""
+        if self._unsub_release is not None:
+            self._unsub_release()
+            self._unsub_release = None
         await super().async_shutdown()
         await self.client.close()
 
@@ -203,6 +213,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         # Called right after Home Assistant noted whether the previous refresh succeeded.
         self._failing = not self.last_update_success
         async with self._busy:
+            if self._released_until is not None:
+                return self._while_released()
             return await self._poll()
 
     async def _poll(self) -> DalyData:
@@ -264,6 +276,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         Raises a translated ``HomeAssistantError`` when the module does not answer (asleep, out of
         reach) or cannot be surveyed; the last survey is then kept.
         """
+        self._refuse_while_released()
         try:
             ranges = await self.client.survey()
         except DalyError as err:
@@ -290,6 +303,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         """
         name = name or setting.register.key
         async with self._busy:
+            self._refuse_while_released()
             try:
                 result: DecodedValue = await self.client.write_setting(setting.register, value)
             except ValueOutOfRangeError as err:
@@ -332,3 +346,64 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         if settings is not self.data.settings:
             self._settings = settings
         self.async_set_updated_data(DalyData(status, settings))
+
+    # --- the phone app's window: the dongle left alone for a while (Bluetooth) ---------------
+
+    @property
+    def released_until(self) -> datetime | None:
+        """Until when the dongle is left to the phone app, None while Home Assistant holds it."""
+        return self._released_until
+
+    async def async_release_dongle(self) -> None:
+        """Leave the dongle to the phone app for ``RELEASE_WINDOW``, from now (again if it is).
+
+        No poll, write or survey touches the link until the window ends; a poll then follows at
+        once. The link is closed now, also when it is kept open between polls: the dongle takes
+        one client at a time. (A register survey, whose requests open the link on their own, is
+        never under way here: the buttons' platform takes one press at a time.)
+        """
+        if self._unsub_release is not None:
+            self._unsub_release()
+        self._released_until = dt_util.utcnow() + RELEASE_WINDOW
+        self._unsub_release = async_track_point_in_utc_time(self.hass, self._async_window_over, self._released_until)
+        self.async_update_listeners()
+        async with self._busy:  # a poll or write under way ends first
+            await self.client.transport.close()
+
+    async def async_take_back_dongle(self) -> None:
+        """End the phone app's window now and poll at once; nothing happens outside a window."""
+        if self._released_until is not None:
+            await self._async_window_over(dt_util.utcnow())
+
+    async def _async_window_over(self, _now: datetime) -> None:
+        if self._unsub_release is not None:
+            self._unsub_release()
+        self._released_until = self._unsub_release = None
+        await self.async_refresh()
+
+    def _while_released(self) -> DalyData:
+        """A refresh during the window: nothing is read, nothing counts, and nothing changes.
+
+        Entities keep what they show: the last data, or unavailable when the polls before the
+        window failed (raising again is quiet: Home Assistant logs only the first failure).
+        """
+        if self.last_update_success:
+            return self.data
+        raise UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="dongle_released",
+            translation_placeholders={"until": self._shown_until()},
+        )
+
+    def _refuse_while_released(self) -> None:
+        """Raise the translated error of an action that needs the link during the window."""
+        if self._released_until is not None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="dongle_released",
+                translation_placeholders={"until": self._shown_until()},
+            )
+
+    def _shown_until(self) -> str:
+        assert self._released_until is not None
+        return dt_util.as_local(self._released_until).strftime("%H:%M:%S")

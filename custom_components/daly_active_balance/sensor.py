@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import override
 
 from homeassistant.components.sensor import (
@@ -195,7 +196,7 @@ SENSORS: tuple[DalySensorEntityDescription, ...] = (
 class DalyLinkSensorEntityDescription(SensorEntityDescription):
     """A sensor of the link's health: read from the coordinator's counters, not the module's data."""
 
-    value_fn: Callable[[DalyCoordinator], StateType]
+    value_fn: Callable[[DalyCoordinator], StateType | datetime]
     ble_only: bool = False
 
 
@@ -227,6 +228,16 @@ LINK_SENSORS: tuple[DalyLinkSensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         # A state holds at most 255 characters; the whole text is in the diagnostics.
         value_fn=lambda coordinator: coordinator.last_error and coordinator.last_error[:MAX_LENGTH_STATE_STATE],
+    ),
+    # A sensor rather than an attribute of the button: a button's state is when it was last
+    # pressed, and a timestamp shows as "in 7 minutes" on the device page and in automations.
+    DalyLinkSensorEntityDescription(
+        key="released_until",
+        translation_key="released_until",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda coordinator: coordinator.released_until,
+        ble_only=True,
     ),
 )
 
@@ -265,6 +276,6 @@ class DalyLinkSensor(DalyLocalEntity, SensorEntity):
 
     @property
     @override
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | datetime:
         """The counter's value now."""
         return self.entity_description.value_fn(self.coordinator)

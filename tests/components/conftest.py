@@ -33,6 +33,7 @@ from aiodalybalancer.tools.simulator import (
 )
 from custom_components.daly_active_balance import PLATFORMS
 from custom_components.daly_active_balance.binary_sensor import PACK_CHECK
+from custom_components.daly_active_balance.button import PHONE_APP_BUTTONS
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
@@ -54,8 +55,16 @@ type EntityIdFinder = Callable[[str, str], str]
 type Poll = Callable[[], Awaitable[None]]
 
 #: Keys of the entities of Home Assistant's own state (an option, the link's counters, the pack
-#: check that shows the module stopped answering): they stay available while the module is silent.
-ALWAYS_AVAILABLE = frozenset({CONF_KEEP_CONNECTED, PACK_CHECK.key, *(description.key for description in LINK_SENSORS)})
+#: check that shows the module stopped answering, the phone app's buttons): they stay available
+#: while the module is silent.
+ALWAYS_AVAILABLE = frozenset(
+    {
+        CONF_KEEP_CONNECTED,
+        PACK_CHECK.key,
+        *(description.key for description in LINK_SENSORS),
+        *(description.key for description in PHONE_APP_BUTTONS),
+    }
+)
 
 
 def shows_the_module(entity: er.RegistryEntry, entry: MockConfigEntry) -> bool:
