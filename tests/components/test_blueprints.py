@@ -8,7 +8,8 @@ import shutil
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.components.binary_sensor import BinarySensorDeviceClass
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -198,3 +199,93 @@ async def test_stopped_answering_notifies_after_the_module_is_silent(
     await _tick(hass, freezer, 6)
     assert len(calls) == 1
     assert calls[0].data["message"].endswith(f": {STATE_UNAVAILABLE}")
+
+
+async def _not_keeping_up(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """The module's "Balancer not keeping up" sensor, shown off.
+
+    Found by its unique id, like every entity of the integration. Where the integration does not
+    create it (a version without the pack insights), one is registered as it would be, so the
+    blueprint is tested either way; its state is set here: days of rising trend are the insights'
+    own tests.
+    """
+    registry = er.async_get(hass)
+    unique_id = f"{entry.unique_id}_not_keeping_up"
+    entity_id = registry.async_get_entity_id("binary_sensor", DOMAIN, unique_id)
+    if entity_id is None:
+        entity_id = registry.async_get_or_create(
+            "binary_sensor",
+            DOMAIN,
+            unique_id,
+            config_entry=entry,
+            original_device_class=BinarySensorDeviceClass.PROBLEM,
+            original_name="Balancer not keeping up",
+        ).entity_id
+    assert entity_id in _offered(hass, entry, _inputs("balancer_not_keeping_up.yaml")["problem_entity"]["selector"])
+    hass.states.async_set(entity_id, STATE_OFF, {"device_class": "problem", "friendly_name": "Balancer not keeping up"})
+    await hass.async_block_till_done()
+    return entity_id
+
+
+def _raise(hass: HomeAssistant, entity_id: str, state: str, causes: list[str]) -> None:
+    hass.states.async_set(
+        entity_id, state, {"device_class": "problem", "friendly_name": "Balancer not keeping up", "causes": causes}
+    )
+
+
+async def test_not_keeping_up_notifies_with_the_causes(
+    hass: HomeAssistant, init_integration: MockConfigEntry, tmp_path: Path
+) -> None:
+    """The user's notify action gets what to check, once per time the sensor turns on."""
+    problem = await _not_keeping_up(hass, init_integration)
+    calls = await _use_blueprint(
+        hass,
+        tmp_path,
+        "balancer_not_keeping_up.yaml",
+        {
+            "problem_entity": problem,
+            "alert_actions": [
+                {
+                    "action": "notify.battery_phone",
+                    "data": {"message": "{{ trigger.to_state.name }}: {{ causes_text }}"},
+                }
+            ],
+        },
+    )
+    _raise(hass, problem, STATE_ON, ["turn_on_voltage_above_top", "cell_losing_capacity"])
+    await hass.async_block_till_done()
+    assert [call.data["message"] for call in calls] == [
+        "Balancer not keeping up: the balance turn-on voltage is above the pack's top of charge; "
+        "a cell is losing capacity"
+    ]
+    # Still on with other causes: no second message; cleared and raised again: one more.
+    _raise(hass, problem, STATE_ON, ["balancer_off"])
+    await hass.async_block_till_done()
+    assert len(calls) == 1
+    _raise(hass, problem, STATE_OFF, [])
+    _raise(hass, problem, STATE_ON, ["balancer_off"])
+    await hass.async_block_till_done()
+    assert [call.data["message"] for call in calls][1:] == ["Balancer not keeping up: the balancer is switched off"]
+
+
+async def test_not_keeping_up_default_notification_and_no_alarm_after_a_restart(
+    hass: HomeAssistant, init_integration: MockConfigEntry, tmp_path: Path
+) -> None:
+    """By default a persistent notification names the causes; a sensor that comes back on after a
+    restart or reload (from unavailable) does not notify again."""
+    problem = await _not_keeping_up(hass, init_integration)
+    await _use_blueprint(hass, tmp_path, "balancer_not_keeping_up.yaml", {"problem_entity": problem})
+    created = async_mock_service(hass, "persistent_notification", "create")
+    _raise(hass, problem, STATE_UNAVAILABLE, [])
+    _raise(hass, problem, STATE_ON, ["turn_on_difference_too_high"])
+    await hass.async_block_till_done()
+    assert created == []
+    _raise(hass, problem, STATE_OFF, [])
+    _raise(hass, problem, STATE_ON, ["turn_on_difference_too_high"])
+    await hass.async_block_till_done()
+    assert len(created) == 1
+    assert created[0].data["title"] == "Battery balancer not keeping up"
+    assert created[0].data["message"] == (
+        "Balancer not keeping up: the cell difference at the top of charge keeps growing. "
+        "Check: the balance turn-on difference is set too high."
+    )

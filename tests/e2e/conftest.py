@@ -13,7 +13,7 @@ in-process test harness up for every test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 import contextlib
 from dataclasses import dataclass
 import importlib.metadata
@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 HA_SETUP = REPO / "scripts" / "ha_config" / "ha_setup.py"
 REQUIREMENTS_RUN = REPO / "requirements_run.txt"
+LIBRARY_SRC = REPO / "packages" / "aiodalybalancer" / "src"
 # Debian's Chromium headless, as root, on a machine with no network but loopback.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -121,8 +122,10 @@ def missing_run_requirements() -> list[str]:
     missing = []
     for raw in REQUIREMENTS_RUN.read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
+        # The library (an editable install of this repository's package): Home Assistant gets it
+        # from this checkout instead (``_start``).
         if not line or line.startswith("-"):
-            continue  # pip options: the library's editable install is scripts/_env.sh's business
+            continue
         requirement = Requirement(line)
         try:
             installed = importlib.metadata.version(requirement.name)
@@ -236,6 +239,35 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+async def _start(config_dir: Path, output: Path, workdir: Path) -> asyncio.subprocess.Process:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "PYTHONPATH", "COV_"))}
+    # The protocol library of this checkout, whatever another checkout installed.
+    env["PYTHONPATH"] = str(LIBRARY_SRC)
+    with output.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "homeassistant",
+            "--config",
+            str(config_dir),
+            "--skip-pip",
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+        )
+
+
+async def restart(ha: HomeAssistantProcess, while_stopped: Callable[[], None] = lambda: None) -> None:
+    """Stop Home Assistant (it writes its stores), run ``while_stopped``, start it again and wait for its UI."""
+    await _stop(ha.process)
+    while_stopped()
+    ha.process = await _start(ha.config_dir, ha.output, ha.config_dir.parent)
+    await _wait_ready(ha)
+
+
 @pytest.fixture
 async def home_assistant(
     tmp_path: Path, socket_enabled: None, ha_runtime_packages: None
@@ -249,28 +281,13 @@ async def home_assistant(
     config_dir = tmp_path / "config"
     _load_ha_setup().prepare(config_dir, port)
     output = tmp_path / "home-assistant.out"
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "PYTHONPATH", "COV_"))}
-    with output.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "homeassistant",
-            "--config",
-            str(config_dir),
-            "--skip-pip",
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            env=env,
-            start_new_session=True,
-        )
+    process = await _start(config_dir, output, tmp_path)
     ha = HomeAssistantProcess(f"http://127.0.0.1:{port}", port, config_dir, output, process)
     try:
         await _wait_ready(ha)
         yield ha
     finally:
-        await _stop(process)
+        await _stop(ha.process)
 
 
 async def _wait_ready(ha: HomeAssistantProcess) -> None:

@@ -8,8 +8,11 @@ comes with it. Screenshots of the card go to artifacts/screenshots/e2e-08-card-*
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
+import json
 from pathlib import Path
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,10 +20,14 @@ pytest.importorskip("playwright", reason="playwright is not installed (requireme
 
 from playwright.async_api import ConsoleMessage, Locator, Page, Route, expect
 
-from aiodalybalancer.tools.simulator import Fault, FaultPlan
+from aiodalybalancer.tools.pack import weak_cell_pack, weak_cell_simulator
+from aiodalybalancer.tools.simulator import Fault, FaultPlan, SimulatorConfig, serve_tcp
+from custom_components.daly_active_balance.const import DOMAIN
+from custom_components.daly_active_balance.insights import FORMAT_VERSION, Insights
+from reliability.pack_days import live
 
 from . import ui
-from .conftest import HomeAssistantProcess, RunningSimulator
+from .conftest import FrozenClock, HomeAssistantProcess, RunningSimulator, loud_skip, restart
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -282,3 +289,98 @@ async def test_card_editor_creates_a_working_card(
     device = await ui.device_id(page, device_name)
     assert saved["views"][0]["cards"] == [{"type": f"custom:{CARD}", "device_id": device, "title": "House battery"}]
     assert console.errors == []
+
+
+#: The insight entities the integration keeps per module (translation keys), shown beside the card.
+INSIGHT_KEYS = (
+    "top_difference_today",
+    "top_difference_yesterday",
+    "difference_trend",
+    "balancing_time_today",
+    "weakest_cell",
+    "highest_cell_at_top",
+    "not_keeping_up",
+)
+PACK_DAYS = 14
+
+
+def seed_insights(config_dir: Path, days: int) -> None:
+    """Give the module's insights store ``days`` days of history, ending today.
+
+    Home Assistant files each poll under its own date, so days a simulated pack lived before the
+    start never reach it; this writes what the insights would have kept over those days (the same
+    pack model, fed one observation a minute, as reliability/pack_days.py does) into the store
+    Home Assistant wrote for the module on stopping. Run while Home Assistant is stopped.
+    """
+    storage = config_dir / ".storage"
+    zone = ZoneInfo(json.loads((storage / "core.config").read_text(encoding="utf-8"))["data"]["time_zone"])
+    stores = []
+    for path in sorted(storage.glob(f"{DOMAIN}*")):
+        content = json.loads(path.read_text(encoding="utf-8"))
+        data = content.get("data")
+        if isinstance(data, dict) and data.get("version") == FORMAT_VERSION and isinstance(data.get("days"), list):
+            stores.append((path, content))
+    assert len(stores) == 1, f"one insights store expected in {storage}: {sorted(p.name for p in storage.iterdir())}"
+    path, content = stores[0]
+    today = datetime.now(zone).date()
+    insights = Insights()
+    for _ in live(weak_cell_pack(), insights, days, start=today - timedelta(days=days)):
+        pass
+    content["data"] = insights.as_dict()
+    path.write_text(json.dumps(content), encoding="utf-8")
+
+
+async def insight_entities(page: Page, device: str) -> dict[str, str]:
+    """The device's insight entities by translation key (those Home Assistant has)."""
+    found: dict[str, str] = await page.evaluate(
+        "([device, keys]) => Object.fromEntries(Object.values(document.querySelector('home-assistant').hass.entities)"
+        ".filter((e) => e.device_id === device && keys.includes(e.translation_key))"
+        ".map((e) => [e.translation_key, e.entity_id]))",
+        [device, list(INSIGHT_KEYS)],
+    )
+    return found
+
+
+async def test_card_and_insights_after_two_weeks(
+    home_assistant: HomeAssistantProcess,
+    page: Page,
+    screenshots: Path,
+    socket_enabled: None,
+    pytestconfig: pytest.Config,
+) -> None:
+    """A pack with a weak cell, 14 days in: the card shows the trend's arrow and marks the weak cell,
+    beside the insight entities (screenshots e2e-20-insights*.png, the README's)."""
+    clock = FrozenClock()
+    sim = weak_cell_simulator(PACK_DAYS, SimulatorConfig(cells=16), clock=clock)
+    server = await serve_tcp(sim)
+    try:
+        simulator = RunningSimulator(sim, clock, server.url)
+        device_name = await module_in_ui(home_assistant, simulator, page, screenshots)
+        device = await ui.device_id(page, device_name)
+        entities = await insight_entities(page, device)
+        if "difference_trend" not in entities:
+            loud_skip(pytestconfig, "this integration has no pack insight entities (difference_trend) yet")
+        await restart(home_assistant, lambda: seed_insights(home_assistant.config_dir, PACK_DAYS))
+        await page.goto(f"{home_assistant.url}/")
+        await ui.settled(page)
+
+        cards = [
+            {"type": f"custom:{CARD}", "device_id": device},
+            {"type": "entities", "entities": [entities[key] for key in INSIGHT_KEYS if key in entities]},
+        ]
+        await ui.show_cards_dashboard(page, home_assistant.url, cards)
+        card = page.locator(CARD)
+        await expect(card.locator(".cell")).to_have_count(sim.config.cells, timeout=FOLLOW_TIMEOUT)
+        # The model's weak cell (cell 5, 85 Ah against about 100) is found, and after two weeks
+        # with the balancer on the top-of-charge difference has a trend.
+        await expect(card.locator(".cell.weakest")).to_have_attribute("data-cell", "5", timeout=FOLLOW_TIMEOUT)
+        trend = card.locator(".fact.trend")
+        await expect(trend).to_have_class(re.compile(r"\b(up|down|flat)\b"))
+        await expect(trend.locator(".arrow")).to_have_count(1)
+        await expect(trend.locator(".reading")).to_contain_text("mV")
+        await ui.shoot(page, screenshots, "e2e-20-insights")
+        await shoot_card(page, card, screenshots, "insights-desktop")
+        await page.set_viewport_size({"width": 375, "height": 844})
+        await shoot_card(page, card, screenshots, "insights-phone")
+    finally:
+        await server.close()

@@ -12,6 +12,11 @@ const DOMAIN = "daly_active_balance";
 const CARD = "daly-balancer-card";
 const EDITOR = `${CARD}-editor`;
 const UNAVAILABLE = new Set(["unavailable", "unknown"]);
+/**
+ * A trend within this (mV/day) draws a flat arrow: the module reads cells to 1 mV, so over the
+ * 7 days the trend is fitted on, a smaller slope is within a reading's step.
+ */
+const FLAT_MV_PER_DAY = 0.15;
 
 const STRINGS = {
   en: {
@@ -39,6 +44,15 @@ const STRINGS = {
     active: "active",
     device: "Balancer",
     title: "Title (optional)",
+    trend: "Top-of-charge trend",
+    trend_up: "growing imbalance",
+    trend_down: "converging",
+    trend_flat: "steady",
+    trend_unknown: "needs 3 days at the top",
+    yesterday: "yesterday {value}",
+    weakest: "Weakest cell",
+    weakest_cell: "weakest cell (most often lowest at the bottom of charge)",
+    not_yet: "not yet known",
   },
   de: {
     name: "DALY-Balancer-Zellen",
@@ -65,6 +79,15 @@ const STRINGS = {
     active: "aktiv",
     device: "Balancer",
     title: "Titel (optional)",
+    trend: "Trend bei Vollladung",
+    trend_up: "Ungleichgewicht wächst",
+    trend_down: "gleicht sich an",
+    trend_flat: "gleichbleibend",
+    trend_unknown: "braucht 3 Tage mit Vollladung",
+    yesterday: "gestern {value}",
+    weakest: "Schwächste Zelle",
+    weakest_cell: "schwächste Zelle (am häufigsten die niedrigste bei Entladeende)",
+    not_yet: "noch unbekannt",
   },
   fr: {
     name: "Cellules de l'équilibreur DALY",
@@ -91,6 +114,15 @@ const STRINGS = {
     active: "actif",
     device: "Équilibreur",
     title: "Titre (facultatif)",
+    trend: "Tendance en fin de charge",
+    trend_up: "déséquilibre croissant",
+    trend_down: "se résorbe",
+    trend_flat: "stable",
+    trend_unknown: "3 jours de charge complète nécessaires",
+    yesterday: "hier {value}",
+    weakest: "Cellule la plus faible",
+    weakest_cell: "cellule la plus faible (le plus souvent la plus basse en fin de décharge)",
+    not_yet: "pas encore connu",
   },
   es: {
     name: "Celdas del balanceador DALY",
@@ -117,6 +149,15 @@ const STRINGS = {
     active: "activo",
     device: "Balanceador",
     title: "Título (opcional)",
+    trend: "Tendencia al final de la carga",
+    trend_up: "desequilibrio creciente",
+    trend_down: "se iguala",
+    trend_flat: "estable",
+    trend_unknown: "necesita 3 días con carga completa",
+    yesterday: "ayer {value}",
+    weakest: "Celda más débil",
+    weakest_cell: "celda más débil (la más baja con más frecuencia al final de la descarga)",
+    not_yet: "aún no se sabe",
   },
   it: {
     name: "Celle del bilanciatore DALY",
@@ -143,6 +184,15 @@ const STRINGS = {
     active: "attivo",
     device: "Bilanciatore",
     title: "Titolo (facoltativo)",
+    trend: "Tendenza a fine carica",
+    trend_up: "squilibrio in aumento",
+    trend_down: "si riequilibra",
+    trend_flat: "stabile",
+    trend_unknown: "servono 3 giorni con carica completa",
+    yesterday: "ieri {value}",
+    weakest: "Cella più debole",
+    weakest_cell: "cella più debole (più spesso la più bassa a fine scarica)",
+    not_yet: "non ancora noto",
   },
   nl: {
     name: "DALY-balancercellen",
@@ -169,6 +219,15 @@ const STRINGS = {
     active: "actief",
     device: "Balancer",
     title: "Titel (optioneel)",
+    trend: "Trend bij volle lading",
+    trend_up: "onbalans groeit",
+    trend_down: "trekt bij",
+    trend_flat: "stabiel",
+    trend_unknown: "heeft 3 dagen met volle lading nodig",
+    yesterday: "gisteren {value}",
+    weakest: "Zwakste cel",
+    weakest_cell: "zwakste cel (meestal de laagste aan het einde van de ontlading)",
+    not_yet: "nog onbekend",
   },
   pl: {
     name: "Ogniwa balansera DALY",
@@ -195,6 +254,15 @@ const STRINGS = {
     active: "aktywne",
     device: "Balanser",
     title: "Tytuł (opcjonalnie)",
+    trend: "Trend przy pełnym naładowaniu",
+    trend_up: "nierównowaga rośnie",
+    trend_down: "wyrównuje się",
+    trend_flat: "bez zmian",
+    trend_unknown: "potrzeba 3 dni z pełnym naładowaniem",
+    yesterday: "wczoraj {value}",
+    weakest: "Najsłabsze ogniwo",
+    weakest_cell: "najsłabsze ogniwo (najczęściej najniższe pod koniec rozładowania)",
+    not_yet: "jeszcze nieznane",
   },
   cs: {
     name: "Články balancéru DALY",
@@ -221,6 +289,15 @@ const STRINGS = {
     active: "aktivní",
     device: "Balancér",
     title: "Název (volitelné)",
+    trend: "Trend při plném nabití",
+    trend_up: "nerovnováha roste",
+    trend_down: "vyrovnává se",
+    trend_flat: "beze změny",
+    trend_unknown: "potřebuje 3 dny s plným nabitím",
+    yesterday: "včera {value}",
+    weakest: "Nejslabší článek",
+    weakest_cell: "nejslabší článek (nejčastěji nejnižší na konci vybíjení)",
+    not_yet: "zatím neznámé",
   },
 };
 
@@ -378,8 +455,10 @@ class DalyBalancerCard extends HTMLElement {
   }
 
   getCardSize() {
-    const cells = this._hass && this._config ? (moduleEntities(this._hass, this._config.device_id).cell_voltage || []).length : 16;
-    return 3 + 2 * Math.ceil(cells / 8);
+    const entities = this._hass && this._config ? moduleEntities(this._hass, this._config.device_id) : {};
+    const cells = this._hass && this._config ? (entities.cell_voltage || []).length : 16;
+    const insights = entities.difference_trend || entities.weakest_cell ? 1 : 0;
+    return 3 + insights + 2 * Math.ceil(cells / 8);
   }
 
   getGridOptions() {
@@ -463,6 +542,10 @@ class DalyBalancerCard extends HTMLElement {
     const share = (value) => Math.min(1, Math.max(0, (value - bottom) / (top - bottom)));
     const startVolts = measured(state(one("balance_start_voltage")), "V");
 
+    // The insights' weakest cell (most often lowest at the bottom of charge), when it has one.
+    const weakestState = state(one("weakest_cell"));
+    const weakest = weakestState && !UNAVAILABLE.has(weakestState.state) ? Number(weakestState.state) : null;
+
     const balancingOf = new Map();
     (entities.cell_balancing || []).forEach((id, index) => {
       const s = state(id);
@@ -480,6 +563,10 @@ class DalyBalancerCard extends HTMLElement {
         if (index === high) {
           classes.push("highest");
           notes.push(t("highest"));
+        }
+        if (cell.number === weakest) {
+          classes.push("weakest");
+          notes.push(t("weakest_cell"));
         }
         if (balancingOf.get(cell.number)) {
           classes.push("balancing");
@@ -513,6 +600,7 @@ class DalyBalancerCard extends HTMLElement {
     facts.push(this._fact(cells[high].id, t("highest"), `${cells[high].number} · ${shown(cells[high].id)}`, "high"));
 
     return `<div class="facts">${facts.join("")}</div>
+      ${this._insights(hass, one, shown, cells, weakest, t)}
       ${this._status(hass, entities, t)}
       <div class="cells">${bars}</div>`;
   }
@@ -520,6 +608,46 @@ class DalyBalancerCard extends HTMLElement {
   _fact(entityId, label, value, extra = "", after = "") {
     return `<button class="fact ${extra}" data-entity="${escape(entityId)}">
       <span class="label">${escape(label)}</span><span class="reading">${escape(value)}${after}</span></button>`;
+  }
+
+  /**
+   * The pack insights: the top-of-charge difference's trend (an arrow: up is a growing imbalance)
+   * and the weakest cell. Nothing when the integration has no such entities (an older version,
+   * or the user disabled them); "not yet" while they have too few days.
+   */
+  _insights(hass, one, shown, cells, weakest, t) {
+    const present = (id) => id && hass.states[id] && hass.states[id].state !== "unavailable";
+    const facts = [];
+    const trendId = one("difference_trend");
+    if (present(trendId)) {
+      const trendState = hass.states[trendId];
+      const slope = UNAVAILABLE.has(trendState.state) ? NaN : Number(trendState.state);
+      let direction = "unknown";
+      let text = "–";
+      if (Number.isFinite(slope)) {
+        direction = slope > FLAT_MV_PER_DAY ? "up" : slope < -FLAT_MV_PER_DAY ? "down" : "flat";
+        text = shown(trendId);
+        if (slope > 0 && !text.startsWith("+")) text = `+${text}`;
+      }
+      const arrow = { up: "↑", down: "↓", flat: "→", unknown: "" }[direction];
+      const notes = [t(`trend_${direction}`)];
+      const yesterdayId = one("top_difference_yesterday");
+      const yesterday = present(yesterdayId) ? shown(yesterdayId) : "";
+      if (yesterday) notes.push(t("yesterday", { value: yesterday }));
+      const mark = arrow ? `<span class="arrow" aria-hidden="true">${arrow}</span> ` : "";
+      facts.push(`<button class="fact trend ${direction}" data-entity="${escape(trendId)}"
+        title="${escape(`${t("trend")}: ${text}, ${notes.join(", ")}`)}">
+        <span class="label">${escape(t("trend"))}</span>
+        <span class="reading">${mark}${escape(text)}<small>${escape(notes.join(" · "))}</small></span></button>`);
+    }
+    const weakestId = one("weakest_cell");
+    if (present(weakestId)) {
+      const cell = cells.find((c) => c.number === weakest);
+      const text = weakest === null ? "–" : cell ? `${weakest} · ${shown(cell.id)}` : String(weakest);
+      const after = weakest === null ? `<small>${escape(t("not_yet"))}</small>` : "";
+      facts.push(this._fact(weakestId, t("weakest"), text, "weakest", after));
+    }
+    return facts.length ? `<div class="facts insights">${facts.join("")}</div>` : "";
   }
 
   /** Balancing expected and reported, warnings and faults: each when the module has it. */
@@ -566,7 +694,8 @@ const STYLE = `
   .message { margin: 0; color: var(--secondary-text-color); }
   .message.error { color: var(--error-color, #db4437); }
   .facts { display: grid; grid-template-columns: repeat(4, 1fr); gap: 8px; }
-  @container (max-width: 400px) { .facts { grid-template-columns: 1fr 1fr; } }
+  .facts.insights { grid-template-columns: 3fr 1fr; }
+  @container (max-width: 400px) { .facts { grid-template-columns: 1fr 1fr; } .facts.insights { grid-template-columns: 2fr 1fr; } }
   .fact { display: flex; flex-direction: column; border-radius: 8px; padding: 6px 8px;
     background: var(--secondary-background-color, rgba(127, 127, 127, 0.1)); }
   .fact .label { font-size: 0.8em; color: var(--secondary-text-color); }
@@ -576,6 +705,11 @@ const STYLE = `
   .delta.over .reading { color: var(--warning-color, #ffa600); }
   .low .reading { color: var(--blue-color, #2196f3); }
   .high .reading { color: var(--orange-color, #ff9800); }
+  .trend .arrow { font-weight: 700; }
+  .trend.up .arrow { color: var(--warning-color, #ffa600); }
+  .trend.down .arrow { color: var(--success-color, #43a047); }
+  .trend.flat .arrow { color: var(--secondary-text-color); }
+  .fact.weakest .reading { color: var(--error-color, #db4437); }
   .status { display: flex; flex-wrap: wrap; gap: 6px; }
   .chip { border-radius: 16px; padding: 2px 10px; font-size: 0.85em; color: var(--secondary-text-color);
     border: 1px solid var(--divider-color, rgba(127, 127, 127, 0.3)); }
@@ -593,6 +727,9 @@ const STYLE = `
   .lowest .fill { background: var(--blue-color, #2196f3); }
   .highest .fill { background: var(--orange-color, #ff9800); }
   .lowest .value, .highest .value, .lowest .number, .highest .number { color: var(--primary-text-color); font-weight: 700; }
+  .weakest .track { outline: 2px solid var(--error-color, #db4437); outline-offset: 1px; }
+  .weakest .number { color: var(--text-primary-color, #fff); background: var(--error-color, #db4437);
+    border-radius: 8px; padding: 0 5px; font-weight: 700; }
   .balancing .fill { background-image: repeating-linear-gradient(45deg, transparent 0 4px, rgba(255, 255, 255, 0.35) 4px 8px); }
 `;
 

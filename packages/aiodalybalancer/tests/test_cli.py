@@ -13,6 +13,7 @@ import pytest
 
 from aiodalybalancer.frames import with_crc
 from aiodalybalancer.registers import PASSWORD
+from aiodalybalancer.tools.pack import weak_cell_simulator
 from aiodalybalancer.tools.simulator import SimulatedBalancer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -180,3 +181,41 @@ def test_read_with_debug_logging_never_prints_the_password(simulator_url: list[s
     for form in _secret_forms():
         assert form not in result.stdout, form
         assert form not in result.stderr, form
+
+
+def test_simulate_a_pack_with_a_weak_cell_days_in(socket_enabled: None) -> None:
+    """``--pack-days 14``: the cells of the library's pack with a weak cell after 14 days."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiodalybalancer.tools.cli", "simulate", "--tcp", "0", "--pack-days", "14"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        result = _cli("read", "--port", url)
+        assert result.returncode == 0, result.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    cells = json.loads(result.stdout)["status"]["cell_voltages"]
+    # The same pack built here, at the moment it was built there; the seconds between then and
+    # the read move a night-time pack by less than a millivolt.
+    expected = weak_cell_simulator(14, clock=lambda: 0.0).cell_voltages()
+    assert cells == pytest.approx(expected, abs=0.0015)
+    assert cells != pytest.approx(SimulatedBalancer(clock=lambda: 0.0).cell_voltages(), abs=0.0015)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pack-days", "-1"], "days must be 0..365"),
+        (["--pack-days", "soon"], "invalid _days value"),
+        (["--speed", "0.5"], "speed must be 1..1000000"),
+    ],
+)
+def test_simulate_refuses_bad_pack_options(args: list[str], message: str) -> None:
+    result = _cli("simulate", "--tcp", "0", *args)
+    assert result.returncode == 2
+    assert message in result.stderr

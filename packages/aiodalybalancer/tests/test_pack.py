@@ -147,3 +147,34 @@ def test_a_li_ion_pack_follows_its_own_curve() -> None:
     assert pack.cell_voltages()[0] == 2.619  # 2.6 + (2.8 − 2.6) · (0.9548 − 0.95) / 0.05 = 2.61920
     given = BalancerSettings(start_voltage=4.0)
     assert weak_cell_pack(chemistry=BatteryType.LI_ION, settings=given).settings is given
+
+
+def test_speed_runs_the_physics_faster_but_the_sleep_timer_in_real_time() -> None:
+    """``speed``: a host polling at its usual pace sees the pack live through hours in minutes."""
+    now = [0.0]
+    sim = weak_cell_simulator(config=SimulatorConfig(speed=60), clock=lambda: now[0])
+    assert isinstance(sim.pack, PackModel)
+    sleep_time = sim.value("sleep_time")
+    assert isinstance(sleep_time, int)
+    assert 120 < sleep_time <= 2 * 3600
+    now[0] += 120
+    sim.advance(0)
+    assert sim.pack.time == pytest.approx(2 * 3600)  # two hours of the pack in two minutes of the clock
+    assert not sim.asleep  # two minutes of silence, not two hours
+    now[0] += sleep_time
+    assert sim.asleep
+    # The manual's rule is judged at each model step, not once per long catch-up: over a day at
+    # 1440 times (a minute of clock) the module balances and stops again.
+    fast = weak_cell_simulator(config=SimulatorConfig(speed=1440), clock=lambda: now[0])
+    seen = set()
+    for _ in range(60):
+        now[0] += 1
+        fast.advance(0)
+        seen.add(fast.balancing)
+    assert seen == {True, False}
+
+
+@pytest.mark.parametrize("speed", [0.5, 0, -1, 2e6])
+def test_speed_outside_its_range_is_refused(speed: float) -> None:
+    with pytest.raises(ValueError, match=r"speed must be 1\.\.1000000"):
+        SimulatorConfig(speed=speed)

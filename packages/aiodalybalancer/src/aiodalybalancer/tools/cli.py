@@ -4,6 +4,7 @@
     daly-balancer read --ble AA:BB:CC:DD:EE:FF
     daly-balancer write --port socket://127.0.0.1:8899 balance_start_voltage 3.35
     daly-balancer simulate --tcp 8899 --pty
+    daly-balancer simulate --tcp 8899 --pack-days 14 --speed 60   # a pack with a weak cell, 14 days in
     daly-balancer decode --data "d2 03 0a 00 01 01 00 00 10 00 01 00 0a c2 bc" --request d20300cc00055655
 
 Output of ``read`` is one JSON object; ``decode`` prints one per frame found. The module's
@@ -42,6 +43,7 @@ from aiodalybalancer.registers import BY_KEY, LIVE, REGISTERS, BatteryType, Bloc
 from aiodalybalancer.stream import D2Framing, FrameStream
 from aiodalybalancer.transport import BAUDRATE, SerialTransport, Transport
 
+from .pack import weak_cell_simulator
 from .simulator import SimulatedBalancer, SimulatorConfig, serve_pty, serve_tcp
 
 #: Register keys → the names the captured vectors (the library's ``tests/vectors``) use in their ``expect``
@@ -123,7 +125,34 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--model", choices=["uart_rs485", "dual_uart"], default="uart_rs485")
     sim.add_argument("--a5", action="store_true", help="also answer legacy A5 frames")
     sim.add_argument("--pace", action="store_true", help="pace bytes at 9600 baud like the real UART")
+    sim.add_argument(
+        "--pack-days",
+        type=_days,
+        metavar="DAYS",
+        help="cells from a pack with a weak cell (cell 5) that has lived DAYS days of sun and load",
+    )
+    sim.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="FACTOR",
+        help="run the cells' physics FACTOR times faster than real time (60: an hour a minute)",
+    )
     return parser
+
+
+def _days(text: str) -> float:
+    days = float(text)
+    if not 0 <= days <= 365:
+        raise argparse.ArgumentTypeError(f"days must be 0..365, got {text}")
+    return days
+
+
+def _speed(text: str) -> float:
+    speed = float(text)
+    if not 1 <= speed <= 1e6:
+        raise argparse.ArgumentTypeError(f"speed must be 1..1000000, got {text}")
+    return speed
 
 
 async def _transport(args: argparse.Namespace) -> Transport:
@@ -291,8 +320,9 @@ async def _simulate(args: argparse.Namespace) -> None:
         model=args.model,
         protocols=frozenset({"d2", "a5"} if args.a5 else {"d2"}),
         pace_baud=BAUDRATE if args.pace else None,
+        speed=args.speed,
     )
-    sim = SimulatedBalancer(config)
+    sim = SimulatedBalancer(config) if args.pack_days is None else weak_cell_simulator(args.pack_days, config)
     servers = []
     if args.tcp is not None:
         servers.append(await serve_tcp(sim, port=args.tcp))

@@ -8,6 +8,9 @@ manual's two conditions, sleeping after its sleep time) and is reached through r
 
 Time: the model runs on ``clock()`` plus every second handed to :meth:`SimulatedBalancer.advance`,
 so a test with a fake clock can move the physics and the sleep timer forward together.
+``SimulatorConfig.speed`` runs the physics (cells, pack model, temperatures) that many times
+faster than that time, while the sleep timer and the frame re-assembler keep real time: a host
+polling at its usual pace sees a pack live through hours in minutes.
 """
 
 from __future__ import annotations
@@ -115,6 +118,9 @@ _AMBIENT_C: Final = 28.0
 #: Longest physics step; a long ``advance`` is cut into at most ``_MAX_STEPS`` steps.
 _STEP_S: Final = 5.0
 _MAX_STEPS: Final = 2000
+#: Longest physics step (physics seconds) when the physics runs faster than the clock: the pack
+#: model's own longest step, so the balancing rule is judged as often as the model steps.
+_FAST_STEP_S: Final = 60.0
 
 MODELS: Final = ("uart_rs485", "dual_uart")
 PROTOCOLS: Final = frozenset({"d2", "a5"})
@@ -186,6 +192,8 @@ class SimulatorConfig:
     response_delay: float = 0.0
     seed: int | None = 0
     faults: FaultPlan = field(default_factory=FaultPlan)
+    #: The physics runs this many times faster than the module's clock (1: real time).
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         """Refuse a module that cannot exist."""
@@ -199,6 +207,8 @@ class SimulatorConfig:
             raise ValueError(f"protocols must be a non-empty subset of {sorted(PROTOCOLS)}, got {self.protocols}")
         if self.pace_baud is not None and self.pace_baud <= 0:
             raise ValueError(f"pace_baud must be positive, got {self.pace_baud}")
+        if not 1 <= self.speed <= 1e6:
+            raise ValueError(f"speed must be 1..1000000, got {self.speed}")
         if self.response_delay < 0:
             raise ValueError(f"response_delay must be >= 0, got {self.response_delay}")
         object.__setattr__(self, "battery_type", BatteryType(self.battery_type))
@@ -438,11 +448,14 @@ class SimulatedBalancer:
         if elapsed <= 0:
             return
         self._last_step = now
-        steps = min(_MAX_STEPS, math.ceil(elapsed / _STEP_S))
+        physics = elapsed * self.config.speed
+        step = _STEP_S if self.config.speed == 1 else _FAST_STEP_S
+        steps = min(_MAX_STEPS, math.ceil(physics / step))
         for _ in range(steps):
-            self._step(elapsed / steps)
+            self._step(physics / steps)
 
     def _step(self, dt: float) -> None:
+        """``dt`` seconds of physics."""
         rng = self._rng
         pull = min(1.0, _PULL_PER_S * dt)
         if self.pack is not None:
