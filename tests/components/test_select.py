@@ -117,3 +117,37 @@ async def test_repair_names_the_battery_type_as_the_select_shows_it(
     finally:
         await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+async def test_an_ignored_repair_stays_ignored_when_home_assistant_changes_language(
+    hass: HomeAssistant,
+    simulator: SimulatedBalancer,
+    config_entry: MockConfigEntry,
+    entity_id: EntityIdFinder,
+) -> None:
+    """The user ignores the turn-on voltage repair, then switches Home Assistant to German: the
+    finding is the same (the battery type's name is only spelt another way), so it stays ignored."""
+    hass.config.language = "en"
+    simulator.write_word(register("balance_start_voltage").address, 2900)  # fine for LiFePO4 only
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    key = issue_id(config_entry.entry_id, ISSUE_BALANCE_VOLTAGE)
+    try:
+        await select_option(hass, entity_id(Platform.SELECT, "battery_type"), BatteryType.LI_ION)
+        assert ir.async_get(hass).async_get_issue(DOMAIN, key) is not None
+        ir.async_ignore_issue(hass, DOMAIN, key, True)
+
+        await hass.config.async_update(language="de")  # as the user's profile settings do
+        await hass.async_block_till_done()
+        assert await hass.config_entries.async_reload(config_entry.entry_id)
+        await hass.async_block_till_done()
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, key)
+        assert issue is not None
+        assert issue.translation_placeholders is not None
+        assert issue.dismissed_version is not None, (
+            f"the ignored repair came back after a language change, naming {issue.translation_placeholders['chemistry']!r}"
+        )
+    finally:
+        await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()
+
