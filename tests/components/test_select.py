@@ -150,4 +150,3 @@ async def test_an_ignored_repair_stays_ignored_when_home_assistant_changes_langu
     finally:
         await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
-

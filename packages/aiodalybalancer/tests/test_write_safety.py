@@ -418,7 +418,6 @@ async def test_an_answer_of_another_size_ends_what_is_owed() -> None:
     assert len(transport.writes) == 3
 
 
-
 async def test_answers_that_come_late_in_order_never_show_an_old_cell_voltage() -> None:
     """The line stalls: every answer comes in order, but six timeouts after its request, for
     one poll; then the module answers at once again (behind what is still under way). Each
