@@ -429,6 +429,9 @@ async def test_a_diagnostics_download_during_the_window_leaves_the_dongle_alone(
     assert not linked(dongle), "the download left Home Assistant holding the dongle"
     assert traffic(dongle, simulator) == quiet
     assert result["raw_registers"]["fresh_read"]["answered"] is False
+    coordinator = loaded.runtime_data
+    assert coordinator.released_until is not None
+    assert result["raw_registers"]["fresh_read"]["dongle_released_until"] == coordinator.released_until.isoformat()
 
 
 async def test_a_poll_under_way_ends_before_the_link_closes(
