@@ -162,8 +162,10 @@ class PackChecks:
         return state
 
     def _kept(self, key: str) -> bool:
-        """Whether condition ``key`` is raised, left as it is (and the polls counted towards
-        raising or clearing it): nothing is known of it this poll."""
+        """Whether condition ``key`` is raised, leaving it as it is: nothing is known of it now.
+
+        The polls counted towards raising or clearing it stay counted.
+        """
         state = self._conditions.get(key)
         return state is not None and state.raised
 
