@@ -15,6 +15,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
@@ -230,6 +231,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
     async def _async_update_data(self) -> DalyData:
         # Called right after Home Assistant noted whether the previous refresh succeeded.
         self._failing = not self.last_update_success
+        # The repairs name the battery type as its select shows it, in Home Assistant's language
+        # now: the first poll runs before the platforms load the entity translations, and a
+        # language change loads none of this integration's (a no-op once they are loaded).
+        await async_get_translations(self.hass, self.hass.config.language, "entity", {DOMAIN})
         async with self._busy:
             if self._released_until is not None:
                 return self._while_released()
@@ -307,9 +312,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self.last_survey = Survey(dt_util.utcnow(), ranges)
 
     async def async_read_raw(self) -> dict[int, int]:
-        """A raw register dump read now (diagnostics), like a poll: one at a time with polls
-        and writes, and never while the dongle is left to the phone app (``DongleReleasedError``).
-        Raises ``DalyError`` when the module does not answer.
+        """A raw register dump read now (diagnostics).
+
+        Like a poll: one at a time with polls and writes, and never while the dongle is left to
+        the phone app (``DongleReleasedError``). Raises ``DalyError`` when the module does not answer.
         """
         async with self._busy:
             self._refuse_while_released()
