@@ -81,8 +81,27 @@ def test_silence_keeps_the_measured_findings() -> None:
     assert Findings().reasons == []
 
 
-def _cells(*volts: float) -> Status:
-    return Status(cell_voltages=volts, cell_count=len(volts), pack_voltage=round(sum(volts), 1))
+def _cells(*volts: float | None) -> Status:
+    return Status(cell_voltages=volts, cell_count=len(volts), pack_voltage=round(sum(v or 0.0 for v in volts), 1))
+
+
+def test_an_unreadable_cell_keeps_its_finding() -> None:
+    """An unreadable (absent) reading says nothing about the cell: a raised finding stays raised,
+    and a cell that reads 0 V between unreadable polls is raised (and cleared) after as many
+    readings as ever, the unreadable polls counting neither way."""
+    checks = PackChecks()
+    settings = replace(SETTINGS, string_count=None)
+    broken, unreadable, fine = _cells(3.3, 0.0, 3.3, 3.3), _cells(3.3, None, 3.3, 3.3), _cells(*(3.3,) * 4)
+    for _ in range(RAISE_AFTER - 1):
+        assert checks.poll_answered(broken, settings, 0.0).cells == ()
+        assert checks.poll_answered(unreadable, settings, 0.0).cells == ()
+    assert checks.poll_answered(broken, settings, 0.0).cells == (2,)
+    for _ in range(RAISE_AFTER):
+        assert checks.poll_answered(unreadable, settings, 0.0).cells == (2,)
+    for _ in range(CLEAR_AFTER - 1):
+        assert checks.poll_answered(fine, settings, 0.0).cells == (2,)
+        assert checks.poll_answered(unreadable, settings, 0.0).cells == (2,)
+    assert checks.poll_answered(fine, settings, 0.0).cells == ()
 
 
 def test_a_cell_that_disappears_is_forgotten() -> None:

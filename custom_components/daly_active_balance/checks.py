@@ -161,6 +161,14 @@ class PackChecks:
             state = self._conditions[key] = _Debounced(raised=bool(bad) and resumed)
         return state
 
+    def _kept(self, key: str) -> bool:
+        """Whether condition ``key`` is raised, leaving it as it is: nothing is known of it now.
+
+        The polls counted towards raising or clearing it stay counted.
+        """
+        state = self._conditions.get(key)
+        return state is not None and state.raised
+
     def _update(self, key: str, *, bad: bool, good: bool, hold: int = RAISE_AFTER) -> bool:
         """Whether condition ``key`` is raised after this poll.
 
@@ -217,7 +225,6 @@ class PackChecks:
         readings = {
             f"{Reason.CELL_OUT_OF_RANGE}:{chemistry}:{number}": (number, volts)
             for number, volts in enumerate(status.cell_voltages, start=1)
-            if volts is not None
         }
         # A cell not reported now (fewer cells, another chemistry) is judged afresh when it is
         # again: its old readings say nothing about the cell wired there then.
@@ -226,10 +233,16 @@ class PackChecks:
         cells = tuple(
             number
             for key, (number, volts) in readings.items()
-            if self._update(
-                key,
-                bad=volts <= 0 or not low <= volts <= high,
-                good=volts > 0 and low + CELL_HYSTERESIS <= volts <= high - CELL_HYSTERESIS,
+            if (
+                # An unreadable (absent) reading says nothing about the cell, unlike a cell that
+                # is no longer reported: its finding stays as it is.
+                self._kept(key)
+                if volts is None
+                else self._update(
+                    key,
+                    bad=volts <= 0 or not low <= volts <= high,
+                    good=volts > 0 and low + CELL_HYSTERESIS <= volts <= high - CELL_HYSTERESIS,
+                )
             )
         )
 

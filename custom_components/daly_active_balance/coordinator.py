@@ -15,6 +15,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.loader import async_get_integration
 from homeassistant.util import dt as dt_util
@@ -54,6 +55,24 @@ type DalyConfigEntry = ConfigEntry[DalyCoordinator]
 POLL_WINDOW: Final = timedelta(hours=1)
 #: How long "Let the phone app in" leaves the dongle to the phone app.
 RELEASE_WINDOW: Final = timedelta(minutes=10)
+
+
+def _shown(until: datetime) -> str:
+    """The end of the phone app's window as the messages show it (local time)."""
+    return dt_util.as_local(until).strftime("%H:%M:%S")
+
+
+class DongleReleasedError(HomeAssistantError):
+    """An action that needs the link, refused while the dongle is left to the phone app."""
+
+    def __init__(self, until: datetime) -> None:
+        """Refuse until ``until`` (UTC), the message saying when in local time."""
+        super().__init__(
+            translation_domain=DOMAIN,
+            translation_key="dongle_released",
+            translation_placeholders={"until": _shown(until)},
+        )
+        self.until = until
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +231,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
     async def _async_update_data(self) -> DalyData:
         # Called right after Home Assistant noted whether the previous refresh succeeded.
         self._failing = not self.last_update_success
+        # The repairs name the battery type as its select shows it, in Home Assistant's language
+        # now: the first poll runs before the platforms load the entity translations, and a
+        # language change loads none of this integration's (a no-op once they are loaded).
+        await async_get_translations(self.hass, self.hass.config.language, "entity", {DOMAIN})
         async with self._busy:
             if self._released_until is not None:
                 return self._while_released()
@@ -288,6 +311,16 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             ) from err
         self.last_survey = Survey(dt_util.utcnow(), ranges)
 
+    async def async_read_raw(self) -> dict[int, int]:
+        """A raw register dump read now (diagnostics).
+
+        Like a poll: one at a time with polls and writes, and never while the dongle is left to
+        the phone app (``DongleReleasedError``). Raises ``DalyError`` when the module does not answer.
+        """
+        async with self._busy:
+            self._refuse_while_released()
+            return await self.client.read_raw()
+
     async def async_write(
         self,
         setting: Writable,
@@ -357,7 +390,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
     async def async_release_dongle(self) -> None:
         """Leave the dongle to the phone app for ``RELEASE_WINDOW``, from now (again if it is).
 
-        No poll, write or survey touches the link until the window ends; a poll then follows at
+        No poll, write, survey or diagnostics read touches the link until the window ends; a poll then follows at
         once. The link is closed now, also when it is kept open between polls: the dongle takes
         one client at a time. (A register survey, whose requests open the link on their own, is
         never under way here: the buttons' platform takes one press at a time.)
@@ -387,23 +420,20 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         Entities keep what they show: the last data, or unavailable when the polls before the
         window failed (raising again is quiet: Home Assistant logs only the first failure).
         """
+        assert self._released_until is not None
         if self.last_update_success:
             return self.data
         raise UpdateFailed(
             translation_domain=DOMAIN,
             translation_key="dongle_released",
-            translation_placeholders={"until": self._shown_until()},
+            translation_placeholders={"until": _shown(self._released_until)},
         )
 
     def _refuse_while_released(self) -> None:
-        """Raise the translated error of an action that needs the link during the window."""
-        if self._released_until is not None:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="dongle_released",
-                translation_placeholders={"until": self._shown_until()},
-            )
+        """Raise the translated error of an action that needs the link during the window.
 
-    def _shown_until(self) -> str:
-        assert self._released_until is not None
-        return dt_util.as_local(self._released_until).strftime("%H:%M:%S")
+        Every action on the link but the poll (``_while_released``) passes here: a write, the
+        survey, the diagnostics' read.
+        """
+        if self._released_until is not None:
+            raise DongleReleasedError(self._released_until)

@@ -25,7 +25,7 @@ from aiodalybalancer.registers import BY_KEY, REGISTERS
 from aiodalybalancer.transport_ble import BleTransport
 
 from .const import CONF_CONNECTION, CONNECTION_BLE, DOMAIN
-from .coordinator import DalyConfigEntry, Survey
+from .coordinator import DalyConfigEntry, DongleReleasedError, Survey
 from .issues import ISSUES, issue_id
 
 #: Decoded fields that must never leave Home Assistant (the table's secret registers).
@@ -89,7 +89,10 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
     last_read = _raw_dump(client.raw)
     fresh: dict[str, Any]
     try:
-        fresh = {"answered": True, "registers": _raw_dump(await client.read_raw())}
+        fresh = {"answered": True, "registers": _raw_dump(await coordinator.async_read_raw())}
+    except DongleReleasedError as err:
+        # Connecting now would throw the phone app out: the download says why nothing was read.
+        fresh = {"answered": False, "dongle_released_until": err.until.isoformat()}
     except DalyError as err:
         fresh = {"answered": False, "error": f"{type(err).__name__}: {err}"}
 

@@ -127,38 +127,42 @@ def async_update_issues(hass: HomeAssistant, target: IssueTarget, findings: Find
     chemistry_name = async_translate_state(
         hass, findings.chemistry.value, Platform.SELECT, DOMAIN, BATTERY_TYPE_TRANSLATION_KEY, None
     )
+    # The same placeholders with the battery type's key: what the finding is, in no language.
+    facts = _placeholders(findings, target, findings.chemistry.value)
     for issue, placeholders in _placeholders(findings, target, chemistry_name).items():
         key = issue_id(target.entry_id, issue)
         if placeholders is None:
             if clear:
                 ir.async_delete_issue(hass, DOMAIN, key)
             continue
-        shown = {name: redact(value, target.link) for name, value in {"title": target.title, **placeholders}.items()}
+        finding: dict[str, str | int | float | None] = {**(facts[issue] or {})}
         known = registry.async_get_issue(DOMAIN, key)
-        if known is not None and known.dismissed_version is not None and _changed(known, shown):
+        if known is not None and known.dismissed_version is not None and _changed(known, finding):
             # Another finding than the one the user ignored: show it.
             ir.async_delete_issue(hass, DOMAIN, key)
         ir.async_create_issue(
             hass,
             DOMAIN,
             key,
+            data=finding,
             is_fixable=False,
             is_persistent=False,
             severity=ir.IssueSeverity.ERROR if issue in _ERRORS else ir.IssueSeverity.WARNING,
             translation_key=issue,
-            translation_placeholders=shown,
+            translation_placeholders={
+                name: redact(value, target.link) for name, value in {"title": target.title, **placeholders}.items()
+            },
         )
 
 
-def _changed(known: ir.IssueEntry, shown: dict[str, str]) -> bool:
-    """Whether ``shown`` says another finding than ``known`` (the entry's title aside).
+def _changed(known: ir.IssueEntry, finding: dict[str, str | int | float | None]) -> bool:
+    """Whether ``finding`` is another finding than the one ``known`` was raised for.
 
-    An issue restored after a restart carries no placeholders: it is taken as unchanged.
+    Decided on the finding's facts (its ``data``), not on the placeholders, whose words follow
+    Home Assistant's language: a language change is no new finding. An issue restored after a
+    restart carries no data: it is taken as unchanged.
     """
-    before = known.translation_placeholders
-    if before is None:
-        return False
-    return {**before, "title": ""} != {**shown, "title": ""}
+    return known.data is not None and known.data != finding
 
 
 @callback

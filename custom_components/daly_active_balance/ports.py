@@ -12,9 +12,10 @@ Accepted are what Home Assistant's serial port list offers and serialx opens:
 (``localhost`` as ``127.0.0.1``, where a local bridge listens; ``tcp://`` as ``socket://``, which
 serialx opens the same way), its port as a plain number, no trailing slash. A host must be an IP
 address or a name DNS can hold, a port 1–65535. :func:`port_id` is what identifies the port (the
-entry's unique id): the canonical URL without its credentials and with its host name in IDNA
-(``bücher.example`` and ``xn--bcher-kva.example`` are one host), or for a device path the one
-name every path to that device shares.
+entry's unique id): the canonical URL without its credentials and with one spelling of its
+host (a name in IDNA, so ``bücher.example`` and ``xn--bcher-kva.example`` are one host, without
+the trailing dot of a fully-qualified name; an IPv4-mapped IPv6 address as the IPv4 address),
+or for a device path the one name every path to that device shares.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ class InvalidPortError(ValueError):
     """Not a device path or an accepted serial URL."""
 
 
-def _host(host: str, *, bracketed: bool = False, idna: bool = False) -> str:
-    """A host as a URL writes it: IPv6 bracketed, ``localhost`` as IPv4, a name in IDNA if ``idna``.
+def _host(host: str, *, bracketed: bool = False, identity: bool = False) -> str:
+    """A host as a URL writes it: IPv6 bracketed, ``localhost`` as IPv4.
 
+    ``identity``: as the port's identity names it, one spelling for one host: a name in IDNA,
+    without the trailing dot of a fully-qualified name, an IPv4-mapped IPv6 address as IPv4.
     ``InvalidPortError`` when it is neither an address nor a name DNS can hold. ``bracketed``:
     the URL put the host in brackets, where only an IPv6 address may stand.
     """
@@ -62,10 +65,14 @@ def _host(host: str, *, bracketed: bool = False, idna: bool = False) -> str:
             ascii_name = host.encode("idna").decode("ascii")
         except UnicodeError as err:
             raise InvalidPortError(host) from err
-        return ascii_name.lower() if idna else host
+        return ascii_name.lower().removesuffix(".") if identity else host
     if bracketed != isinstance(address, IPv6Address):
         raise InvalidPortError(host)
-    return f"[{address.compressed}]" if isinstance(address, IPv6Address) else address.compressed
+    if isinstance(address, IPv6Address):
+        if identity and address.ipv4_mapped is not None:
+            return address.ipv4_mapped.compressed
+        return f"[{address.compressed}]"
+    return address.compressed
 
 
 def _split(port: str) -> tuple[SplitResult, str, int | None]:
@@ -110,14 +117,14 @@ def port_id(port: str) -> str:
     """What identifies ``port`` (a canonical port): the same for every spelling of one port.
 
     A URL loses its credentials (they must never be part of a unique id) and names its host in
-    IDNA. A device path is resolved to its device, named by the ``/dev/serial/by-id`` link to it
+    one spelling (see the module text). A device path is resolved to its device, named by the ``/dev/serial/by-id`` link to it
     when there is one (stable across reboots; Home Assistant's usb helper finds it), else by the
     device itself. Reads the file system: run it in an executor. ``InvalidPortError`` for a URL
     no rule accepts (an entry from before the rules).
     """
     if "://" in port:
         parts, host, number = _split(port)
-        netloc = _host(host, bracketed="[" in parts.netloc, idna=True)
+        netloc = _host(host, bracketed="[" in parts.netloc, identity=True)
         if number is not None:
             netloc = f"{netloc}:{number}"
         query = "&".join(

@@ -338,6 +338,12 @@ def test_port_id_leaves_credentials_out(port: str, expected: str) -> None:
         ("socket://bücher.example:8899", "socket://xn--bcher-kva.example:8899"),
         ("socket://BÜCHER.example:8899", "socket://XN--BCHER-KVA.example:8899"),
         ("esphome://bücher.example?port_name=uart1", "esphome://xn--bcher-kva.example:6053?port_name=uart1"),
+        # A fully-qualified name ends in a dot, written or not.
+        ("socket://h.:8899", "socket://h:8899"),
+        ("socket://bridge.example.:8899", "socket://Bridge.Example:8899"),
+        # An IPv4-mapped IPv6 address is the IPv4 address.
+        ("socket://[::ffff:127.0.0.1]:8899", "socket://127.0.0.1:8899"),
+        ("rfc2217://[::FFFF:7f00:1]:8899", "rfc2217://localhost:8899"),
     ],
 )
 def test_one_port_in_two_spellings_is_one_port(one: str, other: str) -> None:
@@ -349,9 +355,17 @@ def test_ports_on_two_hosts_or_ports_differ() -> None:
     """The identity does not merge what is not the same port."""
     ids = {
         port_id(canonical_port(port))
-        for port in ("socket://a.example:1", "socket://a.example:2", "socket://b.example:1", "rfc2217://a.example:1")
+        for port in (
+            "socket://a.example:1",
+            "socket://a.example:2",
+            "socket://b.example:1",
+            "rfc2217://a.example:1",
+            "socket://[::1]:1",
+            "socket://127.0.0.1:1",
+            "socket://[::127.0.0.1]:1",  # IPv4-compatible (deprecated), not mapped: another address
+        )
     }
-    assert len(ids) == 4
+    assert len(ids) == 7
 
 
 def test_canonical_port_keeps_what_connects() -> None:
@@ -377,6 +391,7 @@ def test_canonical_port_keeps_what_connects() -> None:
         "rfc2217://host:-1",
         # A host no DNS name can be (an empty label, a label over 63 characters).
         "socket://a..b:1",
+        "socket://.:1",
         f"socket://{'a' * 64}.example:1",
     ],
 )

@@ -40,6 +40,8 @@ from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from aiodalybalancer.tools.ble_standin import StandInBleClient
 from aiodalybalancer.tools.simulator import Reply, SimulatedBalancer
@@ -409,6 +411,27 @@ async def test_the_survey_and_the_window_exclude_each_other(
         await press(hass, "survey_registers")
     assert caught.value.translation_key == "dongle_released"
     assert traffic(dongle, simulator) == quiet
+
+
+async def test_a_diagnostics_download_during_the_window_leaves_the_dongle_alone(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    clock: Clock,
+    simulator: SimulatedBalancer,
+    dongle: type[StandInBleClient],
+    loaded: MockConfigEntry,
+) -> None:
+    """The user downloads diagnostics while the phone app has the dongle: the download's fresh
+    read must not connect (the dongle takes one client: it would throw the phone app out)."""
+    await press_release(hass, clock)
+    quiet = traffic(dongle, simulator)
+    result = await get_diagnostics_for_config_entry(hass, hass_client, loaded)
+    assert not linked(dongle), "the download left Home Assistant holding the dongle"
+    assert traffic(dongle, simulator) == quiet
+    assert result["raw_registers"]["fresh_read"]["answered"] is False
+    coordinator = loaded.runtime_data
+    assert coordinator.released_until is not None
+    assert result["raw_registers"]["fresh_read"]["dongle_released_until"] == coordinator.released_until.isoformat()
 
 
 async def test_a_poll_under_way_ends_before_the_link_closes(

@@ -666,3 +666,27 @@ async def test_balancing_doubt_needs_sustained_disagreement(
     assert found is not None
     assert found.translation_placeholders is not None
     assert found.translation_placeholders["registers"] == "0x0034"
+
+
+#: What the firmware sends for a cell it cannot read (0xFFFF): the cell is unknown, not fixed.
+ABSENT_CELL_VOLTS = 65.535
+
+
+async def test_a_cell_that_cannot_be_read_now_and_then_keeps_its_issue(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    simulator: SimulatedBalancer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """A broken sampling lead: cell 7 reads 0 V, now and then "absent" (0xFFFF). An unreadable
+    reading says nothing about the cell: the issue neither clears on it (nor flaps, which would
+    also bring back an issue the user ignored), and alternating readings still raise it."""
+    events = registry_events(hass, init_integration, ISSUE_CELL_OUT_OF_RANGE)
+    simulator.set_cell_voltage(7, 0.0)
+    await polls(hass, freezer, RAISE_AFTER)
+    assert events == ["create"]
+    simulator.set_cell_voltage(7, ABSENT_CELL_VOLTS)
+    await polls(hass, freezer, 1)
+    simulator.set_cell_voltage(7, 0.0)
+    await polls(hass, freezer, 1)
+    assert events == ["create"], "one unreadable poll cleared the issue of a cell still at 0 V"

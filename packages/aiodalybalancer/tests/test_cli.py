@@ -219,3 +219,22 @@ def test_simulate_refuses_bad_pack_options(args: list[str], message: str) -> Non
     result = _cli("simulate", "--tcp", "0", *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["simulate", "--tcp", "99999"], id="simulate-port-above-65535"),
+        pytest.param(["simulate", "--tcp", "-5"], id="simulate-negative-port"),
+        pytest.param(["simulate", "--tcp", "0", "--cells", "0"], id="simulate-0-cells"),
+        pytest.param(["simulate", "--tcp", "0", "--cells", "100"], id="simulate-100-cells"),
+        pytest.param(["read", "--ble", "ZZ", "--timeout", "0.2"], id="read-malformed-ble-address"),
+    ],
+)
+def test_bad_input_is_a_clear_error_never_a_traceback(args: list[str]) -> None:
+    """Out-of-range simulator options and a malformed Bluetooth address end with one line that
+    says what is wrong and a non-zero exit code, as a bad port or bad hex does."""
+    result = _cli(*args, timeout=20)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "error" in result.stderr.lower()

@@ -416,3 +416,41 @@ async def test_an_answer_of_another_size_ends_what_is_owed() -> None:
     assert await client._read_words(0x0000, 2) == (1, 2)  # taken, not dropped as late
     assert client.stats.late_answers == 0
     assert len(transport.writes) == 3
+
+
+async def test_answers_that_come_late_in_order_never_show_an_old_cell_voltage() -> None:
+    """The line stalls: every answer comes in order, but six timeouts after its request, for
+    one poll; then the module answers at once again (behind what is still under way). Each
+    answer carries the cell's voltage of when it was asked. A poll must show a voltage read
+    during that poll, or fail: never one its requests did not ask for."""
+    sim = SimulatedBalancer(SimulatorConfig(cells=8, seed=4), clock=lambda: 0.0)
+    timeout = 0.05
+    asked = 0
+    line_free_at = 0.0
+    latency = 6 * timeout
+
+    def respond(data: bytes) -> list[bytes]:
+        nonlocal asked, line_free_at
+        asked += 1
+        sim.set_cell_voltage(1, 3.0 + asked / 1000)  # the voltage says which request read it
+        loop = asyncio.get_running_loop()
+        for reply in sim.receive(data):
+            line_free_at = max(line_free_at + 0.001, loop.time() + latency)
+            loop.call_at(line_free_at, transport._received, reply.data)
+        return []
+
+    transport = ScriptedTransport(respond)
+    client = DalyClient(transport, timeout=timeout, retries=2)
+    client.family = ProtocolFamily.D2
+    with pytest.raises(DalyTimeoutError):
+        await client.poll(settings=True)
+    latency = 0.0  # the stall is over; answers still queue behind the late ones
+    for _ in range(4):
+        first = asked + 1
+        try:
+            poll = await client.poll()
+        except DalyTimeoutError:
+            continue
+        read_by = round((poll.status.cell_voltages[0] - 3.0) * 1000)
+        assert read_by >= first, f"the poll that sent requests {first}.. shows the voltage of request {read_by}"
+    await asyncio.sleep(0.5)  # what is still under way arrives before the test ends
