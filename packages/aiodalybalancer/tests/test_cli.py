@@ -238,3 +238,30 @@ def test_bad_input_is_a_clear_error_never_a_traceback(args: list[str]) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
     assert "error" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf", "soon"])
+def test_a_timeout_that_is_not_a_positive_finite_number_is_refused(timeout: str) -> None:
+    """A timeout of 0, below 0, NaN or infinity is refused as such, not tried and then reported
+    as a module that did not answer."""
+    result = _cli("read", "--port", "/dev/nonexistent-port", "--timeout", timeout)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"--timeout: seconds must be a positive number, got '{timeout}'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1e9", "sleep_time: 1000000000 refused: allowed 10 to 65535 s"),
+        ("3600.5", "sleep_time: expected a whole number, got '3600.5'"),
+        ("nan", "sleep_time: expected a whole number, got 'nan'"),
+        ("soon", "sleep_time: expected a number, got 'soon'"),
+    ],
+)
+def test_a_setting_out_of_range_says_so_with_the_range_before_connecting(value: str, message: str) -> None:
+    """A number the register cannot hold is out of range (with the range), not "not a number";
+    it is refused before the link is opened (the port here does not exist)."""
+    result = _cli("write", "--port", "/dev/nonexistent-port", "sleep_time", value)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {message}"

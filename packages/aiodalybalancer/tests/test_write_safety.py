@@ -12,6 +12,8 @@ import contextlib
 from dataclasses import dataclass
 import math
 import os
+import random
+import selectors
 import tty
 
 import pytest
@@ -454,3 +456,129 @@ async def test_answers_that_come_late_in_order_never_show_an_old_cell_voltage() 
         read_by = round((poll.status.cell_voltages[0] - 3.0) * 1000)
         assert read_by >= first, f"the poll that sent requests {first}.. shows the voltage of request {read_by}"
     await asyncio.sleep(0.5)  # what is still under way arrives before the test ends
+
+
+class _VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to its next timer instead of waiting for it.
+
+    For links without real I/O (the scripted transport): a scenario of many timeouts runs in
+    no time, and the order of events depends on the scenario alone, never on the machine.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        loop = self
+
+        class _Selector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+            def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+                loop.now += timeout or 0.0
+                return super().select(0)
+
+        super().__init__(_Selector())
+
+    def time(self) -> float:
+        return self.now
+
+
+async def _run_lines(rng: random.Random) -> list[tuple[int, int]]:
+    """Polls over a line whose answers come in order, each at most once, after delays drawn
+    from ``rng``: a stall, a module silent that then answers its whole backlog, jitter up to
+    many timeouts, and lost answers. Returns, per poll that succeeded, the first request it
+    sent and the request whose answer its cell voltage came from."""
+    timeout = 0.05
+    sim = SimulatedBalancer(SimulatorConfig(cells=8, seed=rng.randrange(100)), clock=lambda: 0.0)
+    asked = 0
+    line_free_at = 0.0
+    pattern = rng.choice(("stall", "silent_then_backlog", "jitter"))
+    stalled = rng.randint(1, 40)  # requests answered late (stall) or held back (silence)
+    silent_until = rng.uniform(1, 40) * timeout
+    stall = rng.uniform(0.5, 12) * timeout
+    lost = rng.choice((0.0, 0.1, 0.3))
+
+    def delay() -> float:
+        if pattern == "stall":
+            return stall if asked <= stalled else 0.0
+        if pattern == "silent_then_backlog":
+            return max(0.0, silent_until - loop.time())
+        return rng.choice((0.0, rng.uniform(0, 3), rng.uniform(3, 12))) * timeout
+
+    def respond(data: bytes) -> list[bytes]:
+        nonlocal asked, line_free_at
+        asked += 1
+        sim.set_cell_voltage(1, 3.0 + asked / 1000)  # the voltage says which request read it
+        for reply in sim.receive(data):
+            if rng.random() < lost:
+                continue  # at most once: never, here
+            line_free_at = max(line_free_at + 0.001, loop.time() + delay())  # in order
+            loop.call_at(line_free_at, transport._received, reply.data)
+        return []
+
+    loop = asyncio.get_running_loop()
+    transport = ScriptedTransport(respond)
+    client = DalyClient(transport, timeout=timeout, retries=rng.randint(0, 3))
+    client.family = ProtocolFamily.D2
+    shown: list[tuple[int, int]] = []
+    for _ in range(10):
+        first = asked + 1
+        try:
+            poll = await client.poll(settings=rng.random() < 0.3)
+        except DalyTimeoutError:
+            pass
+        else:
+            shown.append((first, round((poll.status.cell_voltages[0] - 3.0) * 1000)))
+        await asyncio.sleep(rng.uniform(0, 3) * timeout)
+    await asyncio.sleep(line_free_at - loop.time() + timeout)  # what is still under way arrives
+    return shown
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_no_poll_ever_shows_a_value_from_before_its_own_requests(seed: int) -> None:
+    """Randomised (seeded, so every run is the same): whatever the delays, as long as answers
+    come in order and at most once, a poll shows values its own requests read, or fails."""
+    loop = _VirtualTimeLoop()
+    try:
+        shown = loop.run_until_complete(_run_lines(random.Random(seed)))
+    finally:
+        loop.close()
+    for first, read_by in shown:
+        assert read_by >= first, f"seed {seed}: the poll that sent requests {first}.. shows request {read_by}'s voltage"
+
+
+async def _silent_for_long_then_back() -> tuple[int, list[bool]]:
+    sim = SimulatedBalancer(SimulatorConfig(cells=8, seed=1), clock=lambda: 0.0)
+    silent = True
+    owed_most = 0
+
+    def respond(data: bytes) -> list[bytes]:
+        nonlocal owed_most
+        owed_most = max(owed_most, len(client.link._owed))
+        return [] if silent else [reply.data for reply in sim.receive(data)]
+
+    transport = ScriptedTransport(respond)
+    client = DalyClient(transport, timeout=0.05, retries=2)
+    client.family = ProtocolFamily.D2
+    for _ in range(200):
+        with pytest.raises(DalyTimeoutError):
+            await client.poll(settings=True)
+    silent = False
+    polls: list[bool] = []
+    for _ in range(3):
+        try:
+            await client.poll()
+        except DalyTimeoutError:
+            polls.append(False)
+        else:
+            polls.append(True)
+    return owed_most, polls
+
+
+def test_a_long_silence_is_remembered_in_little_and_left_behind_at_once() -> None:
+    """Nothing owed is forgotten, yet a module silent for hundreds of requests neither makes the
+    list of what is owed grow with them nor keeps the polls failing once it answers again."""
+    loop = _VirtualTimeLoop()
+    try:
+        owed_most, polls = loop.run_until_complete(_silent_for_long_then_back())
+    finally:
+        loop.close()
+    assert owed_most <= 10
+    assert polls == [True, True, True]

@@ -10,7 +10,12 @@ command). Links deliver in order and a module answers each request at most once,
   out is dropped, never taken for the answer to a later one;
 * a request is never sent while an earlier one of the same kind is still owed: the exchange
   first asks for something of another kind (a block the app reads) and waits for that answer,
-  which proves that the late answer has come or never will.
+  which proves that the late answer has come or never will. When every such kind is owed too,
+  it asks for the kind whose oldest owed request is the most recent: an answer of that kind
+  ends everything owed before that request, even when it is taken for its late answer;
+* nothing owed is ever forgotten but by a new link, so a late answer cannot be taken for a new
+  request's however long the line stalled. Unanswered requests of one kind in a row are
+  counted in one entry, so a long silence keeps the list short.
 
 Every request has a timeout and a bounded number of attempts; a lost link is reopened. Silence,
 bytes that hold no frame and frames that do not fit are three different errors. Once closed, a
@@ -51,15 +56,6 @@ DEFAULT_RETRIES: Final = 2
 #: Reads held for an answer's wire time resume this much earlier, so that the timer's
 #: granularity never makes the last bytes wait (about 5 bytes at 9600 baud).
 HOLD_MARGIN: Final = 0.005
-#: Requests that settle the line after a timeout: reads the app makes, of distinct sizes
-#: (D2), and single-frame A5 commands. Each is sent only when nothing of its kind is owed.
-#: Each is the request and its answer's length.
-_SYNC_D2: Final = tuple(
-    (ReadRequest(b.start, b.count).encode(), 5 + 2 * b.count) for b in (BALANCER, EXTENDED, IDENTITY, SETTINGS, LIVE)
-)
-_SYNC_A5: Final = tuple(
-    (a5.build_request(c).encode(), 0) for c in (a5.Command.PACK, a5.Command.COUNTS, a5.Command.BALANCING)
-)
 _Match = Callable[[object], bool]
 #: What an answer is told apart by: its kind and size (registers read), register or command.
 _Kind = tuple[str, int]
@@ -98,6 +94,9 @@ class _Owed:
     misfits: list[object] = field(default_factory=list)
     #: A sync's: the kind it settles. Once nothing of that kind is owed, it has done its job.
     settles: _Kind | None = None
+    #: Requests of the same kind sent right before this one and still owed (each timed out):
+    #: their answers come before this one's.
+    earlier: int = 0
 
 
 def _kind(frame: object) -> _Kind | None:
@@ -118,6 +117,25 @@ def _request_kind(request: bytes) -> _Kind | None:
     if request[:1] == bytes((a5.START,)):
         return ("a5", a5.parse(request).command)
     return _kind(parse(request, Direction.REQUEST))
+
+
+#: A request that settles the line: its bytes, the kind of its answer and that answer's length.
+_Sync = tuple[bytes, _Kind | None, int]
+
+
+def _sync_entry(request: bytes, reply_bytes: int) -> _Sync:
+    return request, _request_kind(request), reply_bytes
+
+
+#: Requests that settle the line after a timeout, in order of preference: reads the app makes,
+#: of distinct sizes (D2), and single-frame A5 commands.
+_SYNC_D2: Final = tuple(
+    _sync_entry(ReadRequest(b.start, b.count).encode(), 5 + 2 * b.count)
+    for b in (BALANCER, EXTENDED, IDENTITY, SETTINGS, LIVE)
+)
+_SYNC_A5: Final = tuple(
+    _sync_entry(a5.build_request(c).encode(), 0) for c in (a5.Command.PACK, a5.Command.COUNTS, a5.Command.BALANCING)
+)
 
 
 class Exchange:
@@ -215,6 +233,11 @@ class Exchange:
             return
         del self._owed[:index]  # answers come in order: nothing older can come any more
         owed = self._owed[0]
+        if owed.earlier:  # the answer to one of the requests sent right before this one
+            owed.earlier -= 1
+            self.stats.late_answers += 1
+            _LOGGER.debug("dropped a late answer to a request that timed out: %s", type(frame).__name__)
+            return
         owed.frames.append(frame)
         if owed.future.done() and owed.settles is None:
             self.stats.late_answers += 1
@@ -266,14 +289,20 @@ class Exchange:
         raise error if bad is None or isinstance(error, DalyConnectionError) else bad
 
     async def _sync(self, kind: _Kind | None) -> None:
-        """Ask for something of a kind nobody is owed: once it is answered, nothing older can come."""
-        owed = {owed.kind for owed in self._owed}
-        sync = _SYNC_A5 if kind is not None and kind[0] == "a5" else _SYNC_D2
-        free = next(((r, size) for r, size in sync if _request_kind(r) not in owed), None)
-        if free is None:  # every kind is owed: the module was silent for that many requests
-            self._owed.clear()
-            return
-        request, reply_bytes = free
+        """Ask for something whose answer proves that no answer of ``kind`` can come any more.
+
+        A kind nobody is owed, if there is one: once it is answered, nothing older can come.
+        Else (the module left that many requests unanswered) the kind whose oldest owed request
+        is the most recent: its answer ends everything owed before that request, even when it is
+        taken for that request's late answer, and the next sync finds a kind nobody is owed.
+        """
+        owed = [owed.kind for owed in self._owed]
+
+        def oldest_owed(sync: _Sync) -> int:
+            return owed.index(sync[1]) if sync[1] in owed else len(owed)
+
+        syncs = _SYNC_A5 if kind is not None and kind[0] == "a5" else _SYNC_D2
+        request, _, reply_bytes = max((sync for sync in syncs if sync[1] != kind), key=oldest_owed)
         self.stats.syncs += 1
         await self._attempt(request, lambda frame: True, reply_bytes=reply_bytes, settles=kind)
 
@@ -304,6 +333,8 @@ class Exchange:
         dropped = [stream.stats.dropped_bytes for stream in streams]
         loop = asyncio.get_running_loop()
         owed = _Owed(_request_kind(request), match, loop.create_future(), wanted, settles=settles)
+        if self._owed and _same_kind_in_a_row(self._owed[-1], owed):
+            owed.earlier = self._owed.pop().earlier + 1
         self._owed.append(owed)
         self.stats.requests += 1
         try:
@@ -341,6 +372,11 @@ class Exchange:
         return DalyTimeoutError(
             f"no answer from {link} within {self.timeout:g} s (module asleep, unplugged or out of range?)"
         )
+
+
+def _same_kind_in_a_row(last: _Owed, new: _Owed) -> bool:
+    """Whether ``last`` (unanswered) can be counted in ``new``: one answer each, of one kind."""
+    return new.kind is not None and last.kind == new.kind and last.wanted == new.wanted == 1 and not last.frames
 
 
 def _describe(frame: object) -> str:

@@ -20,6 +20,8 @@ import contextlib
 from dataclasses import asdict
 import json
 import logging
+import math
+import re
 import signal
 import sys
 from typing import Any, Final
@@ -39,7 +41,7 @@ from aiodalybalancer.frames import (
     parse,
 )
 from aiodalybalancer.models import Status
-from aiodalybalancer.registers import BY_KEY, LIVE, REGISTERS, BatteryType, Block, Kind
+from aiodalybalancer.registers import BY_KEY, LIVE, MAX_CELLS, MIN_CELLS, REGISTERS, BatteryType, Block, Kind
 from aiodalybalancer.stream import D2Framing, FrameStream
 from aiodalybalancer.transport import BAUDRATE, SerialTransport, Transport
 
@@ -81,6 +83,10 @@ CAPTURE_NAMES: Final = {
 #: Raw words of these registers are never printed.
 _SECRET_WORDS: Final = frozenset(a for reg in REGISTERS if reg.secret for a in range(reg.address, reg.end))
 REDACTED: Final = "**REDACTED**"
+#: A Bluetooth address: six octets (Linux, Windows) or the UUID macOS gives a device instead.
+_BLE_ADDRESS: Final = re.compile(
+    r"[0-9A-F]{2}(?::[0-9A-F]{2}){5}|[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}", re.IGNORECASE
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     def link(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group(required=True)
         group.add_argument("--port", help="serial device path or URL (socket://, rfc2217://)")
-        group.add_argument("--ble", metavar="ADDRESS", help="Bluetooth address of the DALY dongle")
-        p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each answer")
+        group.add_argument("--ble", type=_ble_address, metavar="ADDRESS", help="Bluetooth address of the DALY dongle")
+        p.add_argument("--timeout", type=_seconds, default=2.0, help="seconds to wait for each answer")
 
     link(sub.add_parser("read", help="read everything once and print JSON"))
     write = sub.add_parser("write", help="write one setting (validated, verified)")
@@ -118,9 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sim = sub.add_parser("simulate", help="run the device simulator")
-    sim.add_argument("--tcp", type=int, metavar="PORT", help="serve on socket://127.0.0.1:PORT (0 = any)")
+    sim.add_argument("--tcp", type=_tcp_port, metavar="PORT", help="serve on socket://127.0.0.1:PORT (0 = any)")
     sim.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
-    sim.add_argument("--cells", type=int, default=16)
+    sim.add_argument("--cells", type=_cells, default=16, help=f"{MIN_CELLS}..{MAX_CELLS} (default: 16)")
     sim.add_argument("--battery-type", choices=[b.value for b in BatteryType], default=BatteryType.LIFEPO4.value)
     sim.add_argument("--model", choices=["uart_rs485", "dual_uart"], default="uart_rs485")
     sim.add_argument("--a5", action="store_true", help="also answer legacy A5 frames")
@@ -139,6 +145,42 @@ def _parser() -> argparse.ArgumentParser:
         help="run the cells' physics FACTOR times faster than real time (60: an hour a minute)",
     )
     return parser
+
+
+def _whole_number(text: str, low: int, high: int, what: str) -> int:
+    try:
+        number: int | None = int(text)
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"{what} must be {low}..{high}, got {text!r}")
+    return number
+
+
+def _tcp_port(text: str) -> int:
+    return _whole_number(text, 0, 65535, "port")
+
+
+def _cells(text: str) -> int:
+    return _whole_number(text, MIN_CELLS, MAX_CELLS, "cells")
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):  # 0 or less would time out before any answer
+        raise argparse.ArgumentTypeError(f"seconds must be a positive number, got {text!r}")
+    return seconds
+
+
+def _ble_address(text: str) -> str:
+    if not _BLE_ADDRESS.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a Bluetooth address like AA:BB:CC:DD:EE:FF (or a macOS device UUID), got {text!r}"
+        )
+    return text
 
 
 def _days(text: str) -> float:
@@ -207,13 +249,19 @@ def _parse_value(name: str, text: str) -> float | int | bool | str:
     if reg.kind is Kind.ENUM:
         return text
     try:
-        return int(text) if reg.scale == 1 else float(text)
+        number = float(text)
     except ValueError:
         raise DalyError(f"{name}: expected a number, got {text!r}") from None
+    if reg.scale != 1:
+        return number
+    if not number.is_integer():
+        raise DalyError(f"{name}: expected a whole number, got {text!r}")
+    return int(number)
 
 
 async def _write(args: argparse.Namespace) -> dict[str, Any]:
     value = _parse_value(args.name, args.value)
+    BY_KEY[args.name].encode(value)  # out of range: refused (with the range) before connecting
     async with DalyClient(await _transport(args), timeout=args.timeout) as client:
         result = await client.write_setting(BY_KEY[args.name], value)
     return {"name": args.name, "value": _jsonable(result)}
