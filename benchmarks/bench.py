@@ -185,6 +185,7 @@ def table(results: dict[str, Any]) -> str:
     row("ha_update_ms_24s_unpaced", "HA update loop CPU, 24S, each reply in one piece [ms]", 3)
     row("ha_update_ms_24s_bytewise", "HA update loop CPU, 24S, replies byte by byte [ms]", 3)
     row("ha_update_listeners_ms_24s", "  of it: listeners / entity state writes, 24S [ms]", 3)
+    row("ha_update_insights_ms_24s", "  of it: the pack insights' observation, 24S [ms]", 3)
     row("ha_update_wall_ms_24s", "HA update wall time, 24S paced [ms]", 1)
     row("modules_10_all_fresh", "10 modules × 24S at 5 s: every update in time")
     row("modules_10_cpu_s_per_min", "10 modules: HA process CPU [s per minute]", 3)

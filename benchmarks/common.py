@@ -23,6 +23,8 @@ from aiodalybalancer.registers import BALANCER, EXTENDED, LIVE, SETTINGS, Block
 from aiodalybalancer.transport import BAUDRATE, wire_time
 
 REPO: Final = Path(__file__).resolve().parent.parent
+#: What child processes import from: the repository and its library's source.
+CHILD_PYTHONPATH: Final = os.pathsep.join((str(REPO / "packages" / "aiodalybalancer" / "src"), str(REPO)))
 CAPTURE: Final = REPO / "packages" / "aiodalybalancer" / "tests" / "vectors" / "balancer_capture.json"
 #: The live-block request whose captured reply the decode benchmark uses.
 LIVE_REQUEST_HEX: Final = "d2030000003ed7b9"
@@ -150,7 +152,12 @@ class SimProcess:
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(REPO), **({"DALY_SIM_PIECE": str(self.piece)} if self.piece else {})},
+            # The library's own source first: an editable install may point at another clone.
+            env={
+                **os.environ,
+                "PYTHONPATH": CHILD_PYTHONPATH,
+                **({"DALY_SIM_PIECE": str(self.piece)} if self.piece else {}),
+            },
         )
         assert self._process.stdout is not None
         deadline = time.monotonic() + self._start_timeout

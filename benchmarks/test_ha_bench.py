@@ -2,8 +2,8 @@
 
 Run by ``scripts/bench``; never part of the test suite (``scripts/test`` collects ``tests/``).
 
-* ``test_update_cost``: the event-loop time of one coordinator update (poll, decode, entity
-  state writes) for 4, 8, 16 and 24 cells. Measured as the CPU time of the event loop's thread
+* ``test_update_cost``: the event-loop time of one coordinator update (poll, decode, the pack
+  checks and the pack insights' observation, entity state writes) for 4, 8, 16 and 24 cells. Measured as the CPU time of the event loop's thread
   (``time.thread_time``) from the start of ``coordinator.async_refresh()`` until it and all the
   work it scheduled are done (``hass.async_block_till_done()``). The simulated module runs in
   another process, so waiting for its bytes costs nothing and its own work is not counted;
@@ -25,7 +25,7 @@ import itertools
 import os
 from pathlib import Path
 import time
-from typing import Final
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PORT
@@ -85,10 +85,16 @@ def _enabled_entities(hass: HomeAssistant, entry: MockConfigEntry) -> int:
 
 async def _measure(
     hass: HomeAssistant, coordinator: DalyCoordinator, rounds: int
-) -> tuple[list[float], list[float], list[float]]:
-    """Loop-thread CPU of whole refreshes, of their listener calls, and wall time (ms)."""
-    listener_cpu = 0.0
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Loop-thread CPU of whole refreshes, of their listeners and insights, and wall time (ms).
+
+    The pack insights' observation runs inside the refresh: its share is counted apart too.
+    """
+    listener_cpu = insights_cpu = 0.0
+    observations = 0
     original: Callable[[], None] = coordinator.async_update_listeners
+    insights = coordinator.insights
+    observe = insights.observe
 
     def timed_listeners() -> None:
         nonlocal listener_cpu
@@ -96,13 +102,23 @@ async def _measure(
         original()
         listener_cpu += time.thread_time() - start
 
+    def timed_observe(*args: Any) -> None:
+        nonlocal insights_cpu, observations
+        start = time.thread_time()
+        observe(*args)
+        insights_cpu += time.thread_time() - start
+        observations += 1
+
     coordinator.async_update_listeners = timed_listeners  # type: ignore[method-assign]
+    insights.observe = timed_observe  # type: ignore[method-assign]
     totals: list[float] = []
     listeners: list[float] = []
+    observed: list[float] = []
     walls: list[float] = []
     try:
         for _ in range(rounds):
-            listener_cpu = 0.0
+            listener_cpu = insights_cpu = 0.0
+            observations = 0
             wall = time.perf_counter()
             cpu = time.thread_time()
             await coordinator.async_refresh()
@@ -110,10 +126,13 @@ async def _measure(
             totals.append((time.thread_time() - cpu) * 1000)
             walls.append((time.perf_counter() - wall) * 1000)
             listeners.append(listener_cpu * 1000)
+            observed.append(insights_cpu * 1000)
             assert coordinator.last_update_success, coordinator.last_exception
+            assert observations == 1, "each refresh feeds the pack insights one observation"
     finally:
         del coordinator.async_update_listeners
-    return totals, listeners, walls
+        del insights.observe
+    return totals, listeners, observed, walls
 
 
 def _dump(profiler: cProfile.Profile, path: Path) -> None:
@@ -150,7 +169,7 @@ async def test_update_cost(
     assert len(coordinator.data.status.cell_voltages) == cells
     try:
         await _measure(hass, coordinator, WARMUP)
-        totals, listeners, walls = await _measure(hass, coordinator, ROUNDS)
+        totals, listeners, observed, walls = await _measure(hass, coordinator, ROUNDS)
         profile_dir = os.environ.get(PROFILE_ENV)
         if profile_dir and cells == MODULE_CELLS and not suffix:
             profiler = cProfile.Profile()
@@ -163,6 +182,7 @@ async def test_update_cost(
             {
                 f"ha_update_ms_{key}": median(totals),
                 f"ha_update_listeners_ms_{key}": median(listeners),
+                f"ha_update_insights_ms_{key}": median(observed),
                 f"ha_update_wall_ms_{key}": median(walls),
                 f"ha_entities_{key}": _enabled_entities(hass, entry),
             }

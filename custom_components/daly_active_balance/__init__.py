@@ -15,6 +15,7 @@ from .card import async_register_card
 from .const import CONF_CONNECTION, CONF_KEEP_CONNECTED, CONNECTION_BLE, DEFAULT_KEEP_CONNECTED, DOMAIN, LOGGER
 from .coordinator import DalyConfigEntry, DalyCoordinator
 from .identity import async_adopt_ids
+from .insights_store import async_remove_insights
 from .issues import async_forget
 from .link import create_transport
 from .ports import InvalidPortError, canonical_port, port_id
@@ -138,5 +139,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> boo
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: DalyConfigEntry) -> None:
-    """Withdraw the removed entry's repair issues."""
+    """Withdraw the removed entry's repair issues and remove its stored pack insights."""
     async_forget(hass, entry.entry_id)
+    await async_remove_insights(hass, entry.entry_id)

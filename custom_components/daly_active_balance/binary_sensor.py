@@ -1,4 +1,4 @@
-"""Binary sensors: balancing (reported, expected, per cell), warnings, faults and the pack check."""
+"""Binary sensors: balancing (reported, expected, per cell), warnings, faults, the pack check, insights."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .entity import (
     async_add_present_entities,
     enabled_by_default,
 )
+from .issues import ATTR_CAUSES, NOT_KEEPING_UP_TRANSLATION_KEY
 
 # The coordinator polls; binary sensors only read its data.
 PARALLEL_UPDATES = 0
@@ -31,6 +32,8 @@ ATTR_WARNINGS = "warnings"
 ATTR_FAULTS = "faults"
 ATTR_REASONS = "reasons"
 ATTR_CELLS = "cells"
+#: "Not keeping up": the cell lowest at the bottom on the days it rose (with a capacity cause).
+ATTR_WEAK_CELL = "cell"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,13 +116,24 @@ PACK_CHECK = BinarySensorEntityDescription(
 )
 
 
+#: On while the top-of-charge difference keeps rising although the balancer should bring it
+#: down; the repair of the same name says what to check.
+NOT_KEEPING_UP = BinarySensorEntityDescription(
+    key="not_keeping_up",
+    translation_key=NOT_KEEPING_UP_TRANSLATION_KEY,
+    device_class=BinarySensorDeviceClass.PROBLEM,
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: DalyConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the binary sensors the module has, and the pack check."""
-    async_add_entities([DalyPackCheck(entry.runtime_data, PACK_CHECK)])
+    """Add the binary sensors the module has, the pack check and "not keeping up"."""
+    async_add_entities(
+        [DalyPackCheck(entry.runtime_data, PACK_CHECK), DalyNotKeepingUp(entry.runtime_data, NOT_KEEPING_UP)]
+    )
     async_add_present_entities(entry, BINARY_SENSORS, DalyBinarySensor, async_add_entities)
 
 
@@ -172,3 +186,25 @@ class DalyPackCheck(DalyEntity, BinarySensorEntity):
         """Why it is on, and which cells are implausible."""
         findings = self.coordinator.findings
         return {ATTR_REASONS: [reason.value for reason in findings.reasons], ATTR_CELLS: list(findings.cells)}
+
+
+class DalyNotKeepingUp(DalyEntity, BinarySensorEntity):
+    """On while the pack insights find that the balancer does not keep up, with what to check."""
+
+    # The repair says the same; the state is what automations and the history need.
+    _unrecorded_attributes = frozenset({ATTR_CAUSES, ATTR_WEAK_CELL})
+
+    @property
+    @override
+    def is_on(self) -> bool:
+        """On while the verdict holds."""
+        return self.coordinator.insights.answers.not_keeping_up is not None
+
+    @property
+    @override
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """The causes to check (translation keys), and the cell losing capacity if one is."""
+        verdict = self.coordinator.insights.answers.not_keeping_up
+        if verdict is None:
+            return {ATTR_CAUSES: [], ATTR_WEAK_CELL: None}
+        return {ATTR_CAUSES: [cause.value for cause in verdict.causes], ATTR_WEAK_CELL: verdict.cell}

@@ -55,6 +55,8 @@ from aiodalybalancer.registers import SLEEP_NEVER
 from .const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
+    CONF_NOT_KEEPING_UP_DAYS,
+    CONF_NOT_KEEPING_UP_TREND,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
@@ -64,12 +66,17 @@ from .const import (
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
     LOGGER,
+    MAX_NOT_KEEPING_UP_DAYS,
+    MAX_NOT_KEEPING_UP_TREND,
     MAX_SETTINGS_EVERY,
     MAX_UPDATE_INTERVAL,
+    MIN_NOT_KEEPING_UP_DAYS,
+    MIN_NOT_KEEPING_UP_TREND,
     MIN_UPDATE_INTERVAL,
     PROBE_TIMEOUT,
 )
 from .identity import async_adopt_ids
+from .insights import DEFAULT_RISING_DAYS, DEFAULT_RISING_MV_PER_DAY
 from .link import create_transport
 from .ports import InvalidPortError, canonical_port, esphome_entry_id, port_id, port_label
 
@@ -412,7 +419,7 @@ class DalyConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class DalyOptionsFlow(OptionsFlow):
-    """Polling interval, BLE link handling and how often settings are re-read."""
+    """Polling, the BLE link, the settings cadence and when the balancer is "not keeping up"."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form; options take effect without a reload."""
@@ -432,6 +439,8 @@ class DalyOptionsFlow(OptionsFlow):
                         **user_input,
                         CONF_UPDATE_INTERVAL: interval,
                         CONF_SETTINGS_EVERY: int(user_input[CONF_SETTINGS_EVERY]),
+                        CONF_NOT_KEEPING_UP_TREND: float(user_input[CONF_NOT_KEEPING_UP_TREND]),
+                        CONF_NOT_KEEPING_UP_DAYS: int(user_input[CONF_NOT_KEEPING_UP_DAYS]),
                     }
                 )
         fields: dict[Any, Any] = {
@@ -450,6 +459,23 @@ class DalyOptionsFlow(OptionsFlow):
         }
         if self.config_entry.data[CONF_CONNECTION] == CONNECTION_BLE:
             fields[probatio.Required(CONF_KEEP_CONNECTED, default=DEFAULT_KEEP_CONNECTED)] = BooleanSelector()
+        fields[probatio.Required(CONF_NOT_KEEPING_UP_TREND, default=DEFAULT_RISING_MV_PER_DAY)] = NumberSelector(
+            NumberSelectorConfig(
+                min=MIN_NOT_KEEPING_UP_TREND,
+                max=MAX_NOT_KEEPING_UP_TREND,
+                step=0.5,
+                unit_of_measurement="mV/d",
+                mode=NumberSelectorMode.BOX,
+            )
+        )
+        fields[probatio.Required(CONF_NOT_KEEPING_UP_DAYS, default=DEFAULT_RISING_DAYS)] = NumberSelector(
+            NumberSelectorConfig(
+                min=MIN_NOT_KEEPING_UP_DAYS,
+                max=MAX_NOT_KEEPING_UP_DAYS,
+                step=1,
+                mode=NumberSelectorMode.BOX,
+            )
+        )
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(

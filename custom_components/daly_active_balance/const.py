@@ -18,6 +18,9 @@ CONNECTION_SERIAL: Final = "serial"
 CONF_UPDATE_INTERVAL: Final = "update_interval"
 CONF_KEEP_CONNECTED: Final = "keep_connected"
 CONF_SETTINGS_EVERY: Final = "settings_every"
+#: When the pack insights call the balancer "not keeping up": the trend (mV/day) and the days.
+CONF_NOT_KEEPING_UP_TREND: Final = "not_keeping_up_trend"
+CONF_NOT_KEEPING_UP_DAYS: Final = "not_keeping_up_days"
 
 DEFAULT_UPDATE_INTERVAL: Final = 10
 #: A poll cycle is a fraction of a second on a 9600-baud wire (docs/performance.md) and BLE
@@ -30,3 +33,11 @@ DEFAULT_KEEP_CONNECTED: Final = True
 
 #: Seconds the config flow's probe may take as a whole.
 PROBE_TIMEOUT: Final = 30
+
+#: The options' ranges for "not keeping up" (the defaults are the insights'). Below 0.5 mV/day
+#: the module's 1 mV resolution and the day-to-day scatter of the top of charge raise it for
+#: nothing; the trend needs at least two days to rise on, and two weeks already hide a fault.
+MIN_NOT_KEEPING_UP_TREND: Final = 0.5
+MAX_NOT_KEEPING_UP_TREND: Final = 50.0
+MIN_NOT_KEEPING_UP_DAYS: Final = 2
+MAX_NOT_KEEPING_UP_DAYS: Final = 14

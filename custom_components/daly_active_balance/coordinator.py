@@ -12,6 +12,7 @@ from typing import Final, override
 
 from homeassistant.components import bluetooth
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.event import async_track_point_in_utc_time
@@ -37,6 +38,8 @@ from aiodalybalancer.transport_ble import BleTransport
 from .checks import Findings
 from .const import (
     CONF_KEEP_CONNECTED,
+    CONF_NOT_KEEPING_UP_DAYS,
+    CONF_NOT_KEEPING_UP_TREND,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
     DEFAULT_KEEP_CONNECTED,
@@ -45,7 +48,9 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .issues import IssueTarget, async_pack_checks, async_update_issues
+from .insights import NotKeepingUp
+from .insights_store import PackInsights
+from .issues import IssueTarget, async_pack_checks, async_update_issues, async_update_not_keeping_up
 from .link import entry_link
 from .writes import Writable
 
@@ -132,6 +137,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         #: ends that window. Kept in memory only: a restart or reload ends the window.
         self._released_until: datetime | None = None
         self._unsub_release: CALLBACK_TYPE | None = None
+        self._init_insights()
         self.apply_options()
 
     @property
@@ -188,6 +194,11 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         transport = self.client.transport
         if isinstance(transport, BleTransport):
             transport.keep_connected = options.get(CONF_KEEP_CONNECTED, DEFAULT_KEEP_CONNECTED)
+        self.insights.configure(
+            self.update_interval,
+            trend=options.get(CONF_NOT_KEEPING_UP_TREND),
+            days=options.get(CONF_NOT_KEEPING_UP_DAYS),
+        )
 
     @override
     async def async_shutdown(self) -> None:
@@ -202,6 +213,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
     async def _async_setup(self) -> None:
         """Read who the module is once (nothing is ever written during setup)."""
         self._issue_tracker = str((await async_get_integration(self.hass, DOMAIN)).issue_tracker)
+        await self.insights.async_load()
         try:
             self.identity = await self.client.read_identity()
         except DalyError as err:
@@ -264,7 +276,9 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
             self._settings = poll.settings
             self._settings_due = False
         assert self._settings is not None
-        self._report(self.checks.poll_answered(poll.status, self._settings, time.monotonic()))
+        now = time.monotonic()
+        self._report(self.checks.poll_answered(poll.status, self._settings, now))
+        self._observe(poll.status, self._settings, now)
         return DalyData(poll.status, self._settings)
 
     @callback
@@ -289,6 +303,37 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         entry = self.config_entry
         target = IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker)
         async_update_issues(self.hass, target, findings, clear=self.checks.judged)
+
+    # --- pack insights (insights.py, insights_store.py) ---------------------------------------
+    # Kept apart from the rest of the coordinator: set up with it, fed once per answered poll.
+
+    def _init_insights(self) -> None:
+        """The entry's insights: loaded in ``_async_setup``, saved on unload and at stop."""
+        entry = self.config_entry
+        self.insights = PackInsights(self.hass, entry.entry_id)
+        #: What the "not keeping up" issue last said (``_verdict_key``); unset until the first poll.
+        self._verdict_shown: tuple[object, ...] | None = None
+        entry.async_on_unload(self.insights.async_save)
+        entry.async_on_unload(self.hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, self.insights.async_stop))
+
+    def _observe(self, status: Status, settings: Settings, now: float) -> None:
+        """Fold the poll into the insights; raise or clear "not keeping up" when the verdict changes."""
+        self.insights.observe(status, settings, now)
+        verdict = self.insights.answers.not_keeping_up
+        threshold = self.insights.insights.rising_mv_per_day
+        said = _verdict_key(verdict, threshold)
+        if said == self._verdict_shown:
+            return
+        self._verdict_shown = said
+        entry = self.config_entry
+        async_update_not_keeping_up(
+            self.hass,
+            IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker),
+            verdict,
+            threshold=threshold,
+        )
+
+    # --- end of pack insights -----------------------------------------------------------------
 
     async def async_survey(self) -> None:
         """Survey the module's registers once and keep the result.
@@ -437,3 +482,10 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         """
         if self._released_until is not None:
             raise DongleReleasedError(self._released_until)
+
+
+def _verdict_key(verdict: NotKeepingUp | None, threshold: float) -> tuple[object, ...]:
+    """What the "not keeping up" issue says of ``verdict``: all but the trend, which moves daily."""
+    if verdict is None:
+        return ()
+    return (verdict.causes, verdict.cell, verdict.days, threshold)

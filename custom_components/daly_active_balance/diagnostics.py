@@ -1,4 +1,4 @@
-"""Diagnostics: the entry, what the module reported, the counters, a raw register dump and the survey.
+"""Diagnostics: the entry, the module's reports, counters, raw registers, survey and insights.
 
 The module's settings password is a secret: every register the table marks ``secret`` is left
 out of the raw dump (by address, derived from the table) and out of the decoded identity (by
@@ -134,6 +134,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: DalyCon
         "issues": active_issues,
         "raw_registers": {"last_read": last_read, "fresh_read": fresh},
         "register_survey": _survey(coordinator.last_survey),
+        "insights": coordinator.insights.diagnostics(),
     }
     # A BLE entry's unique id is its Bluetooth address; a serial entry's is its port (not secret).
     scrubbed: dict[str, Any] = _scrub(

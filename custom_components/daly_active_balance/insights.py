@@ -308,6 +308,24 @@ class Insights:
         #: Per-cell counts (lowest at the bottom, highest at the top) of the recent finished days.
         self._recent: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
 
+    def configure(
+        self,
+        *,
+        max_gap: float | None = None,
+        rising_mv_per_day: float | None = None,
+        rising_days: int | None = None,
+    ) -> None:
+        """Change the options; a changed threshold judges "not keeping up" again over the kept days."""
+        if max_gap is not None:
+            self.max_gap = max_gap
+        rejudge = False
+        if rising_mv_per_day is not None and rising_mv_per_day != self.rising_mv_per_day:
+            self.rising_mv_per_day, rejudge = rising_mv_per_day, True
+        if rising_days is not None and rising_days != self.rising_days:
+            self.rising_days, rejudge = rising_days, True
+        if rejudge and self._today is not None:
+            self._refresh(replay=True)
+
     # --- per poll ---------------------------------------------------------------------------
 
     def observe(self, obs: Observation) -> None:

@@ -1,4 +1,4 @@
-"""Repair issues from the pack checks' findings; each clears itself when its finding goes away.
+"""Repair issues from the pack checks' findings and the pack insights' verdict; each clears itself.
 
 The coordinator hands over plain data after every poll (the entry's id, title and link, and
 the findings of ``checks``); nothing here reads the coordinator. Placeholders hold what the
@@ -19,7 +19,7 @@ from typing import Final
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.translation import async_translate_state
+from homeassistant.helpers.translation import async_translate_state, async_translate_state_attr
 from homeassistant.util.hass_dict import HassKey
 
 from aiodalybalancer.redact import redact
@@ -27,6 +27,7 @@ from aiodalybalancer.registers import CHEMISTRY, MIN_PACK_VOLTAGE
 
 from .checks import DOUBT_AFTER, VERIFY_BALANCING, Findings, PackChecks, Reason
 from .const import DOMAIN
+from .insights import NotKeepingUp
 
 ISSUE_CELL_OUT_OF_RANGE: Final = Reason.CELL_OUT_OF_RANGE.value
 ISSUE_STRING_COUNT: Final = Reason.STRING_COUNT.value
@@ -34,12 +35,18 @@ ISSUE_PACK_VOLTAGE_LOW: Final = Reason.PACK_VOLTAGE_LOW.value
 ISSUE_BALANCE_VOLTAGE: Final = Reason.BALANCE_VOLTAGE.value
 ISSUE_STOPPED_ANSWERING: Final = Reason.STOPPED_ANSWERING.value
 ISSUE_VERIFY_BALANCING: Final = VERIFY_BALANCING
-ISSUES: Final = (*(reason.value for reason in Reason), ISSUE_VERIFY_BALANCING)
+#: Raised by the pack insights (``async_update_not_keeping_up``), not by the pack checks.
+ISSUE_NOT_KEEPING_UP: Final = "not_keeping_up"
+ISSUES: Final = (*(reason.value for reason in Reason), ISSUE_VERIFY_BALANCING, ISSUE_NOT_KEEPING_UP)
 #: Raised as errors: the pack or its wiring is at risk. The rest are warnings: a setting, a
 #: silent module, a register whose meaning is inferred (string count) or in doubt (balancing).
 _ERRORS: Final = frozenset({ISSUE_CELL_OUT_OF_RANGE, ISSUE_PACK_VOLTAGE_LOW})
 #: The battery type select's translation key (select.py), whose option names the issues use.
 BATTERY_TYPE_TRANSLATION_KEY: Final = "battery_type"
+#: The "not keeping up" binary sensor's translation key and its attribute listing the causes
+#: (binary_sensor.py), whose translated values the issue names.
+NOT_KEEPING_UP_TRANSLATION_KEY: Final = ISSUE_NOT_KEEPING_UP
+ATTR_CAUSES: Final = "causes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,29 +137,78 @@ def async_update_issues(hass: HomeAssistant, target: IssueTarget, findings: Find
     # The same placeholders with the battery type's key: what the finding is, in no language.
     facts = _placeholders(findings, target, findings.chemistry.value)
     for issue, placeholders in _placeholders(findings, target, chemistry_name).items():
-        key = issue_id(target.entry_id, issue)
         if placeholders is None:
             if clear:
-                ir.async_delete_issue(hass, DOMAIN, key)
+                ir.async_delete_issue(hass, DOMAIN, issue_id(target.entry_id, issue))
             continue
-        finding: dict[str, str | int | float | None] = {**(facts[issue] or {})}
-        known = registry.async_get_issue(DOMAIN, key)
-        if known is not None and known.dismissed_version is not None and _changed(known, finding):
-            # Another finding than the one the user ignored: show it.
-            ir.async_delete_issue(hass, DOMAIN, key)
-        ir.async_create_issue(
-            hass,
-            DOMAIN,
-            key,
-            data=finding,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.ERROR if issue in _ERRORS else ir.IssueSeverity.WARNING,
-            translation_key=issue,
-            translation_placeholders={
-                name: redact(value, target.link) for name, value in {"title": target.title, **placeholders}.items()
-            },
+        _raise(hass, registry, target, issue, placeholders=placeholders, finding={**(facts[issue] or {})})
+
+
+def _raise(
+    hass: HomeAssistant,
+    registry: ir.IssueRegistry,
+    target: IssueTarget,
+    issue: str,
+    *,
+    placeholders: dict[str, str],
+    finding: dict[str, str | int | float | None],
+) -> None:
+    """Raise ``issue`` of ``target`` (again if the user ignored another finding than this one).
+
+    ``finding`` is what the issue says in no language (kept as the issue's data): a change of
+    Home Assistant's language changes the words, never the finding.
+    """
+    key = issue_id(target.entry_id, issue)
+    known = registry.async_get_issue(DOMAIN, key)
+    if known is not None and known.dismissed_version is not None and _changed(known, finding):
+        # Another finding than the one the user ignored: show it.
+        ir.async_delete_issue(hass, DOMAIN, key)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        key,
+        data=finding,
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR if issue in _ERRORS else ir.IssueSeverity.WARNING,
+        translation_key=issue,
+        translation_placeholders={
+            name: redact(value, target.link) for name, value in {"title": target.title, **placeholders}.items()
+        },
+    )
+
+
+@callback
+def async_update_not_keeping_up(
+    hass: HomeAssistant, target: IssueTarget, verdict: NotKeepingUp | None, *, threshold: float
+) -> None:
+    """Raise the "not keeping up" issue while the insights find it, clear it when they no longer do.
+
+    The placeholders say what to check (the causes, the cell, the option's threshold and days),
+    not the trend, which changes every day: an ignored issue comes back only for other causes.
+    """
+    if verdict is None:
+        ir.async_delete_issue(hass, DOMAIN, issue_id(target.entry_id, ISSUE_NOT_KEEPING_UP))
+        return
+    causes = [
+        async_translate_state_attr(
+            hass, cause.value, Platform.BINARY_SENSOR, DOMAIN, NOT_KEEPING_UP_TRANSLATION_KEY, None, ATTR_CAUSES
         )
+        for cause in verdict.causes
+    ]
+    placeholders = {
+        "causes": ", ".join(causes) or "–",
+        "cell": "–" if verdict.cell is None else str(verdict.cell),
+        "threshold": f"{threshold:g}",
+        "days": str(verdict.days),
+    }
+    finding: dict[str, str | int | float | None] = {
+        "causes": ",".join(cause.value for cause in verdict.causes),
+        "cell": verdict.cell,
+        "threshold": threshold,
+        "days": verdict.days,
+    }
+    _raise(hass, ir.async_get(hass), target, ISSUE_NOT_KEEPING_UP, placeholders=placeholders, finding=finding)
 
 
 def _changed(known: ir.IssueEntry, finding: dict[str, str | int | float | None]) -> bool:

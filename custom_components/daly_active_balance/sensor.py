@@ -1,4 +1,4 @@
-"""Sensors: cell and pack voltages, temperatures, balance current and diagnostics.
+"""Sensors: cell and pack voltages, temperatures, balance current, diagnostics and the pack insights.
 
 Units and display precision come from the register table (``aiodalybalancer/registers.py``); a
 register whose meaning is only inferred or unknown gives an entity disabled by default.
@@ -6,10 +6,10 @@ register whose meaning is only inferred or unknown gives an entity disabled by d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import override
+from typing import Any, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -23,6 +23,7 @@ from homeassistant.const import (
     SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
     EntityCategory,
     UnitOfElectricPotential,
+    UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -38,6 +39,7 @@ from .entity import (
     async_add_present_entities,
     enabled_by_default,
 )
+from .insights import Answers
 
 # The coordinator polls; sensors only read its data.
 PARALLEL_UPDATES = 0
@@ -242,12 +244,81 @@ LINK_SENSORS: tuple[DalyLinkSensorEntityDescription, ...] = (
 )
 
 
+#: The per-cell counts of the weakest cell and the cell highest at the top (item i: cell i + 1).
+ATTR_COUNTS = "counts"
+#: The trend's unit: millivolts per day (Home Assistant has no unit or device class for it).
+MILLIVOLTS_PER_DAY = "mV/d"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DalyInsightSensorEntityDescription(SensorEntityDescription):
+    """A sensor of the pack insights: how to read it from what they say now."""
+
+    value_fn: Callable[[Answers], StateType]
+    #: The per-cell counts shown as the ``counts`` attribute, for the cell sensors.
+    counts_fn: Callable[[Answers], tuple[int, ...]] | None = None
+
+
+def _top_difference(key: str, value_fn: Callable[[Answers], StateType]) -> DalyInsightSensorEntityDescription:
+    """A top-of-charge difference (mV): unknown on a day the pack never passed the upper knee."""
+    return DalyInsightSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.VOLTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricPotential.MILLIVOLT,
+        suggested_display_precision=0,
+        value_fn=value_fn,
+    )
+
+
+INSIGHT_SENSORS: tuple[DalyInsightSensorEntityDescription, ...] = (
+    _top_difference("top_difference_today", lambda answers: answers.top_difference_today),
+    _top_difference("top_difference_yesterday", lambda answers: answers.top_difference_yesterday),
+    # Unknown below 3 days with a top of charge (the insights' minimum for a fitted slope).
+    DalyInsightSensorEntityDescription(
+        key="difference_trend",
+        translation_key="difference_trend",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=MILLIVOLTS_PER_DAY,
+        suggested_display_precision=1,
+        value_fn=lambda answers: None if answers.trend is None else round(answers.trend, 2),
+    ),
+    # A daily total: it only grows during the day and falls to 0 at local midnight, which
+    # long-term statistics read as a new meter cycle. Whole seconds, rounded down: the stored
+    # tenths of a second never make a restart look like a fall (a reset).
+    DalyInsightSensorEntityDescription(
+        key="balancing_time_today",
+        translation_key="balancing_time_today",
+        device_class=SensorDeviceClass.DURATION,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_unit_of_measurement=UnitOfTime.MINUTES,
+        suggested_display_precision=0,
+        value_fn=lambda answers: int(answers.balancing_today_s),
+    ),
+    # Cell numbers are labels, not quantities: no state class (as the lowest / highest cell).
+    DalyInsightSensorEntityDescription(
+        key="weakest_cell",
+        translation_key="weakest_cell",
+        value_fn=lambda answers: answers.weakest_cell,
+        counts_fn=lambda answers: answers.lowest_at_bottom,
+    ),
+    DalyInsightSensorEntityDescription(
+        key="highest_cell_at_top",
+        translation_key="highest_cell_at_top",
+        value_fn=lambda answers: answers.highest_cell_at_top,
+        counts_fn=lambda answers: answers.highest_at_top,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: DalyConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors the module has."""
+    """Add the sensors the module has, the link's and the pack insights'."""
     async_add_present_entities(entry, SENSORS, DalySensor, async_add_entities)
     coordinator = entry.runtime_data
     async_add_entities(
@@ -255,6 +326,7 @@ async def async_setup_entry(
         for description in LINK_SENSORS
         if coordinator.is_ble or not description.ble_only
     )
+    async_add_entities(DalyInsightSensor(coordinator, description) for description in INSIGHT_SENSORS)
 
 
 class DalySensor(DalyEntity, SensorEntity):
@@ -279,3 +351,28 @@ class DalyLinkSensor(DalyLocalEntity, SensorEntity):
     def native_value(self) -> StateType | datetime:
         """The counter's value now."""
         return self.entity_description.value_fn(self.coordinator)
+
+
+class DalyInsightSensor(DalyEntity, SensorEntity):
+    """What the pack insights say, from the days kept across restarts."""
+
+    entity_description: DalyInsightSensorEntityDescription
+    # One count per cell and poll: the state sums them up, so keep them out of the history.
+    _unrecorded_attributes = frozenset({ATTR_COUNTS})
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        """The insights' answer after the latest poll."""
+        return self.entity_description.value_fn(self.coordinator.insights.answers)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Per cell (item i: cell i + 1), how often it was lowest at the bottom or highest at the top."""
+        counts_fn = self.entity_description.counts_fn
+        if counts_fn is None:
+            return None
+        counts = list(counts_fn(self.coordinator.insights.answers))
+        cells = len(self.coordinator.data.status.cell_voltages)
+        return {ATTR_COUNTS: counts + [0] * (cells - len(counts))}

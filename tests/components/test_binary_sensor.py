@@ -61,7 +61,14 @@ async def test_cell_balancing_disabled_by_default(
     assert len(cells) == 16
     assert all(e.disabled_by is er.RegistryEntryDisabler.INTEGRATION for e in cells)
     others = {e.unique_id.removeprefix("simulator_"): e.disabled_by for e in entries if e not in cells}
-    assert others == {"balancing": None, "balancing_expected": None, "warning": None, "fault": None, "pack_check": None}
+    assert others == {
+        "balancing": None,
+        "balancing_expected": None,
+        "warning": None,
+        "fault": None,
+        "pack_check": None,
+        "not_keeping_up": None,
+    }
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")

@@ -56,6 +56,8 @@ from custom_components.daly_active_balance import config_flow
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
     CONF_KEEP_CONNECTED,
+    CONF_NOT_KEEPING_UP_DAYS,
+    CONF_NOT_KEEPING_UP_TREND,
     CONF_SETTINGS_EVERY,
     CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
@@ -64,10 +66,15 @@ from custom_components.daly_active_balance.const import (
     DEFAULT_SETTINGS_EVERY,
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
+    MAX_NOT_KEEPING_UP_DAYS,
+    MAX_NOT_KEEPING_UP_TREND,
     MAX_SETTINGS_EVERY,
     MAX_UPDATE_INTERVAL,
+    MIN_NOT_KEEPING_UP_DAYS,
+    MIN_NOT_KEEPING_UP_TREND,
     MIN_UPDATE_INTERVAL,
 )
+from custom_components.daly_active_balance.insights import DEFAULT_RISING_DAYS, DEFAULT_RISING_MV_PER_DAY
 
 from .ble_helpers import (
     DALY_ADDRESS,
@@ -1360,21 +1367,48 @@ def _entry(hass: HomeAssistant, connection: str, options: dict[str, Any] | None 
 
 
 async def test_options_serial(hass: HomeAssistant) -> None:
-    """Serial entries get interval and settings cadence (no BLE switch); values are stored as ints."""
+    """Serial entries get interval, settings cadence and "not keeping up" (no BLE switch); counts
+    are stored as ints, the threshold as a float."""
     entry = _entry(hass, CONNECTION_SERIAL)
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
-    assert fields(result) == {CONF_UPDATE_INTERVAL, CONF_SETTINGS_EVERY}
+    assert fields(result) == {
+        CONF_UPDATE_INTERVAL,
+        CONF_SETTINGS_EVERY,
+        CONF_NOT_KEEPING_UP_TREND,
+        CONF_NOT_KEEPING_UP_DAYS,
+    }
     assert selector_config(result, CONF_UPDATE_INTERVAL)["min"] == MIN_UPDATE_INTERVAL
     assert selector_config(result, CONF_UPDATE_INTERVAL)["max"] == MAX_UPDATE_INTERVAL
+    trend = selector_config(result, CONF_NOT_KEEPING_UP_TREND)
+    assert (trend["min"], trend["max"], trend["unit_of_measurement"]) == (
+        MIN_NOT_KEEPING_UP_TREND,
+        MAX_NOT_KEEPING_UP_TREND,
+        "mV/d",
+    )
+    days = selector_config(result, CONF_NOT_KEEPING_UP_DAYS)
+    assert (days["min"], days["max"]) == (MIN_NOT_KEEPING_UP_DAYS, MAX_NOT_KEEPING_UP_DAYS)
 
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_UPDATE_INTERVAL: 7.0, CONF_SETTINGS_EVERY: 3.0}
+        result["flow_id"],
+        {
+            CONF_UPDATE_INTERVAL: 7.0,
+            CONF_SETTINGS_EVERY: 3.0,
+            CONF_NOT_KEEPING_UP_TREND: 4,
+            CONF_NOT_KEEPING_UP_DAYS: 5.0,
+        },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {CONF_UPDATE_INTERVAL: 7, CONF_SETTINGS_EVERY: 3}
-    assert all(type(value) is int for value in entry.options.values())
+    assert entry.options == {
+        CONF_UPDATE_INTERVAL: 7,
+        CONF_SETTINGS_EVERY: 3,
+        CONF_NOT_KEEPING_UP_TREND: 4.0,
+        CONF_NOT_KEEPING_UP_DAYS: 5,
+    }
+    assert type(entry.options[CONF_NOT_KEEPING_UP_TREND]) is float
+    assert all(type(entry.options[key]) is int for key in (CONF_UPDATE_INTERVAL, CONF_SETTINGS_EVERY))
+    assert type(entry.options[CONF_NOT_KEEPING_UP_DAYS]) is int
 
 
 async def test_options_defaults_and_current_values(hass: HomeAssistant) -> None:
@@ -1386,6 +1420,8 @@ async def test_options_defaults_and_current_values(hass: HomeAssistant) -> None:
         CONF_UPDATE_INTERVAL: DEFAULT_UPDATE_INTERVAL,
         CONF_SETTINGS_EVERY: DEFAULT_SETTINGS_EVERY,
         CONF_KEEP_CONNECTED: DEFAULT_KEEP_CONNECTED,
+        CONF_NOT_KEEPING_UP_TREND: DEFAULT_RISING_MV_PER_DAY,
+        CONF_NOT_KEEPING_UP_DAYS: DEFAULT_RISING_DAYS,
     }
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
@@ -1403,7 +1439,13 @@ async def test_options_ble_offers_keep_connected(hass: HomeAssistant) -> None:
     """BLE entries also choose whether to keep the link open."""
     entry = _entry(hass, CONNECTION_BLE)
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert fields(result) == {CONF_UPDATE_INTERVAL, CONF_SETTINGS_EVERY, CONF_KEEP_CONNECTED}
+    assert fields(result) == {
+        CONF_UPDATE_INTERVAL,
+        CONF_SETTINGS_EVERY,
+        CONF_KEEP_CONNECTED,
+        CONF_NOT_KEEPING_UP_TREND,
+        CONF_NOT_KEEPING_UP_DAYS,
+    }
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {CONF_UPDATE_INTERVAL: MIN_UPDATE_INTERVAL, CONF_SETTINGS_EVERY: 1, CONF_KEEP_CONNECTED: False},
@@ -1413,6 +1455,8 @@ async def test_options_ble_offers_keep_connected(hass: HomeAssistant) -> None:
         CONF_UPDATE_INTERVAL: MIN_UPDATE_INTERVAL,
         CONF_SETTINGS_EVERY: 1,
         CONF_KEEP_CONNECTED: False,
+        CONF_NOT_KEEPING_UP_TREND: DEFAULT_RISING_MV_PER_DAY,
+        CONF_NOT_KEEPING_UP_DAYS: DEFAULT_RISING_DAYS,
     }
 
 
@@ -1425,6 +1469,10 @@ async def test_options_ble_offers_keep_connected(hass: HomeAssistant) -> None:
         {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 0},
         {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: MAX_SETTINGS_EVERY + 1},
         {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 10, CONF_KEEP_CONNECTED: True},  # not offered on serial
+        {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 10, CONF_NOT_KEEPING_UP_TREND: MIN_NOT_KEEPING_UP_TREND - 0.5},
+        {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 10, CONF_NOT_KEEPING_UP_TREND: MAX_NOT_KEEPING_UP_TREND + 1},
+        {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 10, CONF_NOT_KEEPING_UP_DAYS: MIN_NOT_KEEPING_UP_DAYS - 1},
+        {CONF_UPDATE_INTERVAL: 10, CONF_SETTINGS_EVERY: 10, CONF_NOT_KEEPING_UP_DAYS: MAX_NOT_KEEPING_UP_DAYS + 1},
     ],
 )
 async def test_options_out_of_range_rejected(hass: HomeAssistant, user_input: dict[str, Any]) -> None:

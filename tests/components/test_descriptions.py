@@ -10,10 +10,18 @@ import pytest
 from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS
 from custom_components.daly_active_balance.number import NUMBERS
 from custom_components.daly_active_balance.select import SELECTS
-from custom_components.daly_active_balance.sensor import LINK_SENSORS, SENSORS
+from custom_components.daly_active_balance.sensor import INSIGHT_SENSORS, LINK_SENSORS, SENSORS
 from custom_components.daly_active_balance.switch import SWITCHES
 
-DESCRIPTIONS: tuple[EntityDescription, ...] = (*SENSORS, *LINK_SENSORS, *BINARY_SENSORS, *NUMBERS, *SELECTS, *SWITCHES)
+DESCRIPTIONS: tuple[EntityDescription, ...] = (
+    *SENSORS,
+    *LINK_SENSORS,
+    *INSIGHT_SENSORS,
+    *BINARY_SENSORS,
+    *NUMBERS,
+    *SELECTS,
+    *SWITCHES,
+)
 
 
 @pytest.mark.parametrize("description", DESCRIPTIONS, ids=lambda description: description.key)

@@ -90,6 +90,7 @@ def assert_no_secret(result: dict[str, Any]) -> None:
             assert dump.get(f"0x{address:04X}", REDACTED) == REDACTED, (name, address)
 
 
+@pytest.mark.freeze_time("2026-06-01 19:00:00+00:00")  # the insights' days are dated
 async def test_diagnostics(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
@@ -98,7 +99,8 @@ async def test_diagnostics(
     sim_server: SimulatorServer,
     init_integration: MockConfigEntry,
 ) -> None:
-    """The whole download: entry, identity, status, settings, counters and both raw dumps."""
+    """The whole download: entry, identity, status, settings, counters, both raw dumps and the
+    insights' daily summaries."""
     result = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
 
     assert result["entry"]["data"][CONF_PORT] == sim_server.url  # a port or URL is not secret

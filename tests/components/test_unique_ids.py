@@ -8,10 +8,10 @@ that carries users' entities over.
 
 from __future__ import annotations
 
-from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS, PACK_CHECK
+from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS, NOT_KEEPING_UP, PACK_CHECK
 from custom_components.daly_active_balance.number import NUMBERS
 from custom_components.daly_active_balance.select import SELECTS
-from custom_components.daly_active_balance.sensor import SENSORS
+from custom_components.daly_active_balance.sensor import INSIGHT_SENSORS, SENSORS
 from custom_components.daly_active_balance.switch import KEEP_CONNECTED, SWITCHES
 
 CELLS = range(1, 25)
@@ -35,6 +35,13 @@ UNIQUE_ID_SUFFIXES = {
         "temperature_sensor_count",
         "register_00ce",
         "register_00d0",
+        # The pack insights (the card and the blueprint use these keys too).
+        "top_difference_today",
+        "top_difference_yesterday",
+        "difference_trend",
+        "balancing_time_today",
+        "weakest_cell",
+        "highest_cell_at_top",
     },
     "binary_sensor": {
         "balancing",
@@ -43,6 +50,7 @@ UNIQUE_ID_SUFFIXES = {
         "warning",
         "fault",
         "pack_check",
+        "not_keeping_up",
     },
     "number": {"balance_start_voltage", "balance_start_delta", "sleep_time", "string_count"},
     "select": {"battery_type"},
@@ -52,8 +60,8 @@ UNIQUE_ID_SUFFIXES = {
 
 def test_unique_id_suffixes_are_pinned() -> None:
     found = {
-        "sensor": [d.key for d in SENSORS],
-        "binary_sensor": [*(d.key for d in BINARY_SENSORS), PACK_CHECK.key],
+        "sensor": [*(d.key for d in SENSORS), *(d.key for d in INSIGHT_SENSORS)],
+        "binary_sensor": [*(d.key for d in BINARY_SENSORS), PACK_CHECK.key, NOT_KEEPING_UP.key],
         "number": [d.key for d in NUMBERS],
         "select": [d.key for d in SELECTS],
         "switch": [*(d.key for d in SWITCHES), KEEP_CONNECTED.key],
