@@ -82,10 +82,9 @@ from aiodalybalancer.tools.simulator import (
     serve_tcp,
 )
 from custom_components.daly_active_balance import writes
-from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS, PACK_CHECK
+from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
-    CONF_KEEP_CONNECTED,
     CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
     CONNECTION_SERIAL,
@@ -94,9 +93,10 @@ from custom_components.daly_active_balance.const import (
 from custom_components.daly_active_balance.coordinator import DalyCoordinator, DalyData
 from custom_components.daly_active_balance.number import NUMBERS
 from custom_components.daly_active_balance.select import SELECTS
-from custom_components.daly_active_balance.sensor import LINK_SENSORS, SENSORS
+from custom_components.daly_active_balance.sensor import SENSORS
 from custom_components.daly_active_balance.switch import SWITCHES
 from tests.components.ble_helpers import DALY_ADDRESS, inject_advertisement, service_info, use_standin_dongle
+from tests.components.entities import ALWAYS_AVAILABLE
 from tests.leaks import until
 
 LINKS = ("tcp", "pty", "ble")
@@ -263,21 +263,18 @@ def _same_number(shown: str, unit: str | None, expected: object, native_unit: st
 
 
 #: Keys of entities that do not show a value of the module.
-NOT_THE_MODULE = frozenset({CONF_KEEP_CONNECTED, PACK_CHECK.key, *(description.key for description in LINK_SENSORS)})
-
-
 def module_entities(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
     """Key → entity id of every enabled entity showing a value of the module.
 
     The "Keep Bluetooth connected" switch is an option of the entry, the link sensors count the
-    polls and the pack check judges the findings: none is a value of the module (all stay
-    available while it is silent).
+    polls, the pack check judges the findings and the phone app's buttons act on the link: none
+    is a value of the module (all stay available while it is silent).
     """
     registry = er.async_get(hass)
     return {
         key: e.entity_id
         for e in er.async_entries_for_config_entry(registry, entry.entry_id)
-        if not e.disabled and (key := str(e.unique_id).removeprefix(f"{entry.unique_id}_")) not in NOT_THE_MODULE
+        if not e.disabled and (key := str(e.unique_id).removeprefix(f"{entry.unique_id}_")) not in ALWAYS_AVAILABLE
     }
 
 

@@ -32,20 +32,17 @@ from aiodalybalancer.tools.simulator import (
     serve_tcp,
 )
 from custom_components.daly_active_balance import PLATFORMS
-from custom_components.daly_active_balance.binary_sensor import PACK_CHECK
-from custom_components.daly_active_balance.button import PHONE_APP_BUTTONS
 from custom_components.daly_active_balance.const import (
     CONF_CONNECTION,
-    CONF_KEEP_CONNECTED,
     CONF_UPDATE_INTERVAL,
     CONNECTION_BLE,
     CONNECTION_SERIAL,
     DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
 )
-from custom_components.daly_active_balance.sensor import LINK_SENSORS
 
 from .ble_helpers import DALY_ADDRESS
+from .entities import ALWAYS_AVAILABLE
 
 #: The serial entry's unique id: fixed, because entity ids and snapshots derive from it and the
 #: simulator's port changes between runs.
@@ -53,18 +50,6 @@ UNIQUE_ID: Final = "simulator"
 
 type EntityIdFinder = Callable[[str, str], str]
 type Poll = Callable[[], Awaitable[None]]
-
-#: Keys of the entities of Home Assistant's own state (an option, the link's counters, the pack
-#: check that shows the module stopped answering, the phone app's buttons): they stay available
-#: while the module is silent.
-ALWAYS_AVAILABLE = frozenset(
-    {
-        CONF_KEEP_CONNECTED,
-        PACK_CHECK.key,
-        *(description.key for description in LINK_SENSORS),
-        *(description.key for description in PHONE_APP_BUTTONS),
-    }
-)
 
 
 def shows_the_module(entity: er.RegistryEntry, entry: MockConfigEntry) -> bool:
