@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+from collections.abc import Mapping, Sequence
 import contextlib
 import copy
 from dataclasses import dataclass, field
@@ -34,8 +35,7 @@ from hypothesis import settings
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "custom_components.daly_active_balance.protocol"
-PROTOCOL = ROOT / "custom_components" / "daly_active_balance" / "protocol"
+PROTOCOL = "custom_components/daly_active_balance/protocol"
 
 #: Fast protocol tests that decode, encode and re-assemble frames (the CLI and simulator tests
 #: run subprocesses and servers: minutes per mutant, and they never check a value by hand).
@@ -58,13 +58,12 @@ TABLE_TESTS = (
     "tests/protocol/test_fuzz.py",
     "tests/test_docs.py",
 )
+#: The exchange and the client: over scripted links, the simulator and real ptys.
 CLIENT_TESTS = (
     "tests/protocol/test_client.py",
     "tests/protocol/test_write_safety.py",
     "tests/protocol/test_transports.py",
 )
-#: The client's own part of the exchange (the rest is exchange.py): reads and verified writes.
-CLIENT_EXCHANGE = frozenset({"_read_words", "_write_verified"})
 #: Seconds one test may take before pytest-timeout fails it (the slowest takes about 2 s alone).
 PER_TEST_TIMEOUT = 20
 #: Functions of registers.py that only build the simulator's register contents (its defaults).
@@ -89,23 +88,25 @@ KINDS = ("NUMBER", "FLAG", "ENUM", "BITS", "ASCII", "DATE")
 class Target:
     """One file (or one part of it) to mutate, and the tests that must notice."""
 
-    name: str
-    module: str
-    scope: str  # "module", "functions", "table" or "client"
+    name: str  # the JSON line's "file"
+    file: str  # relative to the repository
+    scope: str  # "module" (all of it), "functions" (code in functions) or "table" (module-level data)
     tests: tuple[str, ...]
 
     @property
     def path(self) -> Path:
-        return PROTOCOL / f"{self.module.rsplit('.', 1)[1]}.py"
+        return ROOT / self.file
 
 
+#: Every target: its name on the command line, what it mutates and which tests must notice. The
+#: mutant replaces whichever module is imported from the file, under any name.
 TARGETS = {
-    "frames": Target("frames.py", f"{PACKAGE}.frames", "module", CORE_TESTS),
-    "stream": Target("stream.py", f"{PACKAGE}.stream", "module", CORE_TESTS),
-    "registers": Target("registers.py (decode/encode code)", f"{PACKAGE}.registers", "functions", TABLE_TESTS),
-    "table": Target("registers.py (register table)", f"{PACKAGE}.registers", "table", TABLE_TESTS),
-    "exchange": Target("exchange.py (requests and answers)", f"{PACKAGE}.exchange", "module", CLIENT_TESTS),
-    "client": Target("client.py (reads and verified writes)", f"{PACKAGE}.client", "client", CLIENT_TESTS),
+    "frames": Target("frames.py", f"{PROTOCOL}/frames.py", "module", CORE_TESTS),
+    "stream": Target("stream.py", f"{PROTOCOL}/stream.py", "module", CORE_TESTS),
+    "registers": Target("registers.py (decode/encode code)", f"{PROTOCOL}/registers.py", "functions", TABLE_TESTS),
+    "table": Target("registers.py (register table)", f"{PROTOCOL}/registers.py", "table", TABLE_TESTS),
+    "exchange": Target("exchange.py", f"{PROTOCOL}/exchange.py", "module", CLIENT_TESTS),
+    "client": Target("client.py", f"{PROTOCOL}/client.py", "module", CLIENT_TESTS),
 }
 
 
@@ -252,8 +253,6 @@ def _in_scope(place: _Place, scope: str) -> bool:
         return True
     if scope == "functions":
         return bool(functions)
-    if scope == "client":
-        return bool(functions) and functions[0].name in CLIENT_EXCHANGE
     # The table: module-level data (constants, the register list, chemistry, blocks, fault
     # names), not functions, classes or enums.
     return not functions and not classes and len(ups) >= 2
@@ -446,17 +445,22 @@ def apply(tree: ast.Module, mutant: Mutant) -> ast.Module:
 
 
 class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Loads one module from the mutant's source instead of its file."""
+    """Loads the module imported from the target's file from the mutant's source instead.
 
-    def __init__(self, name: str, source: str, path: Path) -> None:
-        self.name, self.source, self.path = name, source, path
+    Matched by file, not by name: scripts/gen_register_docs.py (which tests/test_docs.py runs)
+    imports the protocol package as a top-level package, so one file has two module names.
+    """
+
+    def __init__(self, source: str, path: Path) -> None:
+        self.source, self.path = source, path
 
     def find_spec(
-        self, fullname: str, path: object = None, target: object = None
+        self, fullname: str, path: Sequence[str] | None = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
-        # The module under its own name, or under a shorter one (scripts/gen_register_docs.py,
-        # which tests/test_docs.py runs, imports the protocol package as a top-level package).
-        if fullname != self.name and not self.name.endswith(f".{fullname}"):
+        if fullname.rpartition(".")[2] != self.path.stem:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.origin is None or Path(spec.origin).resolve() != self.path:
             return None
         return importlib.util.spec_from_file_location(fullname, self.path, loader=self)
 
@@ -477,7 +481,7 @@ def _pytest_args(tests: tuple[str, ...], *, first_failure: bool) -> list[str]:
 def _run_tests(target: Target, source: str | None, *, first_failure: bool, quiet: bool = True) -> int:
     """Run the target's tests in this process with ``source`` in place of the module."""
     if source is not None:
-        sys.meta_path.insert(0, _MutantFinder(target.module, source, target.path))
+        sys.meta_path.insert(0, _MutantFinder(source, target.path))
     settings.register_profile("mutation", database=None)
     settings.load_profile("mutation")
     if quiet:
@@ -565,7 +569,7 @@ def _pool(
 def _preload(tests: tuple[str, ...]) -> None:
     """Import Home Assistant, pytest's plugins and the test tools once (a collect-only run in a
     child would otherwise redo it for every mutant), then forget every module of the project, so
-    each forked child imports the project afresh."""
+    each forked child imports the project afresh (and whichever module the target's file is)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     saved = os.dup(1), os.dup(2)
     os.dup2(devnull, 1)
@@ -575,8 +579,21 @@ def _preload(tests: tuple[str, ...]) -> None:
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
-    for name in [n for n in sys.modules if n == "custom_components" or n.startswith(("custom_components.", "tests."))]:
+    for name in [name for name, module in sys.modules.items() if _ours(module)]:
         del sys.modules[name]
+
+
+def _ours(module: ModuleType | None) -> bool:
+    """A module of the repository (the project, its tools and tests), not of the environment."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    path = Path(file).resolve()
+    return (
+        path.is_relative_to(ROOT)
+        and not path.is_relative_to(Path(sys.prefix).resolve())
+        and path != Path(__file__).resolve()
+    )
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -633,6 +650,15 @@ def run_target(key: str, *, limit: int | None, jobs: int, verbose: bool) -> dict
     }
 
 
+def below_minimum(results: Sequence[Mapping[str, object]], minimum: float) -> list[str]:
+    """The targets whose score is below ``minimum`` (a target without mutants has no score)."""
+    return [
+        f"{result['file']}: {score} %"
+        for result in results
+        if isinstance(score := result["score"], int | float) and score < minimum
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help=f"what to mutate: {', '.join(TARGETS)} (default: all)")
@@ -640,6 +666,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="run only the first N mutants of each target")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every mutant's outcome")
+    parser.add_argument(
+        "--min-score", type=float, metavar="PERCENT", help="exit 1 when a target's score is below PERCENT"
+    )
     parser.add_argument("--one", nargs=2, metavar=("TARGET", "INDEX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -659,9 +688,13 @@ def main() -> int:
                 print(f"{key}: line {mutant.line}: {mutant.what}{rule}")
         return 0
     _preload(tuple(dict.fromkeys(test for key in keys for test in TARGETS[key].tests)))
+    results = []
     for key in keys:
-        result = run_target(key, limit=args.limit, jobs=args.jobs, verbose=args.verbose)
-        print(json.dumps(result), flush=True)
+        results.append(run_target(key, limit=args.limit, jobs=args.jobs, verbose=args.verbose))
+        print(json.dumps(results[-1]), flush=True)
+    if args.min_score is not None and (below := below_minimum(results, args.min_score)):
+        print(f"below the minimum score of {args.min_score:g} %: {'; '.join(below)}", file=sys.stderr)
+        return 1
     return 0
 
 
