@@ -61,6 +61,7 @@ TABLE_TESTS = (
 #: The exchange and the client: over scripted links, the simulator and real ptys.
 CLIENT_TESTS = (
     "tests/protocol/test_client.py",
+    "tests/protocol/test_client_paths.py",
     "tests/protocol/test_write_safety.py",
     "tests/protocol/test_transports.py",
 )
