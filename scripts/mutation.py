@@ -93,6 +93,8 @@ class Target:
     file: str  # relative to the repository
     scope: str  # "module" (all of it), "functions" (code in functions) or "table" (module-level data)
     tests: tuple[str, ...]
+    #: Whether ``--min-score`` applies: False for a target that is measured only (docs/testing.md).
+    gated: bool = True
 
     @property
     def path(self) -> Path:
@@ -106,7 +108,8 @@ TARGETS = {
     "stream": Target("stream.py", f"{PROTOCOL}/stream.py", "module", CORE_TESTS),
     "registers": Target("registers.py (decode/encode code)", f"{PROTOCOL}/registers.py", "functions", TABLE_TESTS),
     "table": Target("registers.py (register table)", f"{PROTOCOL}/registers.py", "table", TABLE_TESTS),
-    "exchange": Target("exchange.py", f"{PROTOCOL}/exchange.py", "module", CLIENT_TESTS),
+    # Measured, not gated, while its pairing and pacing are rewritten (its survivors wait for that).
+    "exchange": Target("exchange.py", f"{PROTOCOL}/exchange.py", "module", CLIENT_TESTS, gated=False),
     "client": Target("client.py", f"{PROTOCOL}/client.py", "module", CLIENT_TESTS),
 }
 
@@ -689,11 +692,15 @@ def main() -> int:
                 print(f"{key}: line {mutant.line}: {mutant.what}{rule}")
         return 0
     _preload(tuple(dict.fromkeys(test for key in keys for test in TARGETS[key].tests)))
-    results = []
+    gated = []
     for key in keys:
-        results.append(run_target(key, limit=args.limit, jobs=args.jobs, verbose=args.verbose))
-        print(json.dumps(results[-1]), flush=True)
-    if args.min_score is not None and (below := below_minimum(results, args.min_score)):
+        result = run_target(key, limit=args.limit, jobs=args.jobs, verbose=args.verbose)
+        print(json.dumps(result), flush=True)
+        if TARGETS[key].gated:
+            gated.append(result)
+        elif args.min_score is not None:
+            print(f"{result['file']}: measured, not gated (docs/testing.md)", file=sys.stderr, flush=True)
+    if args.min_score is not None and (below := below_minimum(gated, args.min_score)):
         print(f"below the minimum score of {args.min_score:g} %: {'; '.join(below)}", file=sys.stderr)
         return 1
     return 0
