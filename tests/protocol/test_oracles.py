@@ -821,7 +821,8 @@ def test_write_multiple_count_limits_and_unsigned_fields() -> None:
         WriteMultiple(0, (0,) * 63).encode()
     assert frame_length(bytes.fromhex("d2100000003e"), Direction.REQUEST) == 132
     assert frame_length(bytes.fromhex("d21000000001"), Direction.REQUEST) == 10
-    for count in ("0000", "003f", "8000", "ffff"):
+    # 0x0101 = 257 and 0x013E = 318: the high byte counts too (its low byte alone would fit).
+    for count in ("0000", "003f", "0101", "013e", "8000", "ffff"):
         with pytest.raises(FrameError, match="write-multiple count"):
             frame_length(bytes.fromhex(f"d2100000{count}"), Direction.REQUEST)
     ack = WriteMultipleAck(0xFFFF, 0x8001).encode()
