@@ -18,7 +18,7 @@ from custom_components.daly_active_balance.protocol.frames import (
     WriteSingle,
     parse,
 )
-from custom_components.daly_active_balance.protocol.models import ProtocolFamily
+from custom_components.daly_active_balance.protocol.models import Identity, ProtocolFamily
 from custom_components.daly_active_balance.protocol.registers import BALANCER, BY_KEY
 from daly_tools.simulator import SimulatedBalancer, SimulatorConfig
 
@@ -159,3 +159,32 @@ async def test_a_write_sent_twice_that_never_took_is_reported() -> None:
     with pytest.raises(WriteNotAcceptedError):
         await client.write_setting(BY_KEY["balancer_enabled"], False)
     assert sum(isinstance(frame, WriteSingle) for frame in sent) == 2
+
+
+async def test_the_client_as_a_context_closes_its_link(sim: SimulatedBalancer) -> None:
+    transport = SimTransport(sim)
+    client = DalyClient(transport, timeout=0.3)
+    async with client as entered:
+        assert entered is client
+        await client.poll()
+        assert transport.is_open
+    assert not transport.is_open
+    assert transport.closes == 1
+
+
+async def test_the_identity_of_an_a5_module_is_empty_and_read_without_a_request() -> None:
+    transport = ScriptedTransport(lambda _data: [])
+    assert await DalyClient(transport, family=ProtocolFamily.A5).read_identity() == Identity()
+    assert transport.writes == []
+
+
+async def test_the_survey_ends_at_register_0x00ff() -> None:
+    def respond(data: bytes) -> list[bytes]:
+        frame = parse(data, Direction.REQUEST)
+        assert isinstance(frame, ReadRequest)
+        return [ReadResponse((7,) * frame.count).encode()]
+
+    client = DalyClient(ScriptedTransport(respond), timeout=0.05, retries=0, family=ProtocolFamily.D2)
+    ranges = await client.survey()
+    # 256 registers in reads of at most 62: 4 × 62 + 8
+    assert [(part.start, part.count) for part in ranges] == [(0, 62), (62, 62), (124, 62), (186, 62), (248, 8)]
