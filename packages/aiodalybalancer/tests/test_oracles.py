@@ -42,13 +42,16 @@ from aiodalybalancer.registers import (
     SETTINGS,
     SLEEP_DEFAULT,
     SLEEP_NEVER,
+    WARNING_BITS,
     BatteryType,
     Block,
     Chemistry,
     Confidence,
+    Kind,
     Register,
     active_faults,
     balance_voltage_range,
+    chemistry_of,
     register,
 )
 
@@ -275,6 +278,15 @@ def test_temperature_sensor_count_limit(sensors: int, expected: tuple[float, ...
     assert Status.from_d2(LIVE.decode(_block(LIVE, words)), None, None).temperatures == expected
 
 
+def test_every_temperature_slot_present() -> None:
+    """All eight slots carry a reading (no raw 0, no marker): the one-pass decode of the array."""
+    words = {0x20: 65, 0x21: 1, 0x22: 39, 0x23: 40, 0x24: 41, 0x25: 100, 0x26: 0xFFFE, 0x27: 80}
+    # raw − 40: 25, −39, −1, 0, 1, 60, 65494, 40 °C
+    temperatures = LIVE.decode(_block(LIVE, words))["temperatures"]
+    assert temperatures == (25, -39, -1, 0, 1, 60, 65494, 40)
+    assert all(type(t) is int for t in temperatures)
+
+
 # --- the extended block --------------------------------------------------------------------------
 
 
@@ -484,6 +496,22 @@ def test_chemistry_facts() -> None:
     assert MIN_PACK_VOLTAGE_DUAL_UART == 1.5
 
 
+@pytest.mark.parametrize(
+    ("battery_type", "chemistry"),
+    [
+        ("lifepo4", BatteryType.LIFEPO4),
+        ("li_ion", BatteryType.LI_ION),
+        ("lto", BatteryType.LTO),
+        (BatteryType.LTO, BatteryType.LTO),
+        (None, BatteryType.LIFEPO4),  # not read yet
+        ("", BatteryType.LIFEPO4),
+        ("lead_acid", BatteryType.LIFEPO4),  # a raw value outside the table
+    ],
+)
+def test_chemistry_of_a_battery_type(battery_type: str | None, chemistry: BatteryType) -> None:
+    assert chemistry_of(battery_type) is chemistry
+
+
 def test_register_units_and_flags() -> None:
     """What Home Assistant shows next to each value, and what may be written or shown at all."""
     units = {
@@ -626,6 +654,52 @@ def test_an_offset_register_encodes_and_checks_its_range_in_raw_units() -> None:
     assert setpoint.decode_word(65) == 25
 
 
+def _array(**fields: Any) -> Register:
+    """A hand-made register array of three words at 0x00F0 (the table has none like it)."""
+    return Register(key="array", address=0x00F0, count=3, description="", confidence=Confidence.UNKNOWN, **fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "words", "values"),
+    [
+        # Every word present: the one-pass branch. (raw − 30000) × 0.1
+        ({"scale": 0.1, "offset": 30000}, [30125, 29500, 30000], (12.5, -50.0, 0.0)),
+        ({"scale": 0.1, "offset": 30000}, [30125, 0xFFFF, 30000], (12.5, None, 0.0)),
+        # raw − 40, the temperatures' rule
+        ({"offset": 40}, [65, 1, 40], (25, -39, 0)),
+        # A special value stays raw, the other words are scaled: 125 × 0.1, 0 × 0.1
+        ({"scale": 0.1, "special": {0xFFFE: "no reading yet"}}, [125, 0xFFFE, 0], (12.5, 0xFFFE, 0.0)),
+        # Flags: any non-zero word is on
+        ({"kind": Kind.FLAG}, [0, 1, 2], (False, True, True)),
+        ({"kind": Kind.BITS}, [0x8001, 0, 0xFFFE], (0x8001, 0, 0xFFFE)),
+        ({"kind": Kind.ENUM, "options": ("off", "on")}, [1, 0, 2], ("on", "off", None)),
+    ],
+)
+def test_register_arrays_decode_word_by_word(fields: dict[str, Any], words: list[int], values: tuple[Any, ...]) -> None:
+    decoded = _array(**fields).decode(words)
+    assert decoded == values
+    assert [type(v) for v in decoded] == [type(v) for v in values]  # True is not 1, 12.5 is no int
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("pack_voltage", 532, 53.2),  # 532 × 0.1 V
+        ("current", 30012, 1.2),  # (30012 − 30000) × 0.1 A
+        ("current", 0xFFFF, None),
+        ("max_temperature", 65, 25),  # 65 − 40 °C
+        ("state", 1, "charge"),
+        ("balancing", 2, True),
+        ("cycles", 0, 0),
+    ],
+)
+def test_one_word_registers_decode_through_decode(key: str, raw: int, value: object) -> None:
+    """``Register.decode`` takes a register's words; for a one-word register, its one value."""
+    decoded = register(key).decode([raw])
+    assert decoded == value
+    assert type(decoded) is type(value)
+
+
 def test_refusals_say_the_allowed_range() -> None:
     with pytest.raises(ValueOutOfRangeError, match=r"allowed 1\.8 to 4\.2 V"):
         BY_KEY["balance_start_voltage"].encode(5)
@@ -718,6 +792,20 @@ def test_active_faults_in_bit_order() -> None:
     assert active_faults([0, 0, 0, 0, 0x0003]) == ["fault_4_0", "fault_4_1"]  # a fifth word has no names
 
 
+#: Per fault word, bit 0 first: W for a level-1 warning, F for anything else (a level-2 fault,
+#: a protection, a hardware fault, an unnamed bit). Words 0 and 1 pair each warning with its
+#: level-2 fault; words 2 and 3 hold no warnings.
+WARNING_MAP = ("WFWFWFWFWFWFWFWF", "WFWFWFWFWFWFFFFF", "FFFFFFFFFFFFFFFF", "FFFFFFFFFFFFFFFF")
+
+
+@pytest.mark.parametrize("bit", range(64))
+def test_warnings_and_faults_bit_by_bit(bit: int) -> None:
+    words = [0, 0, 0, 0]
+    words[bit // 16] = 1 << (bit % 16)
+    (name,) = active_faults(words)
+    assert (name in WARNING_BITS) is (WARNING_MAP[bit // 16][bit % 16] == "W"), name
+
+
 # --- frame layout limits -------------------------------------------------------------------------
 
 
@@ -736,7 +824,8 @@ def test_write_multiple_count_limits_and_unsigned_fields() -> None:
         WriteMultiple(0, (0,) * 63).encode()
     assert frame_length(bytes.fromhex("d2100000003e"), Direction.REQUEST) == 132
     assert frame_length(bytes.fromhex("d21000000001"), Direction.REQUEST) == 10
-    for count in ("0000", "003f", "8000", "ffff"):
+    # 0x0101 = 257 and 0x013E = 318: the high byte counts too (its low byte alone would fit).
+    for count in ("0000", "003f", "0101", "013e", "8000", "ffff"):
         with pytest.raises(FrameError, match="write-multiple count"):
             frame_length(bytes.fromhex(f"d2100000{count}"), Direction.REQUEST)
     ack = WriteMultipleAck(0xFFFF, 0x8001).encode()

@@ -17,6 +17,8 @@ from aiodalybalancer.frames import (
 )
 from aiodalybalancer.stream import D2Framing, FrameStream, StreamStats
 
+from .reference import crc16_bitwise
+
 LIVE = bytes.fromhex(
     "d2037c0d070d060d070d050d080d090d080d090d090d080d0a0d080d060d0a0d080d080000000000000000000000000000"
     "00000000000000000000000000000000000000440000000000000000000002150d070215753000000d0a0d04004400440000"
@@ -223,3 +225,22 @@ def test_the_crc_is_computed_once_per_frame(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(frames, "crc16_modbus", counting)
     assert _stream().feed(BALANCER) == [parse(BALANCER, Direction.RESPONSE, crc_checked=True)]
     assert calls == [len(BALANCER)]
+
+
+def test_a_stray_start_byte_right_before_a_frame() -> None:
+    """0xD2 0xD2 …: the first start byte's "function" 0xD2 is impossible; only it is dropped."""
+    stream = _stream()
+    assert stream.feed(b"\xd2" + BALANCER) == [parse(BALANCER, Direction.RESPONSE)]
+    assert stream.stats.dropped_bytes == 1
+
+
+def test_an_incomplete_frame_ahead_never_gives_up_the_current_one() -> None:
+    """The bytes ahead start like a frame and their first five even carry a right CRC, but the
+    frame they announce (9 bytes) is not all there: the frame at the start is waited for."""
+    header = bytes.fromhex("d20304")  # a read response of two words: 9 bytes with its CRC
+    inner = header + crc16_bitwise(header).to_bytes(2, "little")
+    body = bytes.fromhex("d20306") + inner + b"\x00"  # three words: d203 04cc cc00
+    frame = body + crc16_bitwise(body).to_bytes(2, "little")
+    stream = _stream()
+    assert stream.feed(frame[:8]) == []
+    assert stream.feed(frame[8:]) == [ReadResponse((0xD203, int.from_bytes(inner[2:4]), inner[4] << 8))]

@@ -234,12 +234,15 @@ class DalyClient:
         (frame,) = await self._a5_exchange(a5.Command.COUNTS)
         counts = a5.decode_counts(frame)
         cells = a5.assemble_cells(
-            await self._a5_exchange(a5.Command.CELLS, wanted=math.ceil(counts.cell_count / 3)), counts.cell_count
+            await self._a5_exchange(a5.Command.CELLS, wanted=math.ceil(counts.cell_count / a5.CELLS_PER_FRAME)),
+            counts.cell_count,
         )
         temps: tuple[float, ...] = ()
         if counts.temperature_sensor_count:
             temps = a5.assemble_temperatures(
-                await self._a5_exchange(a5.Command.TEMPERATURES, wanted=math.ceil(counts.temperature_sensor_count / 7)),
+                await self._a5_exchange(
+                    a5.Command.TEMPERATURES, wanted=math.ceil(counts.temperature_sensor_count / a5.TEMPS_PER_FRAME)
+                ),
                 counts.temperature_sensor_count,
             )
         (frame,) = await self._a5_exchange(a5.Command.BALANCING)
