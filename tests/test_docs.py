@@ -58,8 +58,9 @@ def test_readme_states_the_code_s_numbers() -> None:
 
 
 def test_readme_says_where_to_send_diagnostics_and_which_balancing_sensors_are_enabled() -> None:
-    """The troubleshooting row of "help verify balancing" links the manifest's issue tracker; the
-    entities table says of each balancing sensor what its description does by default."""
+    """The troubleshooting row of "help verify balancing" links the module report form on the
+    manifest's issue tracker, as the repair does; the entities table says of each balancing
+    sensor what its description does by default."""
     import json
 
     from custom_components.daly_active_balance.binary_sensor import BINARY_SENSORS
@@ -67,7 +68,8 @@ def test_readme_says_where_to_send_diagnostics_and_which_balancing_sensors_are_e
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     manifest = json.loads((ROOT / "custom_components" / "daly_active_balance" / "manifest.json").read_text())
     row = next(line for line in readme.splitlines() if line.startswith('| Repair "help verify balancing"'))
-    assert f"({manifest['issue_tracker']})" in row
+    assert f"({manifest['issue_tracker']}/new?template=module_report.yml)" in row
+    assert (ROOT / ".github" / "ISSUE_TEMPLATE" / "module_report.yml").is_file()
     names = {
         "balancing": "Balancing",
         "balancing_expected": "Balancing expected",

@@ -41,6 +41,8 @@ ISSUES: Final = (*(reason.value for reason in Reason), ISSUE_VERIFY_BALANCING, I
 #: Raised as errors: the pack or its wiring is at risk. The rest are warnings: a setting, a
 #: silent module, a register whose meaning is inferred (string count) or in doubt (balancing).
 _ERRORS: Final = frozenset({ISSUE_CELL_OUT_OF_RANGE, ISSUE_PACK_VOLTAGE_LOW})
+#: The issue form that asks for what a module's report needs (.github/ISSUE_TEMPLATE).
+MODULE_REPORT_FORM: Final = "module_report.yml"
 #: The battery type select's translation key (select.py), whose option names the issues use.
 BATTERY_TYPE_TRANSLATION_KEY: Final = "battery_type"
 #: The "not keeping up" binary sensor's translation key and its attribute listing the causes
@@ -97,7 +99,7 @@ def _placeholders(findings: Findings, target: IssueTarget, chemistry_name: str) 
         ISSUE_VERIFY_BALANCING: {
             "registers": ", ".join(findings.balancing_doubt),
             "minutes": f"{DOUBT_AFTER / 60:g}",
-            "issue_tracker": target.issue_tracker,
+            "issue_tracker": f"{target.issue_tracker}/new?template={MODULE_REPORT_FORM}",
         }
         if findings.balancing_doubt
         else None,

@@ -628,7 +628,7 @@ async def test_balancing_reports_in_doubt(
         "title": TITLE,
         "registers": registers,
         "minutes": "10",
-        "issue_tracker": integration.issue_tracker,
+        "issue_tracker": f"{integration.issue_tracker}/new?template=module_report.yml",
     }
     assert raised(hass, init_integration) == {ISSUE_VERIFY_BALANCING}
 
