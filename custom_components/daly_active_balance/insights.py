@@ -28,7 +28,7 @@ version (Home Assistant's ``Store``), keeping the last ``KEEP_DAYS`` days.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -212,6 +212,11 @@ class Answers:
     not_keeping_up: NotKeepingUp | None
 
 
+def _fields(day: DaySummary | _Today) -> dict[str, Any]:
+    """A day's fields by name, shallow (the summary and today's figures have the same fields)."""
+    return {name.name: getattr(day, name.name) for name in fields(day)}
+
+
 @dataclass(slots=True)
 class _Today:
     """Today's figures while they change (mutable: one update per poll, no copies)."""
@@ -231,36 +236,12 @@ class _Today:
 
     @classmethod
     def of(cls, summary: DaySummary) -> _Today:
-        return cls(
-            day=summary.day,
-            chemistry=summary.chemistry,
-            top_difference=summary.top_difference,
-            bottom_difference=summary.bottom_difference,
-            highest_at_top=list(summary.highest_at_top),
-            lowest_at_bottom=list(summary.lowest_at_bottom),
-            balancing_s=summary.balancing_s,
-            expected_s=summary.expected_s,
-            max_cell=summary.max_cell,
-            start_voltage=summary.start_voltage,
-            start_delta=summary.start_delta,
-            switched_off=summary.switched_off,
-        )
+        counts = {"highest_at_top": list(summary.highest_at_top), "lowest_at_bottom": list(summary.lowest_at_bottom)}
+        return cls(**{**_fields(summary), **counts})
 
     def summary(self) -> DaySummary:
-        return DaySummary(
-            day=self.day,
-            chemistry=self.chemistry,
-            top_difference=self.top_difference,
-            bottom_difference=self.bottom_difference,
-            highest_at_top=tuple(self.highest_at_top),
-            lowest_at_bottom=tuple(self.lowest_at_bottom),
-            balancing_s=self.balancing_s,
-            expected_s=self.expected_s,
-            max_cell=self.max_cell,
-            start_voltage=self.start_voltage,
-            start_delta=self.start_delta,
-            switched_off=self.switched_off,
-        )
+        counts = {"highest_at_top": tuple(self.highest_at_top), "lowest_at_bottom": tuple(self.lowest_at_bottom)}
+        return DaySummary(**{**_fields(self), **counts})
 
     def restart_knees(self, chemistry: BatteryType) -> None:
         """Drop the figures that depend on the chemistry's knees."""
