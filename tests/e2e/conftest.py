@@ -261,7 +261,10 @@ async def _start(config_dir: Path, output: Path, workdir: Path) -> asyncio.subpr
 
 
 async def restart(ha: HomeAssistantProcess, while_stopped: Callable[[], None] = lambda: None) -> None:
-    """Stop Home Assistant (it writes its stores), run ``while_stopped``, start it again and wait for its UI."""
+    """Stop Home Assistant (it writes its stores), run ``while_stopped``, start it again and wait for its UI.
+
+    The UI is served before the integrations are set up: ``ui.started`` waits for the rest.
+    """
     await _stop(ha.process)
     while_stopped()
     ha.process = await _start(ha.config_dir, ha.output, ha.config_dir.parent)

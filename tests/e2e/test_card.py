@@ -363,6 +363,8 @@ async def test_card_and_insights_after_two_weeks(
         await restart(home_assistant, lambda: seed_insights(home_assistant.config_dir, PACK_DAYS))
         await page.goto(f"{home_assistant.url}/")
         await ui.settled(page)
+        # The dashboard below is loaded anew, once the card is among the index page's modules.
+        await ui.started(page)
 
         cards = [
             {"type": f"custom:{CARD}", "device_id": device},

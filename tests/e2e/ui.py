@@ -72,6 +72,19 @@ async def settled(page: Page) -> None:
     await expect(page.locator("#ha-launch-screen")).to_have_count(0, timeout=60_000)
 
 
+async def started(page: Page) -> None:
+    """Wait until Home Assistant has finished starting: every integration is set up.
+
+    Home Assistant serves its UI early in its start, before the integrations' set-up, and writes
+    the modules they add (the cells card) into the index page when the page is requested: its
+    frontend never loads one added later. After a restart, a page that should show the card must
+    be loaded anew once this returns.
+    """
+    await page.wait_for_function(
+        "() => document.querySelector('home-assistant')?.hass?.config?.state === 'RUNNING'", timeout=120_000
+    )
+
+
 async def add_daly_integration(page: Page, base_url: str, port_or_url: str, screenshots: Path) -> str:
     """Settings → Devices & services → Add integration → DALY → serial/bridge → the URL → finish.
 
