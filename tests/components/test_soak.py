@@ -129,3 +129,22 @@ async def test_the_ble_link_outlives_home_assistant_forgetting_the_dongle(
         assert lane.wrong_values == lane.wrong_entities == 0
     finally:
         await hass.config_entries.async_unload(lane.entry.entry_id)
+
+
+def test_a_soak_over_one_link_is_not_failed_for_polling_one_module_at_once() -> None:
+    """`scripts/soak --links tcp` soaks one module: "modules at once" asks for as many as links."""
+    from reliability.soak import _failures
+
+    link = {
+        "wrong_values_published": 0,
+        "writes_unverified": 0,
+        "unrequested_writes": 0,
+        "fault_rate": 0.5,
+        "recovery_polls_max": 1,
+    }
+    clean = {"restart": {}, "leaked_tasks": 0, "leaked_fds": 0, "harness_passed": True}
+    fuzz = {"fuzz_unexpected_exceptions": 0, "bad_crc_accepted": 0}
+    assert _failures({**clean, "links": {"tcp": link}, "concurrent_modules": 1}, fuzz) == []
+    assert _failures({**clean, "links": {"tcp": link, "pty": link}, "concurrent_modules": 1}, fuzz) == [
+        "only 1 module(s) polled at once"
+    ]
