@@ -136,6 +136,8 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         #: Until when the dongle is left to the phone app (None: it is not), and the timer that
         #: ends that window. Kept in memory only: a restart or reload ends the window.
         self._released_until: datetime | None = None
+        #: The language whose entity translations were last loaded for the repairs' texts.
+        self._translations_loaded: str | None = None
         self._unsub_release: CALLBACK_TYPE | None = None
         self._init_insights()
         self.apply_options()
@@ -245,8 +247,11 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         self._failing = not self.last_update_success
         # The repairs name the battery type as its select shows it, in Home Assistant's language
         # now: the first poll runs before the platforms load the entity translations, and a
-        # language change loads none of this integration's (a no-op once they are loaded).
-        await async_get_translations(self.hass, self.hass.config.language, "entity", {DOMAIN})
+        # language change loads none of this integration's. Once per language: the call copies
+        # every entity translation of the integration, which is not free on every poll.
+        if (language := self.hass.config.language) != self._translations_loaded:
+            await async_get_translations(self.hass, language, "entity", {DOMAIN})
+            self._translations_loaded = language
         async with self._busy:
             if self._released_until is not None:
                 return self._while_released()
