@@ -303,11 +303,15 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         """What the pack checks found after the latest poll."""
         return self.checks.findings
 
+    @property
+    def _issue_target(self) -> IssueTarget:
+        """The entry the repair issues belong to, as plain data."""
+        entry = self.config_entry
+        return IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker)
+
     def _report(self, findings: Findings) -> None:
         """Raise or clear the repair issues from the findings of this poll."""
-        entry = self.config_entry
-        target = IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker)
-        async_update_issues(self.hass, target, findings, clear=self.checks.judged)
+        async_update_issues(self.hass, self._issue_target, findings, clear=self.checks.judged)
 
     # --- pack insights (insights.py, insights_store.py) ---------------------------------------
     # Kept apart from the rest of the coordinator: set up with it, fed once per answered poll.
@@ -330,13 +334,7 @@ class DalyCoordinator(DataUpdateCoordinator[DalyData]):
         if said == self._verdict_shown:
             return
         self._verdict_shown = said
-        entry = self.config_entry
-        async_update_not_keeping_up(
-            self.hass,
-            IssueTarget(entry.entry_id, entry.title, self.link, self._issue_tracker),
-            verdict,
-            threshold=threshold,
-        )
+        async_update_not_keeping_up(self.hass, self._issue_target, verdict, threshold=threshold)
 
     # --- end of pack insights -----------------------------------------------------------------
 
