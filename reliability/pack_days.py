@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import Any
 
 from aiodalybalancer.tools.pack import DAY, MAX_STEP, PackModel, weak_cell_pack
 from custom_components.daly_active_balance.insights import Insights, Observation
@@ -38,6 +39,19 @@ def live(
         )
         insights.observe(obs)
         yield obs
+
+
+def history(days_in: float, today: date, *, seed: int = 0) -> dict[str, Any]:
+    """What the insights kept of a pack with a weak cell that has lived ``days_in`` days until now.
+
+    The pack is the one ``weak_cell_simulator(days_in)`` serves (its defaults: 16 LiFePO4 cells,
+    ``seed``), polled once a minute from its day 0; its last day is ``today``. This is the stored
+    form (``Insights.as_dict``) Home Assistant's store of the module holds.
+    """
+    insights = Insights()
+    for _ in live(weak_cell_pack(seed=seed), insights, days_in, start=today - timedelta(days=int(days_in))):
+        pass
+    return insights.as_dict()
 
 
 def daily_table(

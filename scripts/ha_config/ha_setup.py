@@ -4,32 +4,44 @@ Used by `scripts/run` (inside the project's environment) and by the browser test
 
     python scripts/ha_config/ha_setup.py prepare CONFIG_DIR --port 8123
     python scripts/ha_config/ha_setup.py onboard http://127.0.0.1:8123 --username daly --password …
+    python scripts/ha_config/ha_setup.py add-module http://127.0.0.1:8123 socket://127.0.0.1:8899 --username …
+    python scripts/ha_config/ha_setup.py pack-age CONFIG_DIR 14
+    python scripts/ha_config/ha_setup.py seed-insights CONFIG_DIR socket://127.0.0.1:8899 14.6
 
 `prepare` copies configuration.yaml (only when the folder has none), links the integration into
 custom_components/ (a symlink, so edits in the repository show after a restart) and writes the
 HTTP settings to .storage/http: Home Assistant 2026.10 reads them from there, not from YAML.
 `onboard` makes the calls the onboarding pages make (user, location, analytics, integrations);
-it does nothing when onboarding is already done.
+it does nothing when onboarding is already done. `add-module` adds the module at a serial port or
+URL through the config flow, as the "Add integration" dialog does.
+
+A simulated pack that has lived days (`daly-balancer simulate --pack-days`) has a history Home
+Assistant never saw: it files each poll under its own date. `pack-age` gives the age to start
+the pack at so that its sun follows Home Assistant's clock, and `seed-insights` (run while Home
+Assistant is stopped) writes that pack's days into the insights store of the module at the URL.
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import json
 import os
 from pathlib import Path
 import shutil
 import sys
+import time
 from typing import Any
 import urllib.error
 import urllib.parse
 import urllib.request
+from zoneinfo import ZoneInfo
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TEMPLATE = HERE / "configuration.yaml"
-COMPONENT = REPO / "custom_components" / "daly_active_balance"
+DOMAIN = "daly_active_balance"
+COMPONENT = REPO / "custom_components" / DOMAIN
 LOOPBACK = "127.0.0.1"
 
 
@@ -126,6 +138,111 @@ def onboard(base: str, username: str, password: str, name: str = "DALY tester", 
     return str(token)
 
 
+def login(base: str, username: str, password: str) -> str:
+    """An access token for an existing user (the calls the login page makes)."""
+    client_id = f"{base}/"
+    flow = _call(
+        base,
+        "/auth/login_flow",
+        {"client_id": client_id, "handler": ["homeassistant", None], "redirect_uri": f"{base}/?auth_callback=1"},
+    )
+    result = _call(
+        base,
+        f"/auth/login_flow/{flow['flow_id']}",
+        {"client_id": client_id, "username": username, "password": password},
+    )
+    if result.get("type") != "create_entry":
+        raise SystemExit(f"could not log in as {username!r}: {result.get('errors') or result.get('reason')}")
+    grant = {"grant_type": "authorization_code", "code": result["result"], "client_id": client_id}
+    return str(_call(base, "/auth/token", grant, form=True)["access_token"])
+
+
+def add_module(base: str, token: str, port: str) -> bool:
+    """Add the module at ``port`` (a serial port or URL) as the config flow's serial step does.
+
+    True when it was added now, False when Home Assistant has it already; SystemExit with the
+    flow's error otherwise.
+    """
+    flow = _call(base, "/api/config/config_entries/flow", {"handler": DOMAIN}, token)
+    path = f"/api/config/config_entries/flow/{flow['flow_id']}"
+    step = _call(base, path, {"next_step_id": "serial"}, token)
+    result = _call(base, path, {"port": port}, token)
+    if result["type"] == "create_entry":
+        return True
+    if result["type"] == "abort" and result["reason"] in {"already_configured", "module_already_configured"}:
+        return False
+    raise SystemExit(f"adding {port} failed at step {step.get('step_id')}: {result.get('errors') or result}")
+
+
+def restart(base: str, token: str, wait: float = 600) -> None:
+    """Ask Home Assistant to restart (it exits with code 100; ``scripts/run`` starts it again).
+
+    Home Assistant ignores a stop until it has started: this waits (up to ``wait`` s) for that.
+    """
+    deadline = time.monotonic() + wait
+    while _call(base, "/api/config", token=token)["state"] != "RUNNING":
+        if time.monotonic() > deadline:
+            raise SystemExit(f"Home Assistant did not finish starting within {wait:.0f} s")
+        time.sleep(1)
+    try:
+        _call(base, "/api/services/homeassistant/restart", {}, token)
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        pass  # it may stop before it answers
+
+
+def time_zone(config_dir: Path) -> ZoneInfo:
+    """Home Assistant's time zone (UTC, its default, before it has stored one)."""
+    path = config_dir / ".storage" / "core.config"
+    if path.exists():
+        return ZoneInfo(json.loads(path.read_text(encoding="utf-8"))["data"]["time_zone"])
+    return ZoneInfo("UTC")
+
+
+def pack_age(config_dir: Path, days: int) -> float:
+    """``days`` and the part of today gone by in Home Assistant's time zone, in days.
+
+    A simulated pack (whose day starts at its midnight) started at this age sees its sun rise
+    and set on Home Assistant's clock, and its last day is Home Assistant's today.
+    """
+    now = datetime.now(time_zone(config_dir))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return days + (now - midnight) / timedelta(days=1)
+
+
+def seed_insights(config_dir: Path, port: str, age: float) -> list[str]:
+    """Write the days of a weak-cell pack aged ``age`` into the insights store of the module at ``port``.
+
+    Run while Home Assistant is stopped (it would write over them). The history ends today in
+    Home Assistant's time zone and replaces what the store held. Returns the entries seeded:
+    those of this integration whose port is ``port`` (none before the module was added).
+    """
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from custom_components.daly_active_balance.insights_store import (  # noqa: PLC0415 - needs the venv
+        STORE_MINOR_VERSION,
+        STORE_VERSION,
+        store_key,
+    )
+    from reliability.pack_days import history  # noqa: PLC0415 - needs the repository on the path
+
+    storage = config_dir / ".storage"
+    entries_path = storage / "core.config_entries"
+    if not entries_path.exists():
+        return []
+    entries = json.loads(entries_path.read_text(encoding="utf-8"))["data"]["entries"]
+    seeded = [e["entry_id"] for e in entries if e["domain"] == DOMAIN and e["data"].get("port") == port]
+    if not seeded:
+        return []
+    data = history(age, datetime.now(time_zone(config_dir)).date())
+    for entry_id in seeded:
+        key = store_key(entry_id)
+        content = {"version": STORE_VERSION, "minor_version": STORE_MINOR_VERSION, "key": key, "data": data}
+        (storage / key).write_text(json.dumps(content), encoding="utf-8")
+    return seeded
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -137,9 +254,36 @@ def main(argv: list[str] | None = None) -> int:
     onb.add_argument("base_url")
     onb.add_argument("--username", required=True)
     onb.add_argument("--password", required=True)
+    add = sub.add_parser("add-module", help="add the module at a port or URL (prints added or present)")
+    add.add_argument("base_url")
+    add.add_argument("port")
+    add.add_argument("--username", required=True)
+    add.add_argument("--password", required=True)
+    add.add_argument("--restart-if-added", action="store_true", help="then restart Home Assistant")
+    age = sub.add_parser("pack-age", help="print the age (days) to start a simulated pack at")
+    age.add_argument("config_dir", type=Path)
+    age.add_argument("days", type=int)
+    seed = sub.add_parser("seed-insights", help="give the module at a port the history of a simulated pack")
+    seed.add_argument("config_dir", type=Path)
+    seed.add_argument("port")
+    seed.add_argument("age", type=float, help="the pack's age in days (as `pack-age` printed it)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args.config_dir.resolve(), args.port)
+        return 0
+    if args.command == "add-module":
+        base = args.base_url.rstrip("/")
+        token = login(base, args.username, args.password)
+        added = add_module(base, token, args.port)
+        if added and args.restart_if_added:
+            restart(base, token)
+        print("added" if added else "present")
+        return 0
+    if args.command == "pack-age":
+        print(f"{pack_age(args.config_dir, args.days):.6f}")
+        return 0
+    if args.command == "seed-insights":
+        print(" ".join(seed_insights(args.config_dir.resolve(), args.port, args.age)) or "none")
         return 0
     print("onboarded" if onboard(args.base_url.rstrip("/"), args.username, args.password) else "onboarded-before")
     return 0

@@ -189,7 +189,8 @@ async def http_status(port: int, path: str) -> int | None:
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
 
 
-def _load_ha_setup() -> ModuleType:
+def load_ha_setup() -> ModuleType:
+    """scripts/ha_config/ha_setup.py, the helpers ``scripts/run`` uses (not a package: loaded by path)."""
     spec = importlib.util.spec_from_file_location("daly_ha_setup", HA_SETUP)
     assert spec is not None
     assert spec.loader is not None
@@ -282,7 +283,7 @@ async def home_assistant(
     """
     port = free_port()
     config_dir = tmp_path / "config"
-    _load_ha_setup().prepare(config_dir, port)
+    load_ha_setup().prepare(config_dir, port)
     output = tmp_path / "home-assistant.out"
     process = await _start(config_dir, output, tmp_path)
     ha = HomeAssistantProcess(f"http://127.0.0.1:{port}", port, config_dir, output, process)

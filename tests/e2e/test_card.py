@@ -8,11 +8,8 @@ comes with it. Screenshots of the card go to artifacts/screenshots/e2e-08-card-*
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
-import json
 from pathlib import Path
 import re
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,14 +17,11 @@ pytest.importorskip("playwright", reason="playwright is not installed (requireme
 
 from playwright.async_api import ConsoleMessage, Locator, Page, Route, expect
 
-from aiodalybalancer.tools.pack import weak_cell_pack, weak_cell_simulator
+from aiodalybalancer.tools.pack import weak_cell_simulator
 from aiodalybalancer.tools.simulator import Fault, FaultPlan, SimulatorConfig, serve_tcp
-from custom_components.daly_active_balance.const import DOMAIN
-from custom_components.daly_active_balance.insights import FORMAT_VERSION, Insights
-from reliability.pack_days import live
 
 from . import ui
-from .conftest import FrozenClock, HomeAssistantProcess, RunningSimulator, loud_skip, restart
+from .conftest import FrozenClock, HomeAssistantProcess, RunningSimulator, load_ha_setup, loud_skip, restart
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -304,32 +298,6 @@ INSIGHT_KEYS = (
 PACK_DAYS = 14
 
 
-def seed_insights(config_dir: Path, days: int) -> None:
-    """Give the module's insights store ``days`` days of history, ending today.
-
-    Home Assistant files each poll under its own date, so days a simulated pack lived before the
-    start never reach it; this writes what the insights would have kept over those days (the same
-    pack model, fed one observation a minute, as reliability/pack_days.py does) into the store
-    Home Assistant wrote for the module on stopping. Run while Home Assistant is stopped.
-    """
-    storage = config_dir / ".storage"
-    zone = ZoneInfo(json.loads((storage / "core.config").read_text(encoding="utf-8"))["data"]["time_zone"])
-    stores = []
-    for path in sorted(storage.glob(f"{DOMAIN}*")):
-        content = json.loads(path.read_text(encoding="utf-8"))
-        data = content.get("data")
-        if isinstance(data, dict) and data.get("version") == FORMAT_VERSION and isinstance(data.get("days"), list):
-            stores.append((path, content))
-    assert len(stores) == 1, f"one insights store expected in {storage}: {sorted(p.name for p in storage.iterdir())}"
-    path, content = stores[0]
-    today = datetime.now(zone).date()
-    insights = Insights()
-    for _ in live(weak_cell_pack(), insights, days, start=today - timedelta(days=days)):
-        pass
-    content["data"] = insights.as_dict()
-    path.write_text(json.dumps(content), encoding="utf-8")
-
-
 async def insight_entities(page: Page, device: str) -> dict[str, str]:
     """The device's insight entities by translation key (those Home Assistant has)."""
     found: dict[str, str] = await page.evaluate(
@@ -360,7 +328,14 @@ async def test_card_and_insights_after_two_weeks(
         entities = await insight_entities(page, device)
         if "difference_trend" not in entities:
             loud_skip(pytestconfig, "this integration has no pack insight entities (difference_trend) yet")
-        await restart(home_assistant, lambda: seed_insights(home_assistant.config_dir, PACK_DAYS))
+        # Home Assistant files each poll under its own date, so it never saw the days the pack
+        # lived: scripts/run's helper writes them into the module's store while it is stopped.
+        seeded: list[str] = []
+        await restart(
+            home_assistant,
+            lambda: seeded.extend(load_ha_setup().seed_insights(home_assistant.config_dir, server.url, PACK_DAYS)),
+        )
+        assert len(seeded) == 1
         await page.goto(f"{home_assistant.url}/")
         await ui.settled(page)
         # The dashboard below is loaded anew, once the card is among the index page's modules.
