@@ -133,13 +133,13 @@ def test_yesterday_and_the_trend_by_least_squares() -> None:
     insights = Insights()
     for day, top in enumerate((10, 14)):
         day_with_top(insights, day, top)
-    insights.observe(obs((3.3, 3.3), t=2 * DAY, day=2))
+    insights.observe(obs((3.3, 3.3, 3.3), t=2 * DAY, day=2))
     assert insights.answers().trend is None  # two finished days with a top: unknown
     assert insights.answers().top_difference_yesterday == 14
     insights = Insights()
     for day, top in enumerate((10, 14, 15, 21)):
         day_with_top(insights, day, top)
-    insights.observe(obs((3.3, 3.3), t=4 * DAY, day=4))
+    insights.observe(obs((3.3, 3.3, 3.3), t=4 * DAY, day=4))
     answers = insights.answers()
     assert answers.trend == pytest.approx(3.4)
     assert answers.top_difference_yesterday == 21
@@ -156,7 +156,7 @@ def test_the_trend_uses_the_last_seven_days_with_a_top_and_their_dates() -> None
     for day in range(9):
         day_with_top(insights, day, 100 if day < 3 else 10 + day)
     day_with_top(insights, 11, 30)  # days 9 and 10 have no data at all
-    insights.observe(obs((3.3, 3.3), t=12 * DAY, day=12))
+    insights.observe(obs((3.3, 3.3, 3.3), t=12 * DAY, day=12))
     assert insights.answers().trend == pytest.approx(601 / 304)
     assert insights.answers().top_difference_yesterday == 30
 
@@ -258,6 +258,90 @@ def test_chemistry_change_starts_the_knees_afresh() -> None:
     assert insights.answers().top_difference_today == 30
 
 
+def sixteen_cell_days(insights: Insights, days: int) -> tuple[float, ...]:
+    """``days`` days of a 16-cell pack: cell 14 highest at the top (10 mV more a day), cell 12
+    lowest at the bottom. Returns the cells of a top reading."""
+    top = [3.45] * 16
+    for day in range(days):
+        top[13] = 3.46 + 0.01 * day
+        bottom = [3.25] * 16
+        bottom[11] = 3.10
+        insights.observe(obs(tuple(top), t=day * DAY, day=day))
+        insights.observe(obs(tuple(bottom), t=day * DAY + 10, day=day))
+    return tuple(top)
+
+
+def _no_cell_beyond(answers: Any, cells: int) -> bool:
+    named = [answers.weakest_cell, answers.highest_cell_at_top]
+    if answers.not_keeping_up is not None:
+        named.append(answers.not_keeping_up.cell)
+    return (
+        all(cell is None or cell <= cells for cell in named)
+        and max(len(answers.lowest_at_bottom), len(answers.highest_at_top)) <= cells
+    )
+
+
+def test_a_cell_count_change_starts_afresh_and_names_no_missing_cell() -> None:
+    """Read as 8 cells, a 16-cell pack's days (cell 12 weakest, cell 14 highest) leave the
+    answers; the days stay stored, and count again once the 16 cells are back."""
+    insights = Insights(rising_mv_per_day=5, rising_days=2)
+    top = sixteen_cell_days(insights, 5)
+    before = insights.answers()
+    assert (before.weakest_cell, before.highest_cell_at_top) == (12, 14)
+    assert before.trend == pytest.approx(10.0)
+    assert before.top_difference_yesterday == 40
+    assert before.top_difference_today == 50
+    assert before.not_keeping_up is not None
+    assert before.not_keeping_up.cell == 12
+
+    eight = obs((3.45,) * 7 + (3.50,), t=4 * DAY + 20, day=4)
+    insights.observe(eight)
+    after = insights.answers()
+    assert (after.weakest_cell, after.trend, after.not_keeping_up) == (None, None, None)
+    assert after.highest_cell_at_top == 8  # the 8 cells' own top
+    assert (after.top_difference_yesterday, after.top_difference_today) == (None, 50)  # the 8 cells' own top
+    assert after.highest_at_top == (0,) * 7 + (1,)
+    assert len(insights.days) == 5
+
+    stored = Insights.from_dict(insights.as_dict())  # a restart keeps reading 8 cells
+    stored.observe(replace(eight, time=4 * DAY + 30))
+    assert _no_cell_beyond(stored.answers(), 8)
+    assert stored.answers().highest_cell_at_top == 8
+
+    insights.observe(obs(top, t=4 * DAY + 40, day=4))  # the 16 cells are back: their days count again
+    back = insights.answers()
+    assert (back.weakest_cell, back.trend) == (12, pytest.approx(10.0))
+    assert back.highest_at_top[13] == 5  # days 0–3 and the poll just now
+    assert len(back.highest_at_top) == 16
+
+
+def test_a_restart_then_fewer_cells_names_no_missing_cell() -> None:
+    """Loaded from a 16-cell store, the first poll of 8 cells already answers for those 8."""
+    insights = Insights(rising_mv_per_day=5, rising_days=2)
+    sixteen_cell_days(insights, 5)
+    restored = Insights.from_dict(insights.as_dict(), rising_mv_per_day=5, rising_days=2)
+    assert restored.answers().weakest_cell == 12
+    restored.observe(obs((3.45,) * 7 + (3.50,), t=4 * DAY + 20, day=4))
+    assert _no_cell_beyond(restored.answers(), 8)
+    assert restored.answers().not_keeping_up is None
+
+
+def test_an_implausible_reading_is_left_out() -> None:
+    """A cell at 0 V (a wiring fault the pack check reports) or far above the range is no
+    difference of the pack: the day's figures are the other cells'."""
+    insights = Insights()
+    insights.observe(obs((3.45, 3.44, 3.45, 0.0)))
+    insights.observe(obs((3.45, 3.43, 3.45, 5.0), t=10))
+    insights.observe(obs((3.15, 3.10, 3.15, 0.0), t=20))
+    answers = insights.answers()
+    assert (answers.top_difference_today, answers.bottom_difference_today) == (20, 50)
+    assert answers.weakest_cell == 2
+    assert answers.highest_at_top == (2, 0, 0, 0)
+    # The edges of the range count (LiFePO4 2.0 to 3.8 V): the readings are of the pack.
+    insights.observe(obs((3.8, 3.5, 3.5, 3.5), t=30))
+    assert insights.answers().top_difference_today == 300
+
+
 def test_history_keeps_thirty_days() -> None:
     insights = Insights()
     for day in range(40):
@@ -327,6 +411,19 @@ def test_a_version_1_store_is_migrated() -> None:
         start_delta=20,
     )
     assert restored.answers().highest_cell_at_top == 1
+
+
+def test_a_newer_store_is_read_as_far_as_it_can_be() -> None:
+    """A later release's layout (a downgrade since): its days are kept, fields it added ignored."""
+    insights = Insights()
+    sixteen_cell_days(insights, 4)
+    newer = insights.as_dict()
+    newer["version"] = FORMAT_VERSION + 1
+    for day in newer["days"]:
+        day["added_later"] = [1, 2, 3]
+    restored = Insights.from_dict(newer)
+    assert restored.days == insights.days
+    assert restored.answers() == insights.answers()
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,10 @@ the **cell highest at the top**, and whether the balancer is **not keeping up**,
 
 A change of chemistry starts the knees afresh: today's knee figures under the old chemistry are
 dropped (its balancing times stay: they do not depend on the knees), and the answers use only days
-of the current chemistry; older days stay stored for what they were.
+of the current chemistry; older days stay stored for what they were. A change of the cell count
+(another pack, or the module set to another string count) does the same: a cell the module no
+longer reports is never named. A reading outside the chemistry's plausible range (0 V: a wiring
+or sampling fault, which the pack check reports) is left out, as an unreadable one is.
 
 Each observation costs O(cells); the day's figures are folded into the history once, when the
 first observation of a new day arrives. The state goes to and from a plain dict with a format
@@ -34,7 +37,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from aiodalybalancer.models import Settings, Status
-from aiodalybalancer.registers import BatteryType, chemistry_of
+from aiodalybalancer.registers import CHEMISTRY, BatteryType, chemistry_of
 
 from .checks import balancing_expected
 
@@ -78,6 +81,13 @@ KNEES: Final[Mapping[BatteryType, Knees]] = {
     # the nominal voltage 2.3–2.4 V (en.wikipedia.org/wiki/Lithium-titanate_battery; Toshiba SCiB:
     # 2.3 V average); the knees sit 0.2 V inside the range's ends.
     BatteryType.LTO: Knees(upper=2.60, lower=2.00),
+}
+
+
+#: Per chemistry, the cell readings (mV) the insights take: the pack check's plausible range.
+_PLAUSIBLE_MV: Final[Mapping[BatteryType, tuple[int, int]]] = {
+    chemistry: (round(facts.plausible_min * 1000), round(facts.plausible_max * 1000))
+    for chemistry, facts in CHEMISTRY.items()
 }
 
 
@@ -255,6 +265,7 @@ class Insights:
     """The daily summaries and the answers drawn from them (a coordinator holds one)."""
 
     __slots__ = (
+        "_cells",
         "_days",
         "_last",
         "_recent",
@@ -281,6 +292,9 @@ class Insights:
         #: Finished days, oldest first.
         self._days: list[DaySummary] = []
         self._today: _Today | None = None
+        #: The cell count of the pack the answers are about (the latest observation's; after
+        #: loading, the newest day's with per-cell counts), None before any.
+        self._cells: int | None = None
         #: The previous observation's time and states (not stored: after a restart the gap is long).
         self._last: tuple[float, bool, bool] | None = None
         self._verdict: NotKeepingUp | None = None
@@ -311,15 +325,17 @@ class Insights:
 
     def observe(self, obs: Observation) -> None:
         """Fold one poll into today's figures (O(cells); a new day first closes the previous one)."""
+        other_pack = self._cells is not None and len(obs.cells) != self._cells
+        self._cells = len(obs.cells)
         today = self._today
         if today is None or obs.day > today.day:
             if today is not None:
                 self._close_day(today.summary(), obs.day)
-            changed = today is not None and today.chemistry != obs.chemistry
+            changed = today is not None and (today.chemistry != obs.chemistry or other_pack)
             today = self._today = _Today(obs.day, obs.chemistry)
             self._refresh(replay=changed)
         # A date going back (the clock or the time zone changed) stays filed under today.
-        elif obs.chemistry != today.chemistry:
+        elif obs.chemistry != today.chemistry or other_pack:
             today.restart_knees(obs.chemistry)
             self._refresh(replay=True)
 
@@ -343,10 +359,13 @@ class Insights:
         # Millivolts, as the module measures: no float residue at a knee.
         high = low = -1
         high_mv = low_mv = 0
+        plausible_min, plausible_max = _PLAUSIBLE_MV[today.chemistry]
         for index, volts in enumerate(obs.cells):
             if volts is None:
                 continue
             mv = round(volts * 1000)
+            if not plausible_min <= mv <= plausible_max:
+                continue
             if high < 0 or mv > high_mv:
                 high, high_mv = index, mv
             if low < 0 or mv < low_mv:
@@ -373,14 +392,14 @@ class Insights:
             self._days = [day for day in self._days if day.day >= oldest]
 
     def _refresh(self, *, replay: bool = False) -> None:
-        """Work out what depends on finished days only (once a day, or on a chemistry change).
+        """Work out what depends on finished days only (once a day, or when the pack changed).
 
         ``replay``: judge "not keeping up" day by day from the first finished day, as when the
-        days were lived (after loading, or when the chemistry changed).
+        days were lived (after loading, or when the chemistry or the cell count changed).
         """
         today = self._today
         assert today is not None
-        finished = [day for day in self._days if day.chemistry == today.chemistry]
+        finished = [day for day in self._days if day.chemistry == today.chemistry and _of_cells(day, self._cells)]
         first = today.day - timedelta(days=TREND_DAYS - 1)
         recent = [day for day in finished if day.day >= first]
         self._recent = (
@@ -490,6 +509,15 @@ class Insights:
         if days:
             insights._days = days[:-1]
             insights._today = _Today.of(days[-1])
+            insights._cells = next(
+                (
+                    len(counts)
+                    for day in reversed(days)
+                    for counts in (day.highest_at_top, day.lowest_at_bottom)
+                    if counts
+                ),
+                None,
+            )
             insights._refresh(replay=True)
         return insights
 
@@ -511,12 +539,24 @@ MIGRATIONS: Final[Mapping[int, Callable[[Mapping[str, Any]], dict[str, Any]]]] =
 
 
 def migrate(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``data`` brought up to ``FORMAT_VERSION`` (KeyError for a newer or unknown version)."""
+    """``data`` brought up to ``FORMAT_VERSION`` (KeyError for an unknown older version).
+
+    A newer version (written by a later release, then downgraded from) is returned as it is: a
+    newer layout only adds to this one (Home Assistant's rule for a store's minor version), so
+    its days are read as far as this release knows their fields, not thrown away.
+    """
     version = data["version"]
+    if version > FORMAT_VERSION:
+        return data
     while version != FORMAT_VERSION:
         data = MIGRATIONS[version](data)
         version = data["version"]
     return data
+
+
+def _of_cells(day: DaySummary, cells: int | None) -> bool:
+    """Whether ``day``'s per-cell counts are of a pack of ``cells`` cells (a day without any is)."""
+    return cells is None or all(len(counts) in {0, cells} for counts in (day.highest_at_top, day.lowest_at_bottom))
 
 
 def _below(value: int | None, limit: int | None) -> bool:
