@@ -289,3 +289,26 @@ async def test_not_keeping_up_default_notification_and_no_alarm_after_a_restart(
         "Balancer not keeping up: the cell difference at the top of charge keeps growing. "
         "Check: the balance turn-on difference is set too high."
     )
+
+
+async def test_not_keeping_up_ignores_another_problem_sensor_picked_by_mistake(
+    hass: HomeAssistant, init_integration: MockConfigEntry, tmp_path: Path
+) -> None:
+    """The selector also offers the module's pack check (a problem sensor): picked, it turns on
+    without causes, and the blueprint stays silent rather than say the top difference grows."""
+    registry = er.async_get(hass)
+    check = registry.async_get_entity_id("binary_sensor", DOMAIN, f"{init_integration.unique_id}_pack_check")
+    assert check is not None
+    assert check in _offered(
+        hass, init_integration, _inputs("balancer_not_keeping_up.yaml")["problem_entity"]["selector"]
+    )
+    calls = await _use_blueprint(
+        hass,
+        tmp_path,
+        "balancer_not_keeping_up.yaml",
+        {"problem_entity": check, "alert_actions": [{"action": "notify.battery_phone", "data": {"message": "x"}}]},
+    )
+    hass.states.async_set(check, STATE_OFF, {"device_class": "problem"})
+    hass.states.async_set(check, STATE_ON, {"device_class": "problem", "warnings": ["cell_out_of_range"]})
+    await hass.async_block_till_done()
+    assert calls == []
