@@ -211,8 +211,10 @@ def test_simulate_a_pack_with_a_weak_cell_days_in(socket_enabled: None) -> None:
     ("args", "message"),
     [
         (["--pack-days", "-1"], "days must be 0..365"),
-        (["--pack-days", "soon"], "invalid _days value"),
+        (["--pack-days", "soon"], "days must be 0..365, got 'soon'"),
+        (["--pack-days", "nan"], "days must be 0..365, got 'nan'"),
         (["--speed", "0.5"], "speed must be 1..1000000"),
+        (["--speed", "abc"], "speed must be 1..1000000, got 'abc'"),
     ],
 )
 def test_simulate_refuses_bad_pack_options(args: list[str], message: str) -> None:

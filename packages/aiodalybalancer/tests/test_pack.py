@@ -178,3 +178,19 @@ def test_speed_runs_the_physics_faster_but_the_sleep_timer_in_real_time() -> Non
 def test_speed_outside_its_range_is_refused(speed: float) -> None:
     with pytest.raises(ValueError, match=r"speed must be 1\.\.1000000"):
         SimulatorConfig(speed=speed)
+
+
+@pytest.mark.parametrize(("cells", "weak", "leaky"), [(3, 3, 1), (5, 5, 1), (10, 5, 1), (16, 5, 11)])
+def test_a_small_pack_has_its_last_cell_weak(cells: int, weak: int, leaky: int) -> None:
+    """The CLI's --cells 3..24 with --pack-days: cells 5 and 11 do not exist in every pack."""
+    pack = weak_cell_pack(cells=cells)
+    assert min(pack.capacities) == 85.0
+    assert pack.capacities.index(85.0) == weak - 1
+    assert max(range(cells), key=pack.leaks.__getitem__) == leaky - 1
+    pack.advance(DAY)
+    assert len(pack.cell_voltages()) == cells
+
+
+def test_cells_are_numbered_from_one() -> None:
+    with pytest.raises(ValueError, match="numbered from 1"):
+        weak_cell_pack(weak_cell=0)

@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         "--pack-days",
         type=_days,
         metavar="DAYS",
-        help="cells from a pack with a weak cell (cell 5) that has lived DAYS days of sun and load",
+        help="cells from a pack with a weak cell (cell 5; of fewer cells, the last) that has lived DAYS days of sun and load",
     )
     sim.add_argument(
         "--speed",
@@ -183,18 +183,22 @@ def _ble_address(text: str) -> str:
     return text
 
 
+def _number(text: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # NaN included
+        raise argparse.ArgumentTypeError(f"{what} must be {low:.12g}..{high:.12g}, got {text!r}")
+    return value
+
+
 def _days(text: str) -> float:
-    days = float(text)
-    if not 0 <= days <= 365:
-        raise argparse.ArgumentTypeError(f"days must be 0..365, got {text}")
-    return days
+    return _number(text, 0, 365, "days")
 
 
 def _speed(text: str) -> float:
-    speed = float(text)
-    if not 1 <= speed <= 1e6:
-        raise argparse.ArgumentTypeError(f"speed must be 1..1000000, got {text}")
-    return speed
+    return _number(text, 1, 1e6, "speed")
 
 
 async def _transport(args: argparse.Namespace) -> Transport:

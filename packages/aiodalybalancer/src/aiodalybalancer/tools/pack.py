@@ -262,8 +262,15 @@ def weak_cell_pack(
 
     At midnight of day 0 the cells miss 70 Ah to full, up to ``spread`` (of 100 Ah) apart; each self-discharges 0–3 mA, cell
     ``leaky_cell`` 10 mA more (about 0.25 Ah a day), so without balancing the top drifts apart.
+    A pack of fewer cells than ``weak_cell`` has its last cell weak; of fewer than
+    ``leaky_cell``, the first cell that is not the weak one leaks.
     ``days_in``: run that many days first (balancer as ``settings`` say).
     """
+    if weak_cell < 1 or leaky_cell < 1:
+        raise ValueError(f"cells are numbered from 1, got weak cell {weak_cell}, leaky cell {leaky_cell}")
+    weak_cell = min(weak_cell, cells)
+    if leaky_cell > cells:
+        leaky_cell = 2 if weak_cell == 1 else 1
     rng = random.Random(seed)
     capacities = [100.0 + rng.uniform(-2, 2) for _ in range(cells)]
     capacities[weak_cell - 1] = weak_capacity
