@@ -174,6 +174,12 @@ def add_module(base: str, token: str, port: str) -> bool:
     raise SystemExit(f"adding {port} failed at step {step.get('step_id')}: {result.get('errors') or result}")
 
 
+def silent_modules(base: str, token: str) -> list[str]:
+    """The titles of this integration's entries that Home Assistant cannot set up (not answering)."""
+    entries = _call(base, f"/api/config/config_entries/entry?domain={DOMAIN}", token=token)
+    return [entry["title"] for entry in entries if entry["state"] in {"setup_retry", "setup_error"}]
+
+
 def restart(base: str, token: str, wait: float = 600) -> None:
     """Ask Home Assistant to restart (it exits with code 100; ``scripts/run`` starts it again).
 
@@ -188,7 +194,7 @@ def restart(base: str, token: str, wait: float = 600) -> None:
         _call(base, "/api/services/homeassistant/restart", {}, token)
     except urllib.error.HTTPError:
         raise
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+    except urllib.error.URLError, ConnectionError, TimeoutError:
         pass  # it may stop before it answers
 
 
@@ -275,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         base = args.base_url.rstrip("/")
         token = login(base, args.username, args.password)
         added = add_module(base, token, args.port)
+        for title in silent_modules(base, token):
+            print(
+                f"{title} does not answer (an earlier run's simulator on another port?): remove it under "
+                "Settings → Devices & services if you no longer need it",
+                file=sys.stderr,
+            )
         if added and args.restart_if_added:
             restart(base, token)
         print("added" if added else "present")
