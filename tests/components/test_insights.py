@@ -298,8 +298,9 @@ async def test_stored_days_of_an_older_format_are_migrated(
         "chemistry": "lifepo4",
         "top_difference": 0.087,
         "bottom_difference": 0.236,
-        "highest_at_top": [0, 0, 4],
-        "lowest_at_bottom": [0, 0, 0, 0, 9],
+        # Per-cell counts of the simulated module's 16 cells.
+        "highest_at_top": [0, 0, 4] + [0] * 13,
+        "lowest_at_bottom": [0, 0, 0, 0, 9] + [0] * 11,
         "balancing_s": 720.0,
         "expected_s": 720.0,
         "max_cell": 3.551,
