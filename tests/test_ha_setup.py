@@ -8,7 +8,6 @@ Assistant's ``Store`` reads. tests/e2e/test_run_pack.py runs both against a real
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -20,20 +19,15 @@ import pytest
 from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.insights import Insights
 from custom_components.daly_active_balance.insights_store import STORE_MINOR_VERSION, STORE_VERSION, store_key
+from tests.ha_setup import load_ha_setup
 
-HA_SETUP = Path(__file__).resolve().parents[1] / "scripts" / "ha_config" / "ha_setup.py"
 URL = "socket://127.0.0.1:8899"
 ZONE = "Pacific/Auckland"
 
 
 @pytest.fixture(scope="module")
 def ha_setup() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("daly_ha_setup", HA_SETUP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_ha_setup()
 
 
 def _storage(config_dir: Path, name: str, data: dict[str, Any]) -> None:

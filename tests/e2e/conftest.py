@@ -26,13 +26,13 @@ import signal
 import socket
 import subprocess
 import sys
-from types import ModuleType
 from typing import TYPE_CHECKING
 import warnings
 
 import pytest
 
 from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
+from tests.ha_setup import load_ha_setup
 from tests.skip_gate import IN_CI
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
-HA_SETUP = REPO / "scripts" / "ha_config" / "ha_setup.py"
 REQUIREMENTS_RUN = REPO / "requirements_run.txt"
 LIBRARY_SRC = REPO / "packages" / "aiodalybalancer" / "src"
 # Debian's Chromium headless, as root, on a machine with no network but loopback.
@@ -187,16 +186,6 @@ async def http_status(port: int, path: str) -> int | None:
             await writer.wait_closed()
     parts = line.split()
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
-
-
-def load_ha_setup() -> ModuleType:
-    """scripts/ha_config/ha_setup.py, the helpers ``scripts/run`` uses (not a package: loaded by path)."""
-    spec = importlib.util.spec_from_file_location("daly_ha_setup", HA_SETUP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass

@@ -19,9 +19,10 @@ from playwright.async_api import ConsoleMessage, Locator, Page, Route, expect
 
 from aiodalybalancer.tools.pack import weak_cell_simulator
 from aiodalybalancer.tools.simulator import Fault, FaultPlan, SimulatorConfig, serve_tcp
+from tests.ha_setup import load_ha_setup
 
 from . import ui
-from .conftest import FrozenClock, HomeAssistantProcess, RunningSimulator, load_ha_setup, loud_skip, restart
+from .conftest import FrozenClock, HomeAssistantProcess, RunningSimulator, loud_skip, restart
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

@@ -16,8 +16,9 @@ import pytest
 
 from aiodalybalancer.tools.pack import weak_cell_simulator
 from aiodalybalancer.tools.simulator import SimulatorConfig, serve_tcp
+from tests.ha_setup import load_ha_setup
 
-from .conftest import FrozenClock, HomeAssistantProcess, free_port, load_ha_setup, restart
+from .conftest import FrozenClock, HomeAssistantProcess, free_port, restart
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
