@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import override
+from collections.abc import Callable, Coroutine, Sequence
+import selectors
+from typing import Any, override
 
 from aiodalybalancer.errors import DalyConnectionError
 from aiodalybalancer.tools.simulator import SimulatedBalancer
@@ -96,3 +97,34 @@ class SimTransport(ScriptedTransport):
     def _received_if_open(self, chunk: bytes) -> None:
         if self._open:
             self._received(chunk)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to its next timer instead of waiting for it.
+
+    For links without real I/O (the scripted transport): a scenario of many timeouts runs in
+    no time, and the order of events depends on the scenario alone, never on the machine.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        loop = self
+
+        class _Selector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+            def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+                loop.now += timeout or 0.0
+                return super().select(0)
+
+        super().__init__(_Selector())
+
+    def time(self) -> float:
+        return self.now
+
+
+def run_in_virtual_time[T](scenario: Coroutine[Any, Any, T]) -> T:
+    """Run ``scenario`` to its end on a ``VirtualTimeLoop`` (its clock starts at 0)."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(scenario)
+    finally:
+        loop.close()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import math
 import os
 import random
-import selectors
 import tty
 
 import pytest
@@ -44,7 +43,7 @@ from aiodalybalancer.registers import (
 from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig
 from aiodalybalancer.transport import SerialTransport
 
-from .fakes import ScriptedTransport
+from .fakes import ScriptedTransport, VirtualTimeLoop
 
 WRITABLE = [reg for reg in REGISTERS if reg.writable]
 
@@ -458,28 +457,6 @@ async def test_answers_that_come_late_in_order_never_show_an_old_cell_voltage() 
     await asyncio.sleep(0.5)  # what is still under way arrives before the test ends
 
 
-class _VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock jumps to its next timer instead of waiting for it.
-
-    For links without real I/O (the scripted transport): a scenario of many timeouts runs in
-    no time, and the order of events depends on the scenario alone, never on the machine.
-    """
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        loop = self
-
-        class _Selector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-            def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-                loop.now += timeout or 0.0
-                return super().select(0)
-
-        super().__init__(_Selector())
-
-    def time(self) -> float:
-        return self.now
-
-
 async def _run_lines(rng: random.Random) -> list[tuple[int, int]]:
     """Polls over a line whose answers come in order, each at most once, after delays drawn
     from ``rng``: a stall, a module silent that then answers its whole backlog, jitter up to
@@ -535,7 +512,7 @@ async def _run_lines(rng: random.Random) -> list[tuple[int, int]]:
 def test_no_poll_ever_shows_a_value_from_before_its_own_requests(seed: int) -> None:
     """Randomised (seeded, so every run is the same): whatever the delays, as long as answers
     come in order and at most once, a poll shows values its own requests read, or fails."""
-    loop = _VirtualTimeLoop()
+    loop = VirtualTimeLoop()
     try:
         shown = loop.run_until_complete(_run_lines(random.Random(seed)))
     finally:
@@ -575,7 +552,7 @@ async def _silent_for_long_then_back() -> tuple[int, list[bool]]:
 def test_a_long_silence_is_remembered_in_little_and_left_behind_at_once() -> None:
     """Nothing owed is forgotten, yet a module silent for hundreds of requests neither makes the
     list of what is owed grow with them nor keeps the polls failing once it answers again."""
-    loop = _VirtualTimeLoop()
+    loop = VirtualTimeLoop()
     try:
         owed_most, polls = loop.run_until_complete(_silent_for_long_then_back())
     finally:

@@ -273,7 +273,8 @@ class Exchange:
         for attempt in range((self.retries if retries is None else retries) + 1):
             self.stats.retries += bool(attempt)
             try:
-                if any(owed.kind == kind for owed in self._owed):
+                # A link to open owes nothing (``_attempt`` forgets what the old one owed).
+                if self.transport.is_open and any(owed.kind == kind for owed in self._owed):
                     await self._sync(kind)
                 return await self._attempt(request, match, wanted=wanted, drop_echo=drop_echo, reply_bytes=reply_bytes)
             except BadAnswerError as err:
