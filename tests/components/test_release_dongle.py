@@ -13,7 +13,8 @@ notifications and the client's time-outs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -193,6 +194,23 @@ def linked(dongle: type[StandInBleClient]) -> bool:
 def traffic(dongle: type[StandInBleClient], simulator: SimulatedBalancer) -> tuple[int, int, int]:
     """Connection attempts, writes to the dongle, and requests the module received, so far."""
     return dongle.connect_attempts, dongle.writes, simulator.stats.requests
+
+
+@contextmanager
+def answering_slowly(simulator: SimulatedBalancer) -> Iterator[list[bytes]]:
+    """Every answer of the module takes 0.2 s longer inside the block; yields the requests it got."""
+    answer = simulator.receive
+    asked: list[bytes] = []
+
+    def slowly(data: bytes) -> list[Reply]:
+        asked.append(data)
+        return [replace(reply, delay=reply.delay + 0.2) for reply in answer(data)]
+
+    simulator.receive = slowly  # type: ignore[method-assign]
+    try:
+        yield asked
+    finally:
+        del simulator.receive
 
 
 async def test_the_phone_app_gets_the_dongle_for_10_minutes(
@@ -385,24 +403,16 @@ async def test_the_survey_and_the_window_exclude_each_other(
     """A survey's requests open the link on their own: a press during one takes effect once it
     has ended (the buttons take one press at a time), and no survey runs during a window."""
     coordinator: DalyCoordinator = loaded.runtime_data
-    answer = simulator.receive
-    asked: list[bytes] = []
-
-    def slowly(data: bytes) -> list[Reply]:
-        # The survey's answers take a while: it is under way when the other button is pressed.
-        asked.append(data)
-        return [replace(reply, delay=reply.delay + 0.2) for reply in answer(data)]
-
-    simulator.receive = slowly  # type: ignore[method-assign]
-    survey = hass.async_create_task(press(hass, "survey_registers"))
-    assert await until(lambda: bool(asked))
-    await press(hass, "release_dongle")
-    assert survey.done()
-    assert coordinator.last_survey is not None
-    assert not any(part.error for part in coordinator.last_survey.ranges if part.start == 0)
-    assert coordinator.released_until is not None
-    assert not linked(dongle)
-    del simulator.receive
+    # The survey's answers take a while: it is under way when the other button is pressed.
+    with answering_slowly(simulator) as asked:
+        survey = hass.async_create_task(press(hass, "survey_registers"))
+        assert await until(lambda: bool(asked))
+        await press(hass, "release_dongle")
+        assert survey.done()
+        assert coordinator.last_survey is not None
+        assert not any(part.error for part in coordinator.last_survey.ranges if part.start == 0)
+        assert coordinator.released_until is not None
+        assert not linked(dongle)
     await press(hass, "take_back_dongle")
 
     await press_release(hass, clock)
@@ -439,21 +449,13 @@ async def test_a_poll_under_way_ends_before_the_link_closes(
 ) -> None:
     """Pressed while a poll waits for its answers: the poll ends with them, then the link closes."""
     coordinator: DalyCoordinator = loaded.runtime_data
-    answer = simulator.receive
-    asked: list[bytes] = []
-
-    def slowly(data: bytes) -> list[Reply]:
-        asked.append(data)
-        return [replace(reply, delay=reply.delay + 0.2) for reply in answer(data)]
-
-    simulator.receive = slowly  # type: ignore[method-assign]
-    polling = hass.async_create_task(coordinator.async_refresh())
-    assert await until(lambda: bool(asked))
-    await press(hass, "release_dongle")
-    assert polling.done()
-    assert coordinator.last_update_success
-    assert not linked(dongle)
-    del simulator.receive
+    with answering_slowly(simulator) as asked:
+        polling = hass.async_create_task(coordinator.async_refresh())
+        assert await until(lambda: bool(asked))
+        await press(hass, "release_dongle")
+        assert polling.done()
+        assert coordinator.last_update_success
+        assert not linked(dongle)
 
 
 async def test_a_reload_ends_the_window(
