@@ -6,34 +6,22 @@ The whole command (real Home Assistant releases from the package index) runs out
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-import sys
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"daly_compat_{name}", ROOT / "scripts" / "ha_compat" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def driver() -> ModuleType:
-    return _load("driver")
+    return load_script("ha_compat/driver.py")
 
 
 @pytest.fixture(scope="module")
 def exercise() -> ModuleType:
-    return _load("exercise")
+    return load_script("ha_compat/exercise.py")
 
 
 CONFLICT = """\

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 import re
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_register_docs_are_current() -> None:
-    spec = importlib.util.spec_from_file_location("gen_register_docs", ROOT / "scripts" / "gen_register_docs.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    expected = module.render()
+    expected = load_script("gen_register_docs.py").render()
     assert (ROOT / "docs" / "registers.md").read_text(encoding="utf-8") == expected, (
         "docs/registers.md is stale: run scripts/gen_register_docs.py"
     )

@@ -19,7 +19,7 @@ import pytest
 from custom_components.daly_active_balance.const import DOMAIN
 from custom_components.daly_active_balance.insights import Insights
 from custom_components.daly_active_balance.insights_store import STORE_MINOR_VERSION, STORE_VERSION, store_key
-from tests.ha_setup import load_ha_setup
+from tests.scripts import load_script
 
 URL = "socket://127.0.0.1:8899"
 ZONE = "Pacific/Auckland"
@@ -27,7 +27,7 @@ ZONE = "Pacific/Auckland"
 
 @pytest.fixture(scope="module")
 def ha_setup() -> ModuleType:
-    return load_ha_setup()
+    return load_script("ha_config/ha_setup.py")
 
 
 def _storage(config_dir: Path, name: str, data: dict[str, Any]) -> None:

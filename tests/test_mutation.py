@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path, PurePosixPath
-import sys
 from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "mutation.yml"
@@ -17,13 +17,7 @@ WORKFLOW = ROOT / ".github" / "workflows" / "mutation.yml"
 
 @pytest.fixture(scope="module")
 def mutation() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("daly_mutation", ROOT / "scripts" / "mutation.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("mutation.py")
 
 
 @pytest.fixture(scope="module")

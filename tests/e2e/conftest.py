@@ -32,7 +32,7 @@ import warnings
 import pytest
 
 from aiodalybalancer.tools.simulator import SimulatedBalancer, SimulatorConfig, serve_tcp
-from tests.ha_setup import load_ha_setup
+from tests.scripts import load_script
 from tests.skip_gate import IN_CI
 
 if TYPE_CHECKING:
@@ -272,7 +272,7 @@ async def home_assistant(
     """
     port = free_port()
     config_dir = tmp_path / "config"
-    load_ha_setup().prepare(config_dir, port)
+    load_script("ha_config/ha_setup.py").prepare(config_dir, port)
     output = tmp_path / "home-assistant.out"
     process = await _start(config_dir, output, tmp_path)
     ha = HomeAssistantProcess(f"http://127.0.0.1:{port}", port, config_dir, output, process)

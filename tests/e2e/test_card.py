@@ -19,7 +19,7 @@ from playwright.async_api import ConsoleMessage, Locator, Page, Route, expect
 
 from aiodalybalancer.tools.pack import weak_cell_simulator
 from aiodalybalancer.tools.simulator import Fault, FaultPlan, SimulatorConfig, serve_tcp
-from tests.ha_setup import load_ha_setup
+from tests.scripts import load_script
 
 from . import ui
 from .conftest import FrozenClock, HomeAssistantProcess, RunningSimulator, loud_skip, restart
@@ -334,7 +334,9 @@ async def test_card_and_insights_after_two_weeks(
         seeded: list[str] = []
         await restart(
             home_assistant,
-            lambda: seeded.extend(load_ha_setup().seed_insights(home_assistant.config_dir, server.url, PACK_DAYS)),
+            lambda: seeded.extend(
+                load_script("ha_config/ha_setup.py").seed_insights(home_assistant.config_dir, server.url, PACK_DAYS)
+            ),
         )
         assert len(seeded) == 1
         await page.goto(f"{home_assistant.url}/")

@@ -16,7 +16,7 @@ import pytest
 
 from aiodalybalancer.tools.pack import weak_cell_simulator
 from aiodalybalancer.tools.simulator import SimulatorConfig, serve_tcp
-from tests.ha_setup import load_ha_setup
+from tests.scripts import load_script
 
 from .conftest import FrozenClock, HomeAssistantProcess, free_port, restart
 
@@ -57,7 +57,7 @@ async def _silent(setup: Any, base: str, token: str) -> list[str]:
 async def test_a_pack_with_a_weak_cell_shows_its_days_at_once(
     home_assistant: HomeAssistantProcess, socket_enabled: None
 ) -> None:
-    setup = load_ha_setup()
+    setup = load_script("ha_config/ha_setup.py")
     base = home_assistant.url
     age = setup.pack_age(home_assistant.config_dir, 14)
     assert 14 <= age < 15
