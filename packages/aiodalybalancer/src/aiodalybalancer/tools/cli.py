@@ -147,22 +147,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _whole_number(text: str, low: int, high: int, what: str) -> int:
+def _in_range[N: (int, float)](text: str, kind: type[N], low: N, high: N, what: str) -> N:
+    """``text`` as a ``kind`` within ``low..high``; an argparse error naming ``what`` otherwise."""
     try:
-        number: int | None = int(text)
+        value = kind(text)
     except ValueError:
-        number = None
-    if number is None or not low <= number <= high:
-        raise argparse.ArgumentTypeError(f"{what} must be {low}..{high}, got {text!r}")
-    return number
+        value = None
+    if value is None or not low <= value <= high:  # NaN is in no range
+        raise argparse.ArgumentTypeError(f"{what} must be {low:.12g}..{high:.12g}, got {text!r}")
+    return value
 
 
 def _tcp_port(text: str) -> int:
-    return _whole_number(text, 0, 65535, "port")
+    return _in_range(text, int, 0, 65535, "port")
 
 
 def _cells(text: str) -> int:
-    return _whole_number(text, MIN_CELLS, MAX_CELLS, "cells")
+    return _in_range(text, int, MIN_CELLS, MAX_CELLS, "cells")
 
 
 def _seconds(text: str) -> float:
@@ -183,22 +184,12 @@ def _ble_address(text: str) -> str:
     return text
 
 
-def _number(text: str, low: float, high: float, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not low <= value <= high:  # NaN included
-        raise argparse.ArgumentTypeError(f"{what} must be {low:.12g}..{high:.12g}, got {text!r}")
-    return value
-
-
 def _days(text: str) -> float:
-    return _number(text, 0, 365, "days")
+    return _in_range(text, float, 0.0, 365.0, "days")
 
 
 def _speed(text: str) -> float:
-    return _number(text, 1, 1e6, "speed")
+    return _in_range(text, float, 1.0, 1e6, "speed")
 
 
 async def _transport(args: argparse.Namespace) -> Transport:
